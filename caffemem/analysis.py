@@ -1,0 +1,63 @@
+"""The library's front door: file in, built nets out (and, from there, the memory model).
+
+:func:`build_all` loads a net or solver prototxt and builds every net Caffe would build from
+it, in Caffe's order, with the user's shape overrides.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .errors import NetError
+from .loader import Loaded, load
+from .net import BuildOptions, Net, build_net
+
+Shape = tuple
+
+
+@dataclass
+class AnalysisOptions:
+    """What the user says about how to build the nets (CLI flags map onto these)."""
+
+    phase: Optional[str] = None  # for a net file: TRAIN (default) or TEST
+    stages: tuple[str, ...] = ()
+    level: Optional[int] = None
+    inputs: dict[str, Shape] = field(default_factory=dict)  # --input, all nets
+    #: overrides for one net only, keyed by its label ("net", "train net", "test net #0")
+    inputs_per_net: dict[str, dict[str, Shape]] = field(default_factory=dict)
+    batch: Optional[int] = None  # --batch: every data layer
+    test_batch: Optional[int] = None  # --test-batch: data layers of test nets only
+
+
+def build_loaded(loaded: Loaded, options: AnalysisOptions) -> list[Net]:
+    """Build every net of an already loaded file."""
+    nets = []
+    used: set[str] = set()
+    for spec in loaded.nets:
+        inputs = dict(options.inputs)
+        inputs.update(options.inputs_per_net.get(spec.label, {}))
+        batch = options.batch
+        if spec.label.startswith("test") and options.test_batch is not None:
+            batch = options.test_batch
+        bo = BuildOptions(inputs=inputs, batch=batch, net_dir=spec.net_dir, strict_inputs=False)
+        net = build_net(spec.param, spec.state, bo, source=spec.source)
+        net.label = spec.label  # type: ignore[attr-defined]
+        net.warnings[:0] = spec.notes
+        tops = {n for l in net.layers for n in l.ctx.tops}
+        used |= set(inputs) & tops
+        nets.append(net)
+    unused = sorted(set(options.inputs) - used)
+    if unused:
+        tops = sorted({n for net in nets for l in net.layers for n in l.ctx.tops if not l.inserted_split})
+        raise NetError(f"--input names blob(s) {', '.join(unused)} that no layer produces; "
+                       f"tops are: {', '.join(tops[:15])}{' ...' if len(tops) > 15 else ''}")
+    return nets
+
+
+def build_all(path: str, options: Optional[AnalysisOptions] = None) -> list[Net]:
+    """Load ``path`` (net or solver prototxt) and build its nets."""
+    options = options or AnalysisOptions()
+    loaded = load(path, phase=options.phase, stages=options.stages, level=options.level)
+    return build_loaded(loaded, options)

@@ -1,0 +1,19 @@
+"""Layer rules, one module per family; importing this package registers them all.
+
+To add a fork's layer: write a module here with a :class:`~caffemem.layers.base.LayerRule`
+subclass decorated with ``@register`` and add its module name to ``_MODULES``.
+"""
+
+from importlib import import_module
+
+from .registry import known_types, lookup, register  # noqa: F401
+
+_MODULES = ("data", "conv", "pooling", "neuron", "common", "normalization", "loss",
+            "recurrent", "ssd", "segnet", "frcnn", "deeplab", "treepool")
+
+for _name in _MODULES:
+    try:
+        import_module(f"{__name__}.{_name}")
+    except ModuleNotFoundError as _e:  # a family still being written
+        if _e.name != f"{__name__}.{_name}":
+            raise

@@ -1,0 +1,293 @@
+"""Layers that move, combine or reshape blobs: InnerProduct, Flatten, Reshape, Concat, Slice,
+Eltwise, Split, Silence, Crop, Tile, Reduction, ArgMax, Embed, BatchReindex, Filter, Parameter."""
+
+from __future__ import annotations
+
+from .base import LayerCtx, LayerRule, NeedsInputShape, Setup, count
+from .registry import register
+
+
+@register
+class InnerProduct(LayerRule):
+    type = "InnerProduct"
+
+    def setup(self, ctx: LayerCtx) -> Setup:
+        ip = ctx.param.inner_product_param
+        b = ctx.bottom(0)
+        axis = ctx.canonical_axis(ip.axis, len(b))
+        k, n = count(b[axis:]), ip.num_output
+        if n <= 0:
+            raise ctx.fail("num_output must be positive")
+        params = [(k, n) if ip.transpose else (n, k)]
+        if ip.bias_term:
+            params.append((n,))
+        return Setup([tuple(b[:axis]) + (n,)], params)
+
+    def flops(self, ctx: LayerCtx) -> int:
+        ip = ctx.param.inner_product_param
+        b = ctx.bottom(0)
+        return count(b) * ip.num_output
+
+
+@register
+class Flatten(LayerRule):
+    type = "Flatten"
+    allows_in_place = False
+    shares_data = True
+
+    def setup(self, ctx: LayerCtx) -> Setup:
+        fp = ctx.param.flatten_param
+        b = ctx.bottom(0)
+        start = ctx.canonical_axis(fp.axis, len(b))
+        end = ctx.canonical_axis(fp.end_axis, len(b))
+        return Setup([tuple(b[:start]) + (count(b[start:end + 1]),) + tuple(b[end + 1:])])
+
+
+@register
+class Reshape(LayerRule):
+    type = "Reshape"
+    allows_in_place = False
+    shares_data = True
+
+    def setup(self, ctx: LayerCtx) -> Setup:
+        rp = ctx.param.reshape_param
+        b = ctx.bottom(0)
+        nb = len(b)
+        start = rp.axis if rp.axis >= 0 else nb + rp.axis + 1
+        if not 0 <= start <= nb:
+            raise ctx.fail(f"axis {rp.axis} out of range for a {nb}-D input blob")
+        if rp.num_axes < -1:
+            raise ctx.fail("num_axes must be >= 0, or -1 for all")
+        end = nb if rp.num_axes == -1 else start + rp.num_axes
+        if end > nb:
+            raise ctx.fail("end_axis = axis + num_axes is out of range")
+        dims = list(rp.shape.dim)
+        inferred = [i for i, d in enumerate(dims) if d == -1]
+        if len(inferred) > 1:
+            raise ctx.fail("new shape contains multiple -1 dims; at most a single (1) value of -1 may be specified")
+        top = list(b[:start]) + dims + list(b[end:])
+        constant = 1
+        for i, d in enumerate(dims):
+            if d == 0:
+                if start + i >= nb:
+                    raise ctx.fail("new shape contains a 0, but there was no corresponding bottom axis to copy")
+                top[start + i] = b[start + i]
+            elif d > 0:
+                constant *= d
+            elif d < -1:
+                raise ctx.fail(f"invalid dimension {d} in reshape_param.shape")
+        if inferred:
+            explicit = constant * count(b[:start]) * count(b[end:])
+            for i, d in enumerate(dims):
+                if d == 0:
+                    explicit *= top[start + i]
+            if explicit == 0 or count(b) % explicit:
+                raise ctx.fail(f"bottom count ({count(b)}) must be divisible by the product of "
+                               f"the specified dimensions ({explicit})")
+            top[start + inferred[0]] = count(b) // explicit
+        if count(top) != count(b):
+            raise ctx.fail(f"output count ({count(top)}, shape {top}) must match input count ({count(b)})")
+        return Setup([tuple(top)])
+
+
+@register
+class Concat(LayerRule):
+    type = "Concat"
+
+    def setup(self, ctx: LayerCtx) -> Setup:
+        cp = ctx.param.concat_param
+        b0 = ctx.bottom(0)
+        axis = cp.concat_dim if cp.HasField("concat_dim") else ctx.canonical_axis(cp.axis, len(b0))
+        if axis >= len(b0):
+            raise ctx.fail(f"concat axis {axis} out of range for a {len(b0)}-D blob")
+        total = 0
+        for i, s in enumerate(ctx.bottom_shapes):
+            if len(s) != len(b0) or any(s[j] != b0[j] for j in range(len(b0)) if j != axis):
+                raise ctx.fail(f"all inputs must have the same shape except on the concat axis "
+                               f"{axis}: bottom 0 is {list(b0)}, bottom {i} is {list(s)}")
+            total += s[axis]
+        return Setup([tuple(b0[:axis]) + (total,) + tuple(b0[axis + 1:])])
+
+
+@register
+class Slice(LayerRule):
+    type = "Slice"
+
+    def setup(self, ctx: LayerCtx) -> Setup:
+        sp = ctx.param.slice_param
+        b = ctx.bottom(0)
+        axis = sp.slice_dim if sp.HasField("slice_dim") else ctx.canonical_axis(sp.axis, len(b))
+        if axis >= len(b):
+            raise ctx.fail(f"slice axis {axis} out of range")
+        size, ntop = b[axis], len(ctx.tops)
+        points = list(sp.slice_point)
+        if points:
+            if len(points) != ntop - 1:
+                raise ctx.fail(f"{len(points)} slice points for {ntop} tops (need {ntop - 1})")
+            bounds = [0] + points + [size]
+            sizes = [bounds[i + 1] - bounds[i] for i in range(ntop)]
+            if any(s <= 0 for s in sizes):
+                raise ctx.fail(f"slice points {points} must increase within 0..{size}")
+        else:
+            if ntop == 0 or size % ntop:
+                raise ctx.fail(f"number of top blobs ({ntop}) should evenly divide input slice axis ({size})")
+            sizes = [size // ntop] * ntop
+        return Setup([tuple(b[:axis]) + (s,) + tuple(b[axis + 1:]) for s in sizes])
+
+
+@register
+class Eltwise(LayerRule):
+    type = "Eltwise"
+
+    def setup(self, ctx: LayerCtx) -> Setup:
+        b0 = ctx.bottom(0)
+        for i, s in enumerate(ctx.bottom_shapes[1:], 1):
+            if s != b0:
+                raise ctx.fail(f"bottom {i} shape {list(s)} differs from bottom 0 shape {list(b0)}")
+        return Setup([b0])
+
+    def flops(self, ctx: LayerCtx) -> int:
+        return count(ctx.bottom(0)) * max(0, len(ctx.bottoms) - 1)
+
+
+@register
+class Split(LayerRule):
+    type = "Split"
+    allows_in_place = False
+    shares_data = True
+
+    def setup(self, ctx: LayerCtx) -> Setup:
+        return Setup([ctx.bottom(0)] * len(ctx.tops))
+
+
+@register
+class Silence(LayerRule):
+    type = "Silence"
+
+    def setup(self, ctx: LayerCtx) -> Setup:
+        return Setup([])
+
+
+@register
+class Crop(LayerRule):
+    type = "Crop"
+
+    def setup(self, ctx: LayerCtx) -> Setup:
+        cp = ctx.param.crop_param
+        b0, b1 = ctx.bottom(0), ctx.bottom(1)
+        start = ctx.canonical_axis(cp.axis, len(b0))
+        offsets = list(cp.offset)
+        if len(offsets) > 1 and len(offsets) != len(b0) - start:
+            raise ctx.fail(f"number of offsets ({len(offsets)}) must be 1 or the number of cropped axes ({len(b0) - start})")
+        top = list(b0)
+        for i in range(start, len(b0)):
+            off = offsets[0] if len(offsets) == 1 else (offsets[i - start] if offsets else 0)
+            if i >= len(b1):
+                raise ctx.fail(f"reference bottom {list(b1)} has no axis {i}")
+            if b0[i] - off < b1[i]:
+                raise ctx.fail(f"the crop for dimension {i} is out-of-bounds with size {b1[i]} and offset {off} (input size {b0[i]})")
+            top[i] = b1[i]
+        return Setup([tuple(top)])
+
+
+@register
+class Tile(LayerRule):
+    type = "Tile"
+
+    def setup(self, ctx: LayerCtx) -> Setup:
+        tp = ctx.param.tile_param
+        b = ctx.bottom(0)
+        axis = ctx.canonical_axis(tp.axis, len(b))
+        if tp.tiles <= 0:
+            raise ctx.fail("number of tiles must be positive")
+        top = list(b)
+        top[axis] *= tp.tiles
+        return Setup([tuple(top)])
+
+
+@register
+class Reduction(LayerRule):
+    type = "Reduction"
+
+    def setup(self, ctx: LayerCtx) -> Setup:
+        b = ctx.bottom(0)
+        axis = ctx.canonical_axis(ctx.param.reduction_param.axis, len(b))
+        return Setup([tuple(b[:axis])])
+
+
+@register
+class ArgMax(LayerRule):
+    type = "ArgMax"
+    has_backward = False
+
+    def setup(self, ctx: LayerCtx) -> Setup:
+        ap = ctx.param.argmax_param
+        b = ctx.bottom(0)
+        if ap.HasField("axis"):
+            axis = ctx.canonical_axis(ap.axis, len(b))
+            if ap.top_k > b[axis]:
+                raise ctx.fail("top_k must be less than or equal to the dimension of the axis")
+            top = list(b)
+            top[axis] = ap.top_k
+        else:
+            if ap.top_k > count(b[1:]):
+                raise ctx.fail("top_k must be less than or equal to the number of classes")
+            top = [1] * max(len(b), 3)
+            top[0] = b[0]
+            top[2] = ap.top_k
+            if ap.out_max_val:
+                top[1] = 2
+        return Setup([tuple(top)])
+
+
+@register
+class Embed(LayerRule):
+    type = "Embed"
+
+    def setup(self, ctx: LayerCtx) -> Setup:
+        ep = ctx.param.embed_param
+        if ep.num_output <= 0 or ep.input_dim <= 0:
+            raise ctx.fail("num_output and input_dim must be positive")
+        params = [(ep.input_dim, ep.num_output)]
+        if ep.bias_term:
+            params.append((ep.num_output,))
+        return Setup([tuple(ctx.bottom(0)) + (ep.num_output,)], params)
+
+
+@register
+class BatchReindex(LayerRule):
+    type = "BatchReindex"
+
+    def setup(self, ctx: LayerCtx) -> Setup:
+        b0, b1 = ctx.bottom(0), ctx.bottom(1)
+        if len(b1) != 1:
+            raise ctx.fail("the index bottom must be 1-D")
+        return Setup([(b1[0],) + tuple(b0[1:])])
+
+
+@register
+class Filter(LayerRule):
+    """Top shapes at SetUp keep the full batch (the first Reshape passes everything)."""
+
+    type = "Filter"
+
+    def setup(self, ctx: LayerCtx) -> Setup:
+        return Setup([ctx.bottom(i) for i in range(len(ctx.bottoms) - 1)])
+
+
+@register
+class Parameter(LayerRule):
+    type = "Parameter"
+
+    def setup(self, ctx: LayerCtx) -> Setup:
+        shape = tuple(ctx.param.parameter_param.shape.dim)
+        return Setup([shape], [shape])
+
+
+@register
+class HDF5Output(LayerRule):
+    type = "HDF5Output"
+    has_backward = False
+
+    def setup(self, ctx: LayerCtx) -> Setup:
+        return Setup([])

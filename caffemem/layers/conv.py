@@ -1,0 +1,199 @@
+"""Convolution, Deconvolution and Im2col (Caffe's base_conv_layer / im2col_layer).
+
+Kernel, pad, stride and dilation come either as repeated fields (one value for all spatial
+axes, or one per axis) or as the 2-D ``*_h``/``*_w`` pairs.  Output size per spatial axis:
+
+- convolution:   (in + 2*pad - (dilation*(kernel-1) + 1)) // stride + 1
+- deconvolution: stride*(in - 1) + dilation*(kernel-1) + 1 - 2*pad
+
+(C++ integer division, which truncates toward zero.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .base import LayerCtx, LayerRule, Setup, Shape, count
+from .registry import register
+
+
+def cdiv(a: int, b: int) -> int:
+    """C++ ``a / b`` for ints: truncation toward zero."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
+@dataclass
+class ConvGeometry:
+    """Everything of a convolution that depends on the param and the bottom shape."""
+
+    axis: int  # channel axis
+    channels: int
+    num_output: int
+    group: int
+    kernel: list[int]
+    pad: list[int]
+    stride: list[int]
+    dilation: list[int]
+    bias: bool
+
+    @property
+    def is_1x1(self) -> bool:
+        """Caffe's ``is_1x1_``: kernel 1, stride 1, pad 0 on every axis (im2col skipped)."""
+        return all(k == 1 for k in self.kernel) and all(s == 1 for s in self.stride) \
+            and all(p == 0 for p in self.pad)
+
+    @property
+    def kernel_dim(self) -> int:
+        """Rows of the im2col matrix per group: (C/group) * prod(kernel)."""
+        return self.channels // self.group * count(self.kernel)
+
+
+def _spatial(ctx: LayerCtx, cp, name: str, n: int, default: int, h_field: str, w_field: str) -> list[int]:
+    values = list(getattr(cp, name))
+    has_hw = cp.HasField(h_field) or cp.HasField(w_field)
+    if has_hw:
+        if n != 2:
+            raise ctx.fail(f"{h_field}/{w_field} can only be used for 2D convolution")
+        if values:
+            raise ctx.fail(f"either {name} or {h_field}/{w_field} should be specified; not both")
+        return [getattr(cp, h_field), getattr(cp, w_field)]
+    if not values:
+        return [default] * n
+    if len(values) not in (1, n):
+        raise ctx.fail(f"{name} must be specified once, or once per spatial dimension "
+                       f"({name} specified {len(values)} times; {n} spatial dims)")
+    return values * n if len(values) == 1 else values
+
+
+def geometry(ctx: LayerCtx, cp=None) -> ConvGeometry:
+    """Read a ConvolutionParameter against bottom 0 (``BaseConvolutionLayer::LayerSetUp``)."""
+    cp = cp if cp is not None else ctx.param.convolution_param
+    shape = ctx.bottom(0)
+    axis = ctx.canonical_axis(cp.axis, len(shape))
+    n = len(shape) - axis - 1
+    if n < 1:
+        raise ctx.fail(f"bottom shape {list(shape)} has no spatial axes after channel axis {axis}")
+    if cp.HasField("kernel_h") or cp.HasField("kernel_w"):
+        if n != 2:
+            raise ctx.fail("kernel_h & kernel_w can only be used for 2D convolution")
+        if len(cp.kernel_size):
+            raise ctx.fail("either kernel_size or kernel_h/w should be specified; not both")
+        kernel = [cp.kernel_h, cp.kernel_w]
+    else:
+        ks = list(cp.kernel_size)
+        if not ks:
+            raise ctx.fail("kernel_size (or kernel_h and kernel_w) is required")
+        if len(ks) not in (1, n):
+            raise ctx.fail(f"kernel_size must be specified once, or once per spatial dimension "
+                           f"(kernel_size specified {len(ks)} times; {n} spatial dims)")
+        kernel = ks * n if len(ks) == 1 else ks
+    pad = _spatial(ctx, cp, "pad", n, 0, "pad_h", "pad_w")
+    stride = _spatial(ctx, cp, "stride", n, 1, "stride_h", "stride_w")
+    dil = list(cp.dilation)
+    if len(dil) not in (0, 1, n):
+        raise ctx.fail(f"dilation must be specified once, or once per spatial dimension")
+    dilation = [1] * n if not dil else (dil * n if len(dil) == 1 else dil)
+    for k in kernel:
+        if k <= 0:
+            raise ctx.fail("filter dimensions must be nonzero")
+    for s in stride:
+        if s <= 0:
+            raise ctx.fail("stride dimensions must be nonzero")
+    channels = shape[axis]
+    group = cp.group
+    if cp.num_output <= 0:
+        raise ctx.fail("num_output must be positive")
+    if group <= 0 or channels % group or cp.num_output % group:
+        raise ctx.fail(f"channels ({channels}) and num_output ({cp.num_output}) must be "
+                       f"divisible by group ({group})")
+    return ConvGeometry(axis, channels, cp.num_output, group, kernel, pad, stride, dilation,
+                        cp.bias_term)
+
+
+def conv_out(ctx: LayerCtx, g: ConvGeometry, size: int, i: int) -> int:
+    ext = g.dilation[i] * (g.kernel[i] - 1) + 1
+    out = cdiv(size + 2 * g.pad[i] - ext, g.stride[i]) + 1
+    return ctx.check_positive(
+        f"output size of spatial axis {i}", out,
+        f"({size} + 2*{g.pad[i]} - {ext}) / {g.stride[i]} + 1")
+
+
+def deconv_out(ctx: LayerCtx, g: ConvGeometry, size: int, i: int) -> int:
+    ext = g.dilation[i] * (g.kernel[i] - 1) + 1
+    out = g.stride[i] * (size - 1) + ext - 2 * g.pad[i]
+    return ctx.check_positive(
+        f"output size of spatial axis {i}", out,
+        f"{g.stride[i]}*({size} - 1) + {ext} - 2*{g.pad[i]}")
+
+
+def _check_same_bottoms(ctx: LayerCtx) -> None:
+    first = ctx.bottom(0)
+    for i, s in enumerate(ctx.bottom_shapes[1:], 1):
+        if s != first:
+            raise ctx.fail(f"all bottoms must have the same shape; bottom {i} is {list(s)}, "
+                           f"bottom 0 is {list(first)}")
+
+
+@register
+class Convolution(LayerRule):
+    type = "Convolution"
+
+    def setup(self, ctx: LayerCtx) -> Setup:
+        g = geometry(ctx)
+        _check_same_bottoms(ctx)
+        b = ctx.bottom(0)
+        spatial = [conv_out(ctx, g, b[g.axis + 1 + i], i) for i in range(len(g.kernel))]
+        top = tuple(b[:g.axis]) + (g.num_output,) + tuple(spatial)
+        params = [(g.num_output, g.channels // g.group, *g.kernel)]
+        if g.bias:
+            params.append((g.num_output,))
+        return Setup([top] * len(ctx.bottoms), params)
+
+    def flops(self, ctx: LayerCtx) -> int:
+        g = geometry(ctx)
+        return sum(count(t) for t in ctx.top_shapes) * g.kernel_dim
+
+
+@register
+class Deconvolution(LayerRule):
+    type = "Deconvolution"
+
+    def setup(self, ctx: LayerCtx) -> Setup:
+        g = geometry(ctx)
+        _check_same_bottoms(ctx)
+        b = ctx.bottom(0)
+        spatial = [deconv_out(ctx, g, b[g.axis + 1 + i], i) for i in range(len(g.kernel))]
+        top = tuple(b[:g.axis]) + (g.num_output,) + tuple(spatial)
+        params = [(g.channels, g.num_output // g.group, *g.kernel)]
+        if g.bias:
+            params.append((g.num_output,))
+        return Setup([top] * len(ctx.bottoms), params)
+
+    def flops(self, ctx: LayerCtx) -> int:
+        g = geometry(ctx)
+        per_input = g.num_output // g.group * count(g.kernel)
+        return sum(count(b) for b in ctx.bottom_shapes) * per_input
+
+
+@register
+class Im2col(LayerRule):
+    type = "Im2col"
+
+    def setup(self, ctx: LayerCtx) -> Setup:
+        cp = ctx.param.convolution_param
+        # Im2col has no num_output; geometry() insists on one, so read it with a stand-in.
+        shape = ctx.bottom(0)
+        g = geometry(ctx, _with_num_output(cp, shape[ctx.canonical_axis(cp.axis, len(shape))]))
+        spatial = [conv_out(ctx, g, shape[g.axis + 1 + i], i) for i in range(len(g.kernel))]
+        return Setup([tuple(shape[:g.axis]) + (g.channels * count(g.kernel),) + tuple(spatial)])
+
+
+def _with_num_output(cp, channels: int):
+    from ..pb import caffe_pb2
+
+    copy = caffe_pb2.ConvolutionParameter()
+    copy.CopyFrom(cp)
+    copy.num_output = channels
+    copy.group = 1
+    return copy

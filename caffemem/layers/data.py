@@ -1,0 +1,235 @@
+"""Data layers: where a net's input shapes come from.
+
+Shapes are those at SetUp time (what the log prints): ``batch_size x C x H x W`` with a crop
+replacing H and W.  Labels of the database layers are 1-D ``[batch_size]``.  Where the image
+size lives only in a database or an image file (Data without crop, ImageData without resize,
+HDF5Data, WindowData's channels) the rule asks for ``--input``; a Data layer whose LMDB exists
+is read when the optional ``lmdb`` package is installed (see :mod:`caffemem.datasource`).
+"""
+
+from __future__ import annotations
+
+from .base import LayerCtx, LayerRule, NeedsInputShape, Setup
+from .registry import register
+
+
+def _batch(ctx: LayerCtx, value: int) -> int:
+    b = ctx.batch_override if ctx.batch_override is not None else value
+    if b <= 0:
+        raise ctx.fail("batch_size must be positive (set batch_size, or use --batch N)")
+    return b
+
+
+def _channels_hint(tp) -> int | None:
+    """Channels knowable from the transform_param: a per-channel mean, or force_color/gray."""
+    if len(tp.mean_value) > 1:
+        return len(tp.mean_value)
+    if tp.force_color:
+        return 3
+    if tp.force_gray:
+        return 1
+    return None
+
+
+class DataLayerRule(LayerRule):
+    is_data = True
+    has_backward = False
+
+    def declared_batch(self, ctx: LayerCtx) -> int | None:
+        """The batch size the prototxt gives (after ``--batch``), for ``--input top=*,C,H,W``."""
+        return None
+
+
+class DatabaseLayerRule(DataLayerRule):
+    """Data layers that emit ``[batch, C, H, W]`` images and ``[batch]`` labels."""
+
+    def declared_batch(self, ctx: LayerCtx) -> int | None:
+        return _batch(ctx, self.batch_param(ctx))
+
+    def batch_param(self, ctx: LayerCtx) -> int:
+        raise NotImplementedError
+
+    def image_shape(self, ctx: LayerCtx) -> tuple[int, int, int]:
+        """(C, H, W) of one image, or raise NeedsInputShape."""
+        raise NotImplementedError
+
+    def setup(self, ctx: LayerCtx) -> Setup:
+        batch = _batch(ctx, self.batch_param(ctx))
+        if 0 in ctx.overrides:
+            data = tuple(ctx.overrides[0])
+        else:
+            data = (batch,) + tuple(self.image_shape(ctx))
+        tops = [data]
+        if len(ctx.tops) > 1:
+            tops.append(self.label_shape(ctx, data))
+        return Setup(tops)
+
+    def label_shape(self, ctx: LayerCtx, data) -> tuple[int, ...]:
+        return (data[0],)
+
+
+@register
+class Input(DataLayerRule):
+    type = "Input"
+
+    def setup(self, ctx: LayerCtx) -> Setup:
+        shapes = [tuple(s.dim) for s in ctx.param.input_param.shape]
+        ntop = len(ctx.tops)
+        if len(shapes) not in (0, 1, ntop):
+            raise ctx.fail(f"{len(shapes)} shapes for {ntop} tops: give one shape, or one per top")
+        if not shapes:
+            raise NeedsInputShape(ctx.name, ctx.type, "input_param has no shape", ctx.tops)
+        tops = shapes * ntop if len(shapes) == 1 else shapes
+        if ctx.batch_override is not None:
+            tops = [(ctx.batch_override,) + s[1:] if s else s for s in tops]
+        return Setup(tops)
+
+
+@register
+class DummyData(DataLayerRule):
+    type = "DummyData"
+
+    def setup(self, ctx: LayerCtx) -> Setup:
+        p = ctx.param.dummy_data_param
+        ntop = len(ctx.tops)
+        legacy = len(p.num) + len(p.channels) + len(p.height) + len(p.width) > 0
+        if legacy:
+            dims = [list(p.num), list(p.channels), list(p.height), list(p.width)]
+            for d in dims:
+                if len(d) not in (1, ntop):
+                    raise ctx.fail("num, channels, height and width must each be given once or once per top")
+            tops = [tuple(d[0] if len(d) == 1 else d[i] for d in dims) for i in range(ntop)]
+        else:
+            shapes = [tuple(s.dim) for s in p.shape]
+            if len(shapes) not in (1, ntop):
+                raise ctx.fail(f"{len(shapes)} shapes for {ntop} tops: give one shape, or one per top")
+            tops = shapes * ntop if len(shapes) == 1 else shapes
+        if ctx.batch_override is not None:
+            tops = [(ctx.batch_override,) + s[1:] if s else s for s in tops]
+        return Setup(tops)
+
+
+@register
+class Data(DatabaseLayerRule):
+    """LMDB/LevelDB ``Data``: [batch, C, H, W] from the first datum, with crop."""
+
+    type = "Data"
+
+    def batch_param(self, ctx: LayerCtx) -> int:
+        return ctx.param.data_param.batch_size
+
+    def image_shape(self, ctx: LayerCtx) -> tuple[int, int, int]:
+        from ..datasource import first_datum_shape
+
+        dp, tp = ctx.param.data_param, ctx.param.transform_param
+        batch = _batch(ctx, dp.batch_size)
+        crop = tp.crop_size
+        chw = first_datum_shape(dp.source, dp.backend, ctx.net_dir, tp)
+        if chw is not None:
+            c, h, w = chw
+        else:
+            c = _channels_hint(tp)
+            if c is None or not crop:
+                known = []
+                if crop:
+                    known.append(f"crop_size {crop} gives H = W = {crop}")
+                if c:
+                    known.append(f"the transform gives C = {c}")
+                raise NeedsInputShape(
+                    ctx.name, ctx.type,
+                    "the image size is stored in the database "
+                    f"'{dp.source or '?'}', which caffemem cannot read here"
+                    + (f" ({'; '.join(known)})" if known else "")
+                    + (f"; batch_size is {batch}" if batch else ""),
+                    ctx.tops[:1])
+            h = w = crop
+        if crop:
+            h = w = crop
+        return c, h, w
+
+
+@register
+class ImageData(DatabaseLayerRule):
+    """``ImageData``: images listed in a text file, resized to new_height x new_width."""
+
+    type = "ImageData"
+
+    def batch_param(self, ctx: LayerCtx) -> int:
+        return ctx.param.image_data_param.batch_size
+
+    def image_shape(self, ctx: LayerCtx) -> tuple[int, int, int]:
+        ip, tp = ctx.param.image_data_param, ctx.param.transform_param
+        c = 3 if ip.is_color else 1
+        if tp.crop_size:
+            h = w = tp.crop_size
+        elif ip.new_height and ip.new_width:
+            h, w = ip.new_height, ip.new_width
+        else:
+            raise NeedsInputShape(ctx.name, ctx.type,
+                                  "images are not resized (no new_height/new_width, no crop_size), "
+                                  "so the shape is that of the first image", ctx.tops[:1])
+        return c, h, w
+
+
+@register
+class WindowData(DatabaseLayerRule):
+    type = "WindowData"
+
+    def batch_param(self, ctx: LayerCtx) -> int:
+        return ctx.param.window_data_param.batch_size
+
+    def image_shape(self, ctx: LayerCtx) -> tuple[int, int, int]:
+        wp, tp = ctx.param.window_data_param, ctx.param.transform_param
+        batch = _batch(ctx, wp.batch_size)
+        crop = tp.crop_size or wp.crop_size
+        if not crop:
+            raise ctx.fail("crop_size must be set")
+        c = _channels_hint(tp)
+        if c is None:
+            raise NeedsInputShape(ctx.name, ctx.type,
+                                  "the channel count is that of the first image in the window file "
+                                  f"(crop_size {crop}, batch_size {batch})", ctx.tops[:1])
+        return c, crop, crop
+
+
+@register
+class MemoryData(DatabaseLayerRule):
+    type = "MemoryData"
+
+    def batch_param(self, ctx: LayerCtx) -> int:
+        return ctx.param.memory_data_param.batch_size
+
+    def image_shape(self, ctx: LayerCtx) -> tuple[int, int, int]:
+        mp = ctx.param.memory_data_param
+        if not (mp.channels and mp.height and mp.width):
+            raise ctx.fail("batch_size, channels, height and width must be specified and positive")
+        return mp.channels, mp.height, mp.width
+
+
+@register
+class HDF5Data(DataLayerRule):
+    type = "HDF5Data"
+
+    def declared_batch(self, ctx: LayerCtx) -> int | None:
+        return _batch(ctx, ctx.param.hdf5_data_param.batch_size)
+
+    def setup(self, ctx: LayerCtx) -> Setup:
+        hp = ctx.param.hdf5_data_param
+        raise NeedsInputShape(ctx.name, ctx.type,
+                              f"shapes come from the HDF5 files listed in '{hp.source}' "
+                              f"(batch_size {hp.batch_size})", ctx.tops)
+
+
+@register
+class Python(LayerRule):
+    """Python layers: shapes depend on user code; only ``--input`` can give them."""
+
+    type = "Python"
+
+    def setup(self, ctx: LayerCtx) -> Setup:
+        pp = ctx.param.python_param
+        if not ctx.tops:
+            return Setup([])
+        raise NeedsInputShape(ctx.name, ctx.type,
+                              f"a Python layer ({pp.module}.{pp.layer}) sets its top shapes in its "
+                              f"own setup() code", ctx.tops)

@@ -1,0 +1,111 @@
+"""Pooling and SPP (Caffe's pooling_layer / spp_layer).
+
+Output size per axis: ceil((in + 2*pad - kernel) / stride) + 1 (CEIL, the default) or floor
+(FLOOR), computed in float32 as Caffe does; with padding, a last window that would start in
+the padding is dropped.  Global pooling takes the whole H x W.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .base import LayerCtx, LayerRule, Setup, count
+from .registry import register
+
+
+def pooled_size(ctx: LayerCtx, size: int, kernel: int, pad: int, stride: int, ceil_mode: bool) -> int:
+    """One axis of ``PoolingLayer::Reshape``, float32 division included."""
+    ratio = float(np.float32(np.float32(size + 2 * pad - kernel) / np.float32(stride)))
+    out = int(math.ceil(ratio) if ceil_mode else math.floor(ratio)) + 1
+    if pad and (out - 1) * stride >= size + pad:
+        out -= 1
+    return ctx.check_positive(
+        "pooled size", out,
+        f"{'ceil' if ceil_mode else 'floor'}(({size} + 2*{pad} - {kernel}) / {stride}) + 1")
+
+
+def pooling_geometry(ctx: LayerCtx, pp, height: int, width: int):
+    """(kernel_h, kernel_w, pad_h, pad_w, stride_h, stride_w) from a PoolingParameter."""
+    if pp.global_pooling:
+        if pp.HasField("kernel_size") or pp.HasField("kernel_h") or pp.HasField("kernel_w"):
+            raise ctx.fail("with global_pooling: true, filter size cannot be specified")
+        kh, kw = height, width
+    elif pp.HasField("kernel_size"):
+        if pp.HasField("kernel_h") or pp.HasField("kernel_w"):
+            raise ctx.fail("filter size is kernel_size OR kernel_h and kernel_w; not both")
+        kh = kw = pp.kernel_size
+    elif pp.HasField("kernel_h") and pp.HasField("kernel_w"):
+        kh, kw = pp.kernel_h, pp.kernel_w
+    else:
+        raise ctx.fail("for non-square filters both kernel_h and kernel_w are required")
+    if kh <= 0 or kw <= 0:
+        raise ctx.fail("filter dimensions cannot be zero")
+    if pp.HasField("pad_h") or pp.HasField("pad_w"):
+        ph, pw = pp.pad_h, pp.pad_w
+    else:
+        ph = pw = pp.pad
+    if pp.HasField("stride_h") or pp.HasField("stride_w"):
+        sh, sw = pp.stride_h, pp.stride_w
+    else:
+        sh = sw = pp.stride
+    if pp.global_pooling and (ph or pw or sh != 1 or sw != 1):
+        raise ctx.fail("with global pooling: true; only pad = 0 and stride = 1")
+    if (ph or pw) and pp.pool not in (0, 1):  # MAX=0, AVE=1
+        raise ctx.fail("padding implemented only for average and max pooling")
+    if ph >= kh or pw >= kw:
+        raise ctx.fail(f"pad ({ph}x{pw}) must be smaller than the kernel ({kh}x{kw})")
+    return kh, kw, ph, pw, sh, sw
+
+
+def pool_shape(ctx: LayerCtx, pp, shape) -> tuple[int, int, int, int]:
+    if len(shape) != 4:
+        raise ctx.fail(f"input must have 4 axes (num, channels, height, width); got {list(shape)}")
+    n, c, h, w = shape
+    kh, kw, ph, pw, sh, sw = pooling_geometry(ctx, pp, h, w)
+    ceil_mode = pp.round_mode == 0  # CEIL
+    return (n, c, pooled_size(ctx, h, kh, ph, sh, ceil_mode), pooled_size(ctx, w, kw, pw, sw, ceil_mode))
+
+
+@register
+class Pooling(LayerRule):
+    type = "Pooling"
+
+    def setup(self, ctx: LayerCtx) -> Setup:
+        top = pool_shape(ctx, ctx.param.pooling_param, ctx.bottom(0))
+        return Setup([top] * max(1, len(ctx.tops)))
+
+    def flops(self, ctx: LayerCtx) -> int:
+        pp = ctx.param.pooling_param
+        b = ctx.bottom(0)
+        kh, kw, *_ = pooling_geometry(ctx, pp, b[2], b[3])
+        return count(ctx.top_shapes[0]) * kh * kw
+
+
+def spp_level_shape(ctx: LayerCtx, level: int, shape) -> tuple[int, int, int, int]:
+    """The pooling SPP runs at one pyramid level (``SPPLayer::GetPoolingParam``)."""
+    from ..pb import caffe_pb2
+
+    n, c, h, w = shape
+    bins = 2 ** level
+    kh, kw = math.ceil(h / bins), math.ceil(w / bins)
+    pp = caffe_pb2.PoolingParameter(
+        pool=ctx.param.spp_param.pool, kernel_h=kh, kernel_w=kw,
+        pad_h=(kh * bins - h + 1) // 2, pad_w=(kw * bins - w + 1) // 2, stride_h=kh, stride_w=kw)
+    return pool_shape(ctx, pp, shape)
+
+
+@register
+class SPP(LayerRule):
+    type = "SPP"
+
+    def setup(self, ctx: LayerCtx) -> Setup:
+        shape = ctx.bottom(0)
+        if len(shape) != 4:
+            raise ctx.fail(f"input must have 4 axes; got {list(shape)}")
+        height = ctx.param.spp_param.pyramid_height
+        if height == 1:
+            return Setup([spp_level_shape(ctx, 0, shape)])
+        total = sum(count(spp_level_shape(ctx, i, shape)[1:]) for i in range(height))
+        return Setup([(shape[0], total)])
