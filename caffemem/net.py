@@ -239,6 +239,8 @@ def build_net(param: "caffe_pb2.NetParameter", state: NetState,
                        phase=phase, batch_override=options.batch, net_dir=options.net_dir)
         layer = Layer(li, ld.name, ld.type, ctx, rule, bottoms, tops, in_place, [],
                       inserted_split=ld.split_of is not None)
+        if rule is not None and hasattr(rule, "inner_nets"):
+            layer.inner_nets = list(rule.inner_nets(ctx))  # built (and logged) before SetUp
         setup = _run_setup(layer, rule, options, used_inputs)
         if len(setup.tops) != len(tops):
             raise NetError(f"layer '{ld.name}' ({ld.type}): produces {len(setup.tops)} top(s) but "

@@ -32,11 +32,12 @@ class NeedsInputShape(NetError):
     """A data layer whose top shapes cannot be known from the prototxt alone."""
 
     def __init__(self, layer: str, type_: str, why: str, tops: Sequence[str]) -> None:
-        example = ",".join(["N", "C", "H", "W"])
-        tops_hint = " ".join(f"--input {t}={example}" for t in tops[:2])
+        tops_hint = " ".join(f"--input {t}=*,C,H,W" for t in tops[:2])
         super().__init__(
             f"layer '{layer}' ({type_}): {why}; give its top shape(s) with {tops_hint}"
-            + (" (one --input per top)" if len(tops) > 1 else ""))
+            + (" (one --input per top)" if len(tops) > 1 else "")
+            + " where * keeps the layer's own batch size (or write N), e.g. --input "
+            + f"{tops[0] if tops else 'data'}=*,3,224,224")
         self.layer, self.type, self.tops = layer, type_, list(tops)
 
 

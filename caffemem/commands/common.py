@@ -1,0 +1,101 @@
+"""Options several commands share (net building, scenario, output format) and their parsing."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from typing import Optional
+
+from ..analysis import AnalysisOptions
+from ..errors import UserError
+from ..units import parse_size
+
+_INPUT = re.compile(r"^([^=]+)=([0-9*?]+(?:[,x ][0-9]+)*)$")
+
+
+def parse_input(text: str) -> tuple[str, tuple]:
+    """``data=32,3,224,224`` (or ``32x3x224x224``; ``*`` for the layer's own batch)."""
+    m = _INPUT.match(text.strip())
+    if not m:
+        raise UserError(f"--input '{text}': expected BLOB=N,C,H,W (e.g. data=32,3,224,224; "
+                        f"use * for the data layer's own batch size: data=*,3,224,224)")
+    dims = re.split(r"[,x ]", m.group(2))
+    shape = tuple(None if d in ("*", "?") else int(d) for d in dims)
+    if any(d is None for d in shape[1:]):
+        raise UserError(f"--input '{text}': only the first (batch) dimension may be '*'")
+    if any(d is not None and d <= 0 for d in shape):
+        raise UserError(f"--input '{text}': dimensions must be positive")
+    return m.group(1).strip(), shape
+
+
+def add_net_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
+    """Shape-related options: --input, --batch, --phase, --stage, --level."""
+    dash = f"--{prefix}" if prefix else "--"
+    p.add_argument(f"{dash}input", action="append", default=[], metavar="BLOB=N,C,H,W",
+                   help="shape of a top by name, overriding what the prototxt gives (repeatable); "
+                        "needed for data layers whose image size lives in a database, Python "
+                        "layers, or unsupported layer types; '*' as N keeps the layer's batch size")
+    p.add_argument(f"{dash}batch", type=int, metavar="N",
+                   help="batch size of every data layer (Data, ImageData, Input, ...)")
+    if not prefix:
+        p.add_argument("--test-batch", type=int, metavar="N",
+                       help="batch size of the test nets' data layers only")
+        p.add_argument("--phase", choices=["TRAIN", "TEST", "train", "test"],
+                       help="for a net file: the phase to build (default TRAIN); a solver decides itself")
+        p.add_argument("--stage", action="append", default=[], metavar="NAME",
+                       help="NetState stage for include/exclude rules (repeatable)")
+        p.add_argument("--level", type=int, help="NetState level for include/exclude rules")
+
+
+def analysis_options(args: argparse.Namespace, prefix: str = "") -> AnalysisOptions:
+    inputs = dict(parse_input(t) for t in getattr(args, f"{prefix}input"))
+    batch = getattr(args, f"{prefix}batch")
+    if batch is not None and batch <= 0:
+        raise UserError("--batch must be positive")
+    phase = getattr(args, "phase", None)
+    return AnalysisOptions(
+        phase=phase.upper() if phase else None, stages=tuple(getattr(args, "stage", ()) or ()),
+        level=getattr(args, "level", None), inputs=inputs, batch=batch,
+        test_batch=getattr(args, "test_batch", None))
+
+
+def add_memory_options(p: argparse.ArgumentParser) -> None:
+    """Scenario, mode, engine and solver options of the allocation model."""
+    g = p.add_argument_group("memory model")
+    g.add_argument("--scenario", choices=["train", "time", "test"],
+                   help="train: solver (forward, backward, update) plus its test nets [default "
+                        "for a solver, and for a net file]; time: what 'caffe time' does (one "
+                        "forward and backward, no solver); test: forward only")
+    g.add_argument("--mode", choices=["gpu", "cpu"], default="gpu",
+                   help="gpu [default]: device bytes and pinned host bytes; cpu: host bytes")
+    g.add_argument("--engine", choices=["cudnn", "caffe"],
+                   help="convolution/pooling/... engine: cudnn [default in gpu mode] or caffe "
+                        "(im2col); a layer's own 'engine:' field wins, as in Caffe")
+    g.add_argument("--solver-type", metavar="TYPE",
+                   help="SGD, Nesterov, AdaGrad, RMSProp, AdaDelta or Adam (for a net file; "
+                        "default SGD; a solver prototxt says its own)")
+    g.add_argument("--gpus", type=int, default=1, metavar="N",
+                   help="GPUs in data-parallel training (each holds a full solver)")
+    g.add_argument("--gpu-mem", metavar="SIZE", type=parse_size,
+                   help="GPU capacity, e.g. 8GiB, 11GB, 12000MiB: says whether it fits and by how much")
+    g.add_argument("--context-mib", type=int, metavar="MIB",
+                   help="CUDA context + cuDNN/cuBLAS handles per GPU, in MiB (default documented in README)")
+
+
+def add_format_option(p: argparse.ArgumentParser, choices=("text", "json", "csv", "markdown")) -> None:
+    p.add_argument("--format", choices=list(choices), default="text",
+                   help="output format (default text; json for scripts)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the output to FILE instead of stdout")
+
+
+def emit(args: argparse.Namespace, text: str) -> None:
+    """Print ``text`` to stdout or the ``--output`` file."""
+    out: Optional[str] = getattr(args, "output", None)
+    if out:
+        try:
+            with open(out, "w") as f:
+                f.write(text if text.endswith("\n") else text + "\n")
+        except OSError as e:
+            raise UserError(f"cannot write {out}: {e.strerror}") from None
+    else:
+        print(text, end="" if text.endswith("\n") else "\n")
