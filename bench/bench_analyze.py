@@ -1,0 +1,104 @@
+"""Benchmark: whole-process time of ``caffemem analyze`` on big generated nets.
+
+Targets (issue 2): a ResNet-152-sized train_val (about 1,000 layers with splits) under 0.5 s,
+a generated 10,000-layer net under 3 s.  Prints the figures; asserts nothing.
+
+    python bench/bench_analyze.py [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def resnet(blocks=(3, 8, 36, 3), batch=32) -> str:
+    """A ResNet-152-shaped train_val: bottleneck blocks with BatchNorm+Scale, eltwise sums."""
+    out = ['name: "resnet152_like"',
+           f'layer {{ name: "data" type: "Input" top: "data" input_param {{ shape {{ dim: {batch} dim: 3 dim: 224 dim: 224 }} }} }}',
+           f'layer {{ name: "label" type: "Input" top: "label" input_param {{ shape {{ dim: {batch} }} }} }}']
+
+    def conv(name, bottom, nout, k, s, p):
+        out.append(f'layer {{ name: "{name}" type: "Convolution" bottom: "{bottom}" top: "{name}" '
+                   f'convolution_param {{ num_output: {nout} kernel_size: {k} stride: {s} pad: {p} bias_term: false }} }}')
+        out.append(f'layer {{ name: "bn_{name}" type: "BatchNorm" bottom: "{name}" top: "{name}" }}')
+        out.append(f'layer {{ name: "scale_{name}" type: "Scale" bottom: "{name}" top: "{name}" scale_param {{ bias_term: true }} }}')
+        return name
+
+    x = conv("conv1", "data", 64, 7, 2, 3)
+    out.append(f'layer {{ name: "conv1_relu" type: "ReLU" bottom: "{x}" top: "{x}" }}')
+    out.append(f'layer {{ name: "pool1" type: "Pooling" bottom: "{x}" top: "pool1" pooling_param {{ pool: MAX kernel_size: 3 stride: 2 }} }}')
+    x, width = "pool1", 64
+    for stage, n in enumerate(blocks, 2):
+        for b in range(n):
+            pre = f"res{stage}_{b}"
+            stride = 2 if b == 0 and stage > 2 else 1
+            if b == 0:
+                short = conv(f"{pre}_proj", x, width * 4, 1, stride, 0)
+            else:
+                short = x
+            y = conv(f"{pre}_a", x, width, 1, stride, 0)
+            out.append(f'layer {{ name: "{pre}_a_relu" type: "ReLU" bottom: "{y}" top: "{y}" }}')
+            y = conv(f"{pre}_b", y, width, 3, 1, 1)
+            out.append(f'layer {{ name: "{pre}_b_relu" type: "ReLU" bottom: "{y}" top: "{y}" }}')
+            y = conv(f"{pre}_c", y, width * 4, 1, 1, 0)
+            out.append(f'layer {{ name: "{pre}" type: "Eltwise" bottom: "{short}" bottom: "{y}" top: "{pre}" }}')
+            out.append(f'layer {{ name: "{pre}_relu" type: "ReLU" bottom: "{pre}" top: "{pre}" }}')
+            x = pre
+        width *= 2
+    out.append(f'layer {{ name: "pool5" type: "Pooling" bottom: "{x}" top: "pool5" pooling_param {{ pool: AVE global_pooling: true }} }}')
+    out.append('layer { name: "fc1000" type: "InnerProduct" bottom: "pool5" top: "fc1000" inner_product_param { num_output: 1000 } }')
+    out.append('layer { name: "loss" type: "SoftmaxWithLoss" bottom: "fc1000" bottom: "label" top: "loss" }')
+    out.append('layer { name: "acc" type: "Accuracy" bottom: "fc1000" bottom: "label" top: "acc" }')
+    return "\n".join(out) + "\n"
+
+
+def chain(n: int) -> str:
+    out = ['name: "chain"', 'layer { name: "data" type: "Input" top: "b0" input_param { shape { dim: 8 dim: 16 dim: 32 dim: 32 } } }']
+    for i in range(1, n):
+        kind = i % 3
+        if kind == 0:
+            out.append(f'layer {{ name: "c{i}" type: "Convolution" bottom: "b{i-1}" top: "b{i}" '
+                       f'convolution_param {{ num_output: 16 kernel_size: 3 pad: 1 }} }}')
+        elif kind == 1:
+            out.append(f'layer {{ name: "r{i}" type: "ReLU" bottom: "b{i-1}" top: "b{i}" }}')
+        else:
+            out.append(f'layer {{ name: "s{i}" type: "Scale" bottom: "b{i-1}" top: "b{i}" scale_param {{ bias_term: true }} }}')
+    return "\n".join(out) + "\n"
+
+
+def timed(path: str, repeat: int) -> tuple[float, int]:
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        p = subprocess.run([sys.executable, "-m", "caffemem", "analyze", path, "--format", "json"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        best = min(best, time.perf_counter() - t)
+        if p.returncode:
+            raise SystemExit(f"analyze failed on {path}: {p.stderr}")
+    with open(path) as f:
+        layers = sum(1 for line in f if line.startswith("layer"))
+    return best, layers
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        cases = [("resnet152-like train_val", resnet(), 0.5), ("10,000-layer chain", chain(10_000), 3.0)]
+        for label, text, target in cases:
+            path = os.path.join(d, "net.prototxt")
+            with open(path, "w") as f:
+                f.write(text)
+            secs, layers = timed(path, args.repeat)
+            print(f"{label:28s} {layers:6d} layers  {secs:6.3f} s whole process (best of {args.repeat}); "
+                  f"target < {target} s: {'met' if secs < target else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
