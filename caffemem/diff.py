@@ -1,0 +1,187 @@
+"""Comparing two nets: where the extra bytes come from.
+
+Layers are aligned by name first; the rest by type and position (a longest common
+subsequence over the unmatched layers' types), so a renamed layer still pairs with its
+counterpart.  Each side's per-layer costs come from :func:`layer_costs` (bytes by kind);
+the deltas are sorted by size, and a headline names the few layers and kinds that make most
+of the difference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from .net import DTYPE_BYTES, Net
+from .units import human
+
+
+@dataclass
+class LayerCost:
+    """One layer's footprint: its identity, shapes and bytes by kind."""
+
+    name: str
+    type: str
+    index: int
+    top_shapes: list[tuple]
+    param_shapes: list[tuple]
+    bytes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.bytes.values())
+
+
+def shape_costs(nets: list[Net]) -> list[LayerCost]:
+    """Costs from shapes alone: each layer's unique top data and owned parameters (float32).
+
+    The allocation model (``caffemem.memory``) gives the full picture; this is the fallback
+    and the part that is exact without any modelling."""
+    out = []
+    for net in nets:
+        for l in net.layers:
+            data = sum(net.blobs[t].count for j, t in enumerate(l.tops)
+                       if not l.in_place[j] and net.blobs[t].shares_data_of is None)
+            params = sum(p.count for p in l.params if p.learnable)
+            name = l.name if len(nets) == 1 else f"{l.name}@{getattr(net, 'label', net.phase)}"
+            out.append(LayerCost(name, l.type, len(out),
+                                 [net.blobs[t].shape for t in l.tops], [p.shape for p in l.params],
+                                 {"activations": data * DTYPE_BYTES, "params": params * DTYPE_BYTES}))
+    return out
+
+
+def align(old: list[LayerCost], new: list[LayerCost]) -> list[tuple[Optional[LayerCost], Optional[LayerCost]]]:
+    """Pairs (old, new) in the new net's order; unmatched layers pair with None."""
+    by_name = {c.name: c for c in old}
+    matched_old: set[int] = set()
+    pair_of_new: dict[int, LayerCost] = {}
+    for c in new:
+        o = by_name.get(c.name)
+        if o is not None and o.index not in matched_old:
+            pair_of_new[c.index] = o
+            matched_old.add(o.index)
+    rest_old = [c for c in old if c.index not in matched_old]
+    rest_new = [c for c in new if c.index not in pair_of_new]
+    for o, n in _lcs(rest_old, rest_new, key=lambda c: c.type):
+        pair_of_new[n.index] = o
+        matched_old.add(o.index)
+    pairs: list[tuple[Optional[LayerCost], Optional[LayerCost]]] = []
+    for c in new:
+        pairs.append((pair_of_new.get(c.index), c))
+    pairs.extend((c, None) for c in old if c.index not in matched_old)
+    return pairs
+
+
+def _lcs(a: list, b: list, key: Callable) -> list[tuple]:
+    """Longest common subsequence of ``a`` and ``b`` under ``key`` (quadratic; small lists)."""
+    if not a or not b or len(a) * len(b) > 4_000_000:
+        return []
+    n, m = len(a), len(b)
+    dp = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n - 1, -1, -1):
+        ka = key(a[i])
+        row, nxt = dp[i], dp[i + 1]
+        for j in range(m - 1, -1, -1):
+            row[j] = nxt[j + 1] + 1 if ka == key(b[j]) else max(nxt[j], row[j + 1])
+    i = j = 0
+    out = []
+    while i < n and j < m:
+        if key(a[i]) == key(b[j]):
+            out.append((a[i], b[j]))
+            i += 1
+            j += 1
+        elif dp[i + 1][j] >= dp[i][j + 1]:
+            i += 1
+        else:
+            j += 1
+    return out
+
+
+@dataclass
+class Contributor:
+    layer: str
+    kind: str
+    delta_bytes: int
+    status: str  # "added", "removed", "changed"
+
+
+@dataclass
+class NetDiff:
+    pairs: list[tuple[Optional[LayerCost], Optional[LayerCost]]]
+    contributors: list[Contributor]
+    old_total: int
+    new_total: int
+    old_log_figure: int
+    new_log_figure: int
+
+    @property
+    def delta_bytes(self) -> int:
+        return self.new_total - self.old_total
+
+    def changes(self) -> list[tuple[str, str, str]]:
+        """(status, layer, what) for added, removed and changed layers."""
+        out = []
+        for o, n in self.pairs:
+            if o is None:
+                out.append(("added", n.name, f"{n.type} -> {', '.join(_fmt(s) for s in n.top_shapes)}"))
+            elif n is None:
+                out.append(("removed", o.name, o.type))
+            else:
+                what = []
+                if o.name != n.name:
+                    what.append(f"renamed from {o.name}")
+                if o.type != n.type:
+                    what.append(f"type {o.type} -> {n.type}")
+                if o.top_shapes != n.top_shapes:
+                    what.append(f"tops {', '.join(_fmt(s) for s in o.top_shapes)} -> "
+                                f"{', '.join(_fmt(s) for s in n.top_shapes)}")
+                if o.param_shapes != n.param_shapes:
+                    what.append(f"params {', '.join(_fmt(s) for s in o.param_shapes)} -> "
+                                f"{', '.join(_fmt(s) for s in n.param_shapes)}")
+                if what:
+                    out.append(("changed", n.name, "; ".join(what)))
+        return out
+
+    def headline(self, top: int = 3) -> str:
+        grew = self.delta_bytes >= 0
+        parts = []
+        if (self.new_log_figure < self.old_log_figure) and grew:
+            parts.append(f"The new net's log figure is smaller ({human(self.new_log_figure)} vs "
+                         f"{human(self.old_log_figure)}), but its real need is larger: "
+                         f"{human(self.new_total)} vs {human(self.old_total)} ({human(self.delta_bytes)} more).")
+        else:
+            parts.append(f"Modeled total {human(self.old_total)} -> {human(self.new_total)} "
+                         f"({'+' if grew else ''}{human(self.delta_bytes)}); log figure "
+                         f"{human(self.old_log_figure)} -> {human(self.new_log_figure)}.")
+        same_sign = [c for c in self.contributors if (c.delta_bytes > 0) == grew and c.delta_bytes]
+        if same_sign and self.delta_bytes:
+            lead = same_sign[:top]
+            share = sum(c.delta_bytes for c in lead)
+            parts.append("Most of the difference: " + "; ".join(
+                f"{c.layer} {c.kind} {'+' if c.delta_bytes > 0 else ''}{human(c.delta_bytes)}"
+                f"{' (new layer)' if c.status == 'added' else ' (removed layer)' if c.status == 'removed' else ''}"
+                for c in lead) + f" — together {share * 100 // max(1, abs(self.delta_bytes))}% of the change.")
+        elif not self.delta_bytes and not self.contributors:
+            parts = ["No change: both nets allocate the same bytes in every layer and kind."]
+        return " ".join(parts)
+
+
+def _fmt(shape) -> str:
+    return "x".join(map(str, shape)) if shape else "scalar"
+
+
+def diff_costs(old: list[LayerCost], new: list[LayerCost], old_log: int, new_log: int,
+               old_total: Optional[int] = None, new_total: Optional[int] = None) -> NetDiff:
+    pairs = align(old, new)
+    contributors = []
+    for o, n in pairs:
+        kinds = set(o.bytes if o else ()) | set(n.bytes if n else ())
+        status = "added" if o is None else "removed" if n is None else "changed"
+        for k in sorted(kinds):
+            d = (n.bytes.get(k, 0) if n else 0) - (o.bytes.get(k, 0) if o else 0)
+            if d:
+                contributors.append(Contributor((n or o).name, k, d, status))
+    contributors.sort(key=lambda c: (-abs(c.delta_bytes), c.layer, c.kind))
+    ot = old_total if old_total is not None else sum(c.total for c in old)
+    nt = new_total if new_total is not None else sum(c.total for c in new)
+    return NetDiff(pairs, contributors, ot, nt, old_log, new_log)
