@@ -42,7 +42,9 @@ def shape_costs(nets: list[Net]) -> list[LayerCost]:
         for l in net.layers:
             data = sum(net.blobs[t].count for j, t in enumerate(l.tops)
                        if not l.in_place[j] and net.blobs[t].shares_data_of is None)
-            params = sum(p.count for p in l.params if p.learnable)
+            # a solver's test nets share the train net's parameters (ShareTrainedLayersWith)
+            shared = getattr(net, "label", "").startswith("test")
+            params = 0 if shared else sum(p.count for p in l.params if p.learnable)
             name = l.name if len(nets) == 1 else f"{l.name}@{getattr(net, 'label', net.phase)}"
             out.append(LayerCost(name, l.type, len(out),
                                  [net.blobs[t].shape for t in l.tops], [p.shape for p in l.params],

@@ -1,0 +1,55 @@
+"""Plots, checked through matplotlib's objects (bars, labels, values), not pixels."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import SAMPLES
+
+from caffemem.analysis import build_all
+from caffemem.diff import LayerCost, diff_costs, shape_costs
+from caffemem.errors import UserError
+from caffemem.plot import group_costs, plot_diff, plot_layers, unit_for
+
+
+def test_layers_plot_bars_labels_and_capacity(tmp_path):
+    costs = shape_costs(build_all(str(SAMPLES / "small_cnn_train.prototxt")))
+    fig = plot_layers(costs, str(tmp_path / "m.png"), gpu_mem=256 * 2**20)
+    ax, ax2 = fig.axes[0], fig.axes[1]
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels == [c.name for c in costs]
+    div, unit = unit_for(256 * 2**20)
+    assert unit == "MiB" and "MiB" in ax.get_ylabel()
+    # the activation bar of conv1 is its top, 32x32x64x64 floats = 16 MiB
+    acts = ax.patches[:len(costs)]  # the first kind drawn is "activations", one bar per layer
+    conv1 = labels.index("conv1")
+    assert acts[conv1].get_height() == pytest.approx(16.0)
+    # the capacity line sits at 256 MiB on the cumulative axis
+    assert any(abs(l.get_ydata()[0] - 256) < 1e-9 for l in ax2.get_lines() if "capacity" in l.get_label())
+    assert (tmp_path / "m.png").stat().st_size > 0
+
+
+def test_grouping_and_top_keep_totals():
+    costs = [LayerCost(n, "T", i, [], [], {"activations": v}) for i, (n, v) in
+             enumerate([("res2a_branch1", 10), ("res2a_branch2a", 5), ("res2b_x", 7), ("fc", 1)])]
+    grouped = group_costs(costs, group_by_prefix=True)
+    assert [c.name for c in grouped] == ["res2a", "res2b", "fc"]
+    assert sum(c.total for c in grouped) == 23
+    top = group_costs(costs, top=2)
+    assert [c.name for c in top] == ["res2a_branch1", "res2b_x", "(other 2 layers)"]
+    assert top[-1].total == 6
+
+
+def test_diff_plot_has_both_nets_and_delta_panel(tmp_path):
+    a = shape_costs(build_all(str(SAMPLES / "small_cnn_train.prototxt")))
+    b = [LayerCost(c.name, c.type, c.index, c.top_shapes, c.param_shapes, {k: 2 * v for k, v in c.bytes.items()}) for c in a]
+    d = diff_costs(a, b, 0, 0)
+    fig = plot_diff(a, b, d.pairs, str(tmp_path / "d.svg"))
+    assert len(fig.axes) == 2
+    deltas = [p.get_height() for p in fig.axes[1].patches]
+    assert len(deltas) == len(a) and all(x >= 0 for x in deltas)
+
+
+def test_bad_extension_is_user_error(tmp_path):
+    with pytest.raises(UserError, match=r"\.png"):
+        plot_layers([], str(tmp_path / "x.jpg"))
