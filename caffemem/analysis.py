@@ -56,8 +56,14 @@ def build_loaded(loaded: Loaded, options: AnalysisOptions) -> list[Net]:
     return nets
 
 
-def build_all(path: str, options: Optional[AnalysisOptions] = None) -> list[Net]:
-    """Load ``path`` (net or solver prototxt) and build its nets."""
+def analyze_file(path: str, options: Optional[AnalysisOptions] = None) -> tuple[Loaded, list[Net]]:
+    """Load ``path`` (net or solver prototxt) and build its nets; also return what was loaded
+    (the solver, when there is one, decides the memory model's solver and schedule)."""
     options = options or AnalysisOptions()
     loaded = load(path, phase=options.phase, stages=options.stages, level=options.level)
-    return build_loaded(loaded, options)
+    return loaded, build_loaded(loaded, options)
+
+
+def build_all(path: str, options: Optional[AnalysisOptions] = None) -> list[Net]:
+    """Load ``path`` (net or solver prototxt) and build its nets."""
+    return analyze_file(path, options)[1]

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..analysis import build_all
+from ..analysis import analyze_file
 from ..report.caffelog import header, net_lines
+from ..report.memview import render
 from ..report.netview import net_summary, net_table, net_to_dict, nets_csv, nets_markdown
-from .common import add_format_option, add_memory_options, add_net_options, analysis_options, emit
+from .common import (add_format_option, add_memory_options, add_net_options, analysis_options, emit,
+                     memory_report)
 
 HELP = "every blob's shape, Caffe's log figure to the byte, and the real allocation per layer"
 
@@ -32,7 +34,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    nets = build_all(args.prototxt, analysis_options(args))
+    loaded, nets = analyze_file(args.prototxt, analysis_options(args))
     if args.caffe_log:
         lines = []
         for net in nets:
@@ -41,12 +43,9 @@ def run(args: argparse.Namespace) -> int:
             lines.extend(net_lines(net))
         emit(args, "\n".join(lines))
         return 0
-    report = _memory(nets, args)
+    report = memory_report(args, loaded, nets)
     if args.format == "json":
-        doc = {"source": args.prototxt, "nets": [net_to_dict(n) for n in nets]}
-        if report is not None:
-            doc.update(report.to_dict())
-        emit(args, json.dumps(doc, indent=1))
+        emit(args, json.dumps(json_document(args, nets, report), indent=1))
     elif args.format == "csv":
         emit(args, nets_csv(nets))
     elif args.format == "markdown":
@@ -60,16 +59,39 @@ def run(args: argparse.Namespace) -> int:
             parts.append(net_summary(net))
             parts.extend(f"warning: {w}" for w in net.warnings)
             parts.append("")
-        if report is not None:
-            parts.append(report.render_text(args))
+        parts.append(render(report, nets, args.gpu_mem, args.compare_estimates))
         emit(args, "\n".join(parts))
     return 0
 
 
-def _memory(nets, args):
-    """The allocation model's report, when the model is available."""
-    try:
-        from ..memory import api as memory_api  # noqa: F401
-    except ImportError:
-        return None
-    return memory_api.report_for(nets, args)
+def json_document(args, nets, report) -> dict:
+    """``--format json``: the nets (shapes, log figures) with each layer's modeled bytes by
+    kind, and the model's totals at the top level (``total_bytes``)."""
+    from ..memory import bridge, fits, naive_estimates
+
+    mem = report.to_dict()
+    doc = {"source": args.prototxt, "total_bytes": report.total_bytes,
+           "bytes": mem["bytes"], "memory": mem, "nets": []}
+    for net in nets:
+        d = net_to_dict(net)
+        label = getattr(net, "label", "net")
+        try:
+            mnet = report.net(label)
+        except KeyError:
+            mnet = None
+        if mnet is not None:
+            by_name = {l.name: l for l in mnet.layers}
+            for layer in d["layers"]:
+                lm = by_name.get(layer["name"])
+                if lm is not None:
+                    main = lm.device if report.gpu else lm.host
+                    layer["bytes"] = {k: v for k, v in main.items() if v}
+                    if report.gpu:
+                        layer["host_bytes"] = {k: v for k, v in lm.host.items() if v}
+        doc["nets"].append(d)
+    doc["bridge"] = bridge(report)
+    if args.gpu_mem:
+        doc["fit"] = fits(report, args.gpu_mem).to_dict()
+    if args.compare_estimates:
+        doc["estimates"] = [e.to_dict() for e in naive_estimates(nets)]
+    return doc

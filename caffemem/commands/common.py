@@ -66,8 +66,8 @@ def add_memory_options(p: argparse.ArgumentParser) -> None:
                    help="train: solver (forward, backward, update) plus its test nets [default "
                         "for a solver, and for a net file]; time: what 'caffe time' does (one "
                         "forward and backward, no solver); test: forward only")
-    g.add_argument("--mode", choices=["gpu", "cpu"], default="gpu",
-                   help="gpu [default]: device bytes and pinned host bytes; cpu: host bytes")
+    g.add_argument("--mode", choices=["gpu", "cpu"],
+                   help="gpu [default; a solver says its own solver_mode]: device bytes and pinned host bytes reported apart; cpu: the heap")
     g.add_argument("--engine", choices=["cudnn", "caffe"],
                    help="convolution/pooling/... engine: cudnn [default in gpu mode] or caffe "
                         "(im2col); a layer's own 'engine:' field wins, as in Caffe")
@@ -99,3 +99,41 @@ def emit(args: argparse.Namespace, text: str) -> None:
             raise UserError(f"cannot write {out}: {e.strerror}") from None
     else:
         print(text, end="" if text.endswith("\n") else "\n")
+
+
+def memory_env(args: argparse.Namespace, loaded) -> "MemoryEnv":
+    """The allocation model's environment from the command line and the loaded file.
+
+    A solver prototxt implies the train scenario with its own solver type, regularization,
+    test schedule and solver_mode; a net file defaults to train with SGD (``--solver-type``)."""
+    from ..memory import DEFAULT_CONTEXT_MIB, MemoryEnv
+
+    kw = {}
+    if getattr(args, "scenario", None):
+        kw["scenario"] = args.scenario
+    if getattr(args, "mode", None):
+        kw["mode"] = args.mode
+    if getattr(args, "engine", None):
+        kw["engine"] = args.engine
+    if getattr(args, "solver_type", None):
+        kw["solver_type"] = args.solver_type
+    kw["gpus"] = getattr(args, "gpus", 1) or 1
+    mib = getattr(args, "context_mib", None)
+    kw["context_bytes"] = (DEFAULT_CONTEXT_MIB if mib is None else mib) * 2**20
+    try:
+        if loaded.solver is not None:
+            env = MemoryEnv.for_solver(loaded.solver, **kw)
+        else:
+            env = MemoryEnv(**kw)
+        if env.mode == "cpu" and env.engine == "cudnn":
+            env = env.with_(engine="caffe")  # no cuDNN on the CPU
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    return env
+
+
+def memory_report(args: argparse.Namespace, loaded, nets):
+    """Run the allocation model for the built nets."""
+    from ..memory import model_memory
+
+    return model_memory(nets, memory_env(args, loaded))

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..analysis import build_all
-from ..diff import diff_costs, shape_costs
+from ..analysis import analyze_file
+from ..diff import diff_costs
 from ..report.netview import format_table
 from ..units import human
-from .common import add_format_option, add_memory_options, add_net_options, analysis_options, emit
+from .common import (add_format_option, add_memory_options, add_net_options, analysis_options, emit,
+                     memory_report)
 
 HELP = "compare two nets (or solvers): per-layer and per-kind deltas, and why"
 
@@ -28,18 +29,19 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
-def _costs(nets, args):
-    try:
-        from ..memory import api as memory_api
-    except ImportError:
-        return shape_costs(nets), None
-    return memory_api.layer_costs(nets, args)
+def _costs(loaded, nets, args):
+    """Per-layer bytes by kind from the allocation model, and its total."""
+    from ..report.memview import layer_costs
+
+    report = memory_report(args, loaded, nets)
+    return layer_costs(report), report.total_bytes
 
 
 def run(args: argparse.Namespace) -> int:
-    old_nets = build_all(args.old, analysis_options(args, "old_"))
-    new_nets = build_all(args.new, analysis_options(args, "new_"))
-    (old_costs, old_total), (new_costs, new_total) = _costs(old_nets, args), _costs(new_nets, args)
+    old_loaded, old_nets = analyze_file(args.old, analysis_options(args, "old_"))
+    new_loaded, new_nets = analyze_file(args.new, analysis_options(args, "new_"))
+    (old_costs, old_total) = _costs(old_loaded, old_nets, args)
+    (new_costs, new_total) = _costs(new_loaded, new_nets, args)
     d = diff_costs(old_costs, new_costs,
                    sum(n.memory_required_for_data for n in old_nets),
                    sum(n.memory_required_for_data for n in new_nets), old_total, new_total)

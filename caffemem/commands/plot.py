@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..analysis import build_all
+from ..analysis import analyze_file
 from ..diff import diff_costs
 from ..errors import UserError
 from .common import add_memory_options, add_net_options, analysis_options
@@ -58,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         from ..plot import plot_diff
 
         opts = analysis_options(args)
-        (oc, ot), (nc, nt) = _costs(build_all(args.files[0], opts), args), _costs(build_all(args.files[1], opts), args)
+        (oc, ot) = _costs(*analyze_file(args.files[0], opts), args)
+        (nc, nt) = _costs(*analyze_file(args.files[1], opts), args)
         d = diff_costs(oc, nc, 0, 0, ot, nt)
         plot_diff(oc, nc, d.pairs, args.output, top=args.top,
                   title=f"{args.files[0]} vs {args.files[1]}")
@@ -67,8 +68,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("per-layer plots take one net or solver prototxt")
         from ..plot import plot_layers
 
-        nets = build_all(args.files[0], analysis_options(args))
-        costs, total = _costs(nets, args)
+        costs, total = _costs(*analyze_file(args.files[0], analysis_options(args)), args)
         plot_layers(costs, args.output, title=f"{args.files[0]}: memory per layer", gpu_mem=args.gpu_mem,
                     total=total, log_scale=args.log_scale, top=args.top, group=args.group)
     print(f"wrote {args.output}")

@@ -28,6 +28,17 @@ class InnerProduct(LayerRule):
         b = ctx.bottom(0)
         return count(b) * ip.num_output
 
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """``inner_product_layer.cpp``: ``bias_multiplier_`` [M] of ones, host in Reshape."""
+        from ..memory.buffers import BufferSet
+
+        ip = ctx.param.inner_product_param
+        if not ip.bias_term:
+            return []
+        b = ctx.bottom(0)
+        m = count(b[:ctx.canonical_axis(ip.axis, len(b))])
+        return BufferSet(env).host_then_compute("bias_multiplier", m * 4).items
+
 
 @register
 class Flatten(LayerRule):
@@ -149,6 +160,16 @@ class Eltwise(LayerRule):
     def flops(self, ctx: LayerCtx) -> int:
         return count(ctx.bottom(0)) * max(0, len(ctx.bottoms) - 1)
 
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """``eltwise_layer.cpp``: MAX keeps the winning bottom per element in ``max_idx_``
+        (int, bottom-sized)."""
+        from ..memory.buffers import BufferSet
+
+        if ctx.param.eltwise_param.operation != 2:  # MAX
+            return []
+        return BufferSet(env).add("max_idx", count(ctx.bottom(0)) * 4,
+                                  note="winning bottom per element (int)").items
+
 
 @register
 class Split(LayerRule):
@@ -214,6 +235,17 @@ class Reduction(LayerRule):
         axis = ctx.canonical_axis(ctx.param.reduction_param.axis, len(b))
         return Setup([tuple(b[:axis])])
 
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """``reduction_layer.cpp``: SUM and MEAN keep ``sum_multiplier_`` [dim] of ones."""
+        from ..memory.buffers import BufferSet
+
+        rp = ctx.param.reduction_param
+        if rp.operation not in (1, 4):  # SUM, MEAN
+            return []
+        b = ctx.bottom(0)
+        dim = count(b[ctx.canonical_axis(rp.axis, len(b)):])
+        return BufferSet(env).host_then_compute("sum_multiplier", dim * 4).items
+
 
 @register
 class ArgMax(LayerRule):
@@ -252,6 +284,15 @@ class Embed(LayerRule):
         if ep.bias_term:
             params.append((ep.num_output,))
         return Setup([tuple(ctx.bottom(0)) + (ep.num_output,)], params)
+
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """``embed_layer.cpp``: ``bias_multiplier_`` [M = bottom count] of ones."""
+        from ..memory.buffers import BufferSet
+
+        if not ctx.param.embed_param.bias_term:
+            return []
+        return BufferSet(env).host_then_compute("bias_multiplier",
+                                                count(ctx.bottom(0)) * 4).items
 
 
 @register

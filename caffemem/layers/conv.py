@@ -154,6 +154,9 @@ class Convolution(LayerRule):
         g = geometry(ctx)
         return sum(count(t) for t in ctx.top_shapes) * g.kernel_dim
 
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        return conv_buffers(ctx, env, deconv=False)
+
 
 @register
 class Deconvolution(LayerRule):
@@ -174,6 +177,9 @@ class Deconvolution(LayerRule):
         g = geometry(ctx)
         per_input = g.num_output // g.group * count(g.kernel)
         return sum(count(b) for b in ctx.bottom_shapes) * per_input
+
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        return conv_buffers(ctx, env, deconv=True)
 
 
 @register
@@ -197,3 +203,51 @@ def _with_num_output(cp, channels: int):
     copy.num_output = channels
     copy.group = 1
     return copy
+
+
+def conv_buffers(ctx: LayerCtx, env, deconv: bool) -> list:
+    """Convolution/Deconvolution private allocations (``base_conv_layer.cpp``,
+    ``cudnn_conv_layer.cpp``).
+
+    - ``bias_multiplier_`` [top spatial]: filled with ones on the host in Reshape (eager),
+      read on the GPU by the CAFFE engine's bias gemm; cuDNN never reads it;
+    - CAFFE engine: ``col_buffer_`` [kernel_dim*group, spatial], one image, spatial = the
+      output's (the input's for deconvolution).  A convolution touches it in Forward unless
+      1x1 (kernel 1, stride 1, pad 0); a 1x1 convolution still takes it in
+      ``backward_*_gemm`` when propagating to its bottom.  Deconvolution's Forward is
+      ``backward_*_gemm``: always;
+    - cuDNN: the workspace, ``cudaMalloc``-ed in Reshape, at most 3 x group x 8 MiB (each
+      algorithm is picked under an 8 MiB limit); modeled at that bound.
+    """
+    from ..memory.buffers import (CUDNN_STREAMS_PER_GROUP, CUDNN_WORKSPACE_LIMIT, BufferSet,
+                                  Kind)
+    from ..memory.engine import CUDNN, engine_of
+
+    g = geometry(ctx)
+    bs = BufferSet(env)
+    top, bottom = ctx.top_shapes[0], ctx.bottom(0)
+    first = g.axis + 1
+    engine = engine_of(ctx, env)
+    if g.bias:
+        bs.host_then_compute("bias_multiplier", count(top[first:]) * 4,
+                             then="forward" if engine != CUDNN else "",
+                             note="ones for the bias gemm, filled on the host in Reshape")
+    if engine == CUDNN:
+        bs.add("workspace", CUDNN_STREAMS_PER_GROUP * g.group * CUDNN_WORKSPACE_LIMIT, "setup",
+               Kind.WORKSPACE, side="gpu",
+               note=f"cuDNN workspace, bound 3 x group ({g.group}) x 8 MiB")
+        return bs.items
+    if deconv:
+        kernel_dim = g.num_output // g.group * count(g.kernel)
+        spatial = count(bottom[first:])
+    else:
+        kernel_dim = g.kernel_dim
+        spatial = count(top[first:])
+    col = kernel_dim * g.group * spatial * 4
+    note = f"im2col buffer [{kernel_dim * g.group} x {spatial}], one image"
+    if deconv or not g.is_1x1:
+        bs.add("col_buffer", col, "forward", Kind.IM2COL, note=note)
+    else:
+        bs.add("col_buffer", col, "backward", Kind.IM2COL, needs="bottom_diff",
+               note=note + " (1x1: only backward_gemm takes it, when propagating down)")
+    return bs.items

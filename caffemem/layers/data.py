@@ -40,8 +40,58 @@ class DataLayerRule(LayerRule):
         return None
 
 
+def mean_file_bytes(ctx: LayerCtx, tp) -> tuple[int, str]:
+    """Bytes of the ``data_mean_`` blob a DataTransformer loads from ``mean_file``
+    (``data_transformer.cpp``), and how we know: the file's own shape when it is at hand,
+    else one database image (C x H x W, before cropping), else one top image (a lower bound:
+    the mean has the uncropped image size)."""
+    import os
+
+    from ..pb import caffe_pb2
+
+    path = tp.mean_file
+    for cand in ([path] if os.path.isabs(path) else [path, os.path.join(ctx.net_dir, path)]):
+        if os.path.isfile(cand):
+            try:
+                blob = caffe_pb2.BlobProto()
+                with open(cand, "rb") as f:
+                    blob.ParseFromString(f.read())
+                dims = list(blob.shape.dim) or [blob.num, blob.channels, blob.height, blob.width]
+                n = 1
+                for d in dims:
+                    n *= d
+                return n * 4, f"mean file {cand}"
+            except Exception:
+                break
+    if ctx.type == "Data":
+        from ..datasource import first_datum_shape
+
+        dp = ctx.param.data_param
+        chw = first_datum_shape(dp.source, dp.backend, ctx.net_dir, tp)
+        if chw is not None:
+            c, h, w = chw
+            return c * h * w * 4, "mean of one database image (mean file not found)"
+    top = ctx.top_shapes[0] if ctx.top_shapes else ()
+    n = 1
+    for d in top[1:]:
+        n *= d
+    return n * 4, ("mean file not found: assumed one top image (a lower bound; the mean "
+                   "has the uncropped image size)")
+
+
 class DatabaseLayerRule(DataLayerRule):
     """Data layers that emit ``[batch, C, H, W]`` images and ``[batch]`` labels."""
+
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """The DataTransformer's ``data_mean_`` when a ``mean_file`` is given (host, at set
+        up).  The prefetch batches are modeled by the memory model itself."""
+        from ..memory.buffers import BufferSet
+
+        tp = ctx.param.transform_param
+        if not tp.mean_file:
+            return []
+        nbytes, how = mean_file_bytes(ctx, tp)
+        return BufferSet(env).add("data_mean", nbytes, "setup", side="host", note=how).items
 
     def declared_batch(self, ctx: LayerCtx) -> int | None:
         return _batch(ctx, self.batch_param(ctx))
@@ -204,6 +254,20 @@ class MemoryData(DatabaseLayerRule):
         if not (mp.channels and mp.height and mp.width):
             raise ctx.fail("batch_size, channels, height and width must be specified and positive")
         return mp.channels, mp.height, mp.width
+
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """``memory_data_layer.cpp``: DataLayerSetUp touches ``added_data_`` and
+        ``added_label_`` (one batch) on the host; the tops point at the user's arrays."""
+        from ..memory.buffers import BufferSet, Kind
+
+        n = 1
+        for d in ctx.top_shapes[0]:
+            n *= d
+        batch = ctx.top_shapes[0][0] if ctx.top_shapes[0] else 1
+        bs = BufferSet(env, list(super().buffers(ctx, env)))
+        bs.add("added_data", n * 4, "setup", Kind.PREFETCH, side="host")
+        bs.add("added_label", batch * 4, "setup", Kind.PREFETCH, side="host")
+        return bs.items
 
 
 @register

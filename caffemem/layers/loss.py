@@ -45,6 +45,24 @@ class SoftmaxWithLoss(LossRule):
         del lp
         return Setup([()] + [b0] * (max(1, len(ctx.tops)) - 1))
 
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """``softmax_loss_layer.cpp``/``.cu``: the inner Softmax layer (made through the
+        factory, so cuDNN in a cuDNN build) writes ``prob_`` (bottom-sized; top 1 shares it)
+        and keeps its own buffers; ``prob_``'s diff is allocated too (see below)."""
+        from ..memory.buffers import BufferSet
+        from ..memory.engine import engine_of
+        from .normalization import softmax_buffers
+
+        n = count(ctx.bottom(0)) * 4
+        bs = BufferSet(env)
+        bs.add("prob", n, note="softmax probabilities")
+        bs.items.extend(softmax_buffers(ctx, env, engine_of(ctx, env), prefix="softmax "))
+        # The inner softmax's LayerParameter is a copy of this layer's, loss_weight included,
+        # so its SetUp fills prob_'s diff with the loss weight on the host (and its Forward
+        # reads it on the GPU, where the GPU Forward also counts into it).
+        bs.host_then_compute("prob_diff", n, note="diff of prob_: loss weights, GPU counts")
+        return bs.items
+
     def backward_to_bottom(self, ctx: LayerCtx, bottom_index: int) -> bool:
         return bottom_index == 0
 
@@ -53,6 +71,12 @@ class SoftmaxWithLoss(LossRule):
 class EuclideanLoss(LossRule):
     type = "EuclideanLoss"
 
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """``euclidean_loss_layer.cpp``: ``diff_`` = bottom 0 - bottom 1 (bottom-sized)."""
+        from ..memory.buffers import BufferSet
+
+        return BufferSet(env).add("diff", count(ctx.bottom(0)) * 4).items
+
     def allow_force_backward(self, ctx: LayerCtx, bottom_index: int) -> bool:
         return True
 
@@ -60,6 +84,21 @@ class EuclideanLoss(LossRule):
 @register
 class SigmoidCrossEntropyLoss(LossRule):
     type = "SigmoidCrossEntropyLoss"
+
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """The inner (Caffe) SigmoidLayer's top ``sigmoid_output_``, bottom-sized, and its
+        diff when the prototxt gives a loss_weight (see below)."""
+        from ..memory.buffers import BufferSet
+
+        n = count(ctx.bottom(0)) * 4
+        bs = BufferSet(env).add("sigmoid_output", n)
+        if len(ctx.param.loss_weight) and ctx.param.loss_weight[0]:
+            # The inner SigmoidLayer is constructed with this layer's LayerParameter: an
+            # explicit loss_weight makes its SetUp fill sigmoid_output_'s diff (host) and its
+            # Forward read it (loss dot product).
+            bs.host_then_compute("sigmoid_output_diff", n,
+                                 note="explicit loss_weight copied into the inner sigmoid")
+        return bs.items
 
     def backward_to_bottom(self, ctx: LayerCtx, bottom_index: int) -> bool:
         return bottom_index == 0
@@ -77,6 +116,22 @@ class HingeLoss(LossRule):
 class InfogainLoss(LossRule):
     type = "InfogainLoss"
 
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """``infogain_loss_layer.cpp`` (CPU only): ``prob_`` (bottom-sized) from an inner
+        Softmax; ``sum_rows_H_`` [C]; the infogain matrix [C*C] when read from a file."""
+        from ..memory.buffers import BufferSet
+
+        b = ctx.bottom(0)
+        c = count(b) // max(1, b[0]) if b else 1
+        bs = BufferSet(env)
+        bs.add("prob", count(b) * 4, side="host", note="softmax probabilities")
+        bs.add("sum_rows_H", c * 4, side="host")
+        bs.add("prob_diff", count(b) * 4, "setup", side="host",
+               note="the inner softmax copies this layer's loss_weight: its top diff is set")
+        if len(ctx.bottoms) < 3:
+            bs.add("infogain", c * c * 4, "setup", side="host", note="H read from a file")
+        return bs.items
+
     def backward_to_bottom(self, ctx: LayerCtx, bottom_index: int) -> bool:
         return bottom_index == 0
 
@@ -93,6 +148,22 @@ class MultinomialLogisticLoss(LossRule):
 class ContrastiveLoss(LossRule):
     type = "ContrastiveLoss"
     check_num = False
+
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """``contrastive_loss_layer.cpp``/``.cu``: ``diff_`` and (GPU) ``diff_sq_`` [N*C],
+        ``dist_sq_`` [N], ``summer_vec_`` [C] of ones (host, LayerSetUp)."""
+        from ..memory.buffers import BufferSet
+
+        b = ctx.bottom(0)
+        n, c = b[0], count(b) // max(1, b[0])
+        bs = BufferSet(env)
+        bs.host_then_compute("summer_vec", c * 4)
+        bs.add("diff", n * c * 4)
+        if env.gpu:
+            bs.add("diff_sq", n * c * 4)
+            bs.add("dist_sq", n * 4)  # computed on the GPU, read back on the host
+        bs.add("dist_sq", n * 4, side="host")
+        return bs.items
 
     def allow_force_backward(self, ctx: LayerCtx, bottom_index: int) -> bool:
         return bottom_index != 2
@@ -120,3 +191,15 @@ class Accuracy(LayerRule):
         if len(ctx.tops) > 1:
             tops.append((b0[axis],))
         return Setup(tops)
+
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """Per-class accuracy (two tops): ``nums_buffer_`` [C] on the CPU; the GPU Forward
+        reshapes it like bottom 0 (``accuracy_layer.cu``)."""
+        from ..memory.buffers import BufferSet
+
+        if len(ctx.tops) < 2:
+            return []
+        b0 = ctx.bottom(0)
+        axis = ctx.canonical_axis(ctx.param.accuracy_param.axis, len(b0))
+        n = count(b0) if env.gpu else b0[axis]
+        return BufferSet(env).add("nums_buffer", n * 4).items

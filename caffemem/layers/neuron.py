@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import ElementwiseRule, LayerCtx, Setup
+from .base import ElementwiseRule, LayerCtx, Setup, count
 from .registry import register
 
 
@@ -61,6 +61,14 @@ class Clip(ElementwiseRule):
 class Swish(ElementwiseRule):
     type = "Swish"
 
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """``sigmoid_input_`` and the inner SigmoidLayer's top ``sigmoid_output_``, each
+        bottom-sized (``swish_layer.cpp``)."""
+        from ..memory.buffers import BufferSet
+
+        n = count(ctx.bottom(0)) * 4
+        return BufferSet(env).add("sigmoid_input", n).add("sigmoid_output", n).items
+
 
 @register
 class Threshold(ElementwiseRule):
@@ -71,6 +79,16 @@ class Threshold(ElementwiseRule):
 @register
 class Dropout(ElementwiseRule):
     type = "Dropout"
+
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """``rand_vec_`` (unsigned int, bottom-sized): the CPU Forward takes it in every phase,
+        the GPU Forward only in TRAIN (``dropout_layer.cpp``/``.cu``)."""
+        from ..memory.buffers import BufferSet
+
+        if env.gpu and ctx.phase != "TRAIN":
+            return []
+        return BufferSet(env).add("rand_vec", count(ctx.bottom(0)) * 4,
+                                  note="dropout mask (uint)").items
 
 
 @register
@@ -83,3 +101,21 @@ class PReLU(ElementwiseRule):
             raise ctx.fail("number of axes of bottom blob must be >= 2")
         slopes = (1,) if ctx.param.prelu_param.channel_shared else (b[1],)
         return Setup([b], [slopes])
+
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """``prelu_layer.cpp``/``.cu``: ``multiplier_`` [C*H*W] of ones, filled on the host in
+        LayerSetUp and read on the GPU by the slope gradient; ``backward_buff_`` [C*H*W]
+        (its diff) for the GPU slope gradient; in place, ``bottom_memory_`` keeps a
+        bottom-sized copy of the input."""
+        from ..memory.buffers import BufferSet
+
+        b = ctx.bottom(0)
+        inner = count(b[1:]) * 4
+        bs = BufferSet(env)
+        bs.host_then_compute("multiplier", inner, then="backward", needs="param_diff",
+                             note="ones [C*H*W]")
+        if env.gpu:
+            bs.add("backward_buff_diff", inner, "backward", needs="param_diff")
+        if ctx.tops and ctx.bottoms and ctx.tops[0] == ctx.bottoms[0]:
+            bs.add("bottom_memory", count(b) * 4, note="copy of the input (in place)")
+        return bs.items

@@ -27,6 +27,28 @@ class BatchNorm(ElementwiseRule):
         c = 1 if len(b) == 1 else b[1]
         return Setup([b], [(c,), (c,), (1,)])
 
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """``batch_norm_layer.cpp``/``.cu``: multipliers of ones filled on the host in
+        Reshape (``batch_sum_multiplier_`` [N], ``spatial_sum_multiplier_`` [H*W]);
+        ``mean_``/``variance_`` [C], ``num_by_chans_`` [N*C], ``temp_`` and ``x_norm_``
+        (bottom-sized) in Forward; in place, Backward copies the top diff into
+        ``x_norm_``'s diff (bottom-sized) first."""
+        from ..memory.buffers import BufferSet
+
+        b = ctx.bottom(0)
+        n, c = b[0] if b else 1, (b[1] if len(b) > 1 else 1)
+        spatial = count(b) // max(1, n * c)
+        full = count(b) * 4
+        bs = BufferSet(env)
+        bs.host_then_compute("batch_sum_multiplier", n * 4)
+        bs.host_then_compute("spatial_sum_multiplier", spatial * 4)
+        bs.add("mean", c * 4).add("variance", c * 4).add("num_by_chans", n * c * 4)
+        bs.add("temp", full, note="bottom-sized (X-EX)^2 / std")
+        bs.add("x_norm", full, note="normalized output kept for backward")
+        if ctx.tops and ctx.bottoms and ctx.tops[0] == ctx.bottoms[0]:
+            bs.add("x_norm_diff", full, "backward", note="in place: copy of the top diff")
+        return bs.items
+
 
 @register
 class LRN(ElementwiseRule):
@@ -35,17 +57,96 @@ class LRN(ElementwiseRule):
     def flops(self, ctx: LayerCtx) -> int:
         return count(ctx.bottom(0)) * (ctx.param.lrn_param.local_size + 2)
 
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """``lrn_layer.cpp``/``.cu``, ``cudnn_lcn_layer.cpp``.  Caffe ACROSS_CHANNELS:
+        ``scale_`` (bottom-sized); its CPU code also allocates temporaries per call:
+        ``padded_square`` [(C+size-1)*H*W] in Forward, ``padded_ratio`` [(C+size-1)*H*W] and
+        ``accum_ratio`` [H*W] (data and diff) in Backward.  Caffe WITHIN_CHANNEL runs inner
+        Split/Power/Pooling(AVE)/Power/Eltwise layers: three bottom-sized outputs, and when
+        propagating down five bottom-sized diffs.  CuDNNLCN: two bottom-sized temporaries
+        ``cudaMalloc``-ed in Reshape; CuDNNLRN: nothing."""
+        from ..memory.buffers import BufferSet
+        from ..memory.engine import CUDNN, engine_of
+
+        b = ctx.bottom(0)
+        lp = ctx.param.lrn_param
+        full = count(b) * 4
+        within = lp.norm_region == 1
+        bs = BufferSet(env)
+        if engine_of(ctx, env) == CUDNN:
+            if within:
+                bs.add("tempData1", full, "setup", side="gpu")
+                bs.add("tempData2", full, "setup", side="gpu")
+            return bs.items
+        if within:
+            for name in ("square_output", "pool_output", "power_output"):
+                bs.add(name, full)
+            for name in ("product_input_diff", "square_input_diff", "square_output_diff",
+                         "pool_output_diff", "power_output_diff"):
+                bs.add(name, full, "backward", needs="bottom_diff")
+            return bs.items
+        bs.add("scale", full, note="bottom-sized normalizer")
+        if not env.gpu and len(b) == 4:
+            _, c, h, w = b
+            padded = (c + lp.local_size - 1) * h * w * 4
+            bs.add("padded_square", padded, transient=True, note="CPU temporary per call")
+            bs.add("padded_ratio", padded, "backward", transient=True)
+            bs.add("accum_ratio", h * w * 4, "backward", transient=True)
+            bs.add("accum_ratio_diff", h * w * 4, "backward", transient=True)
+        return bs.items
+
 
 @register
 class MVN(ElementwiseRule):
     type = "MVN"
     flops_per_element = 2
 
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """``mvn_layer.cpp``: ``sum_multiplier_`` of ones ([C*H*W] across channels, else
+        [H*W]) filled on the host in Reshape; ``mean_``/``variance_`` [N*C] and ``temp_``
+        (bottom-sized) in Forward."""
+        from ..memory.buffers import BufferSet
+
+        b = ctx.bottom(0)
+        n, c = b[0], (b[1] if len(b) > 1 else 1)
+        hw = count(b[2:]) if len(b) > 2 else 1
+        mult = (c * hw) if ctx.param.mvn_param.across_channels else hw
+        bs = BufferSet(env)
+        bs.host_then_compute("sum_multiplier", mult * 4)
+        bs.add("mean", n * c * 4)
+        if ctx.param.mvn_param.normalize_variance:
+            bs.add("variance", n * c * 4)
+        bs.add("temp", count(b) * 4, note="bottom-sized")
+        return bs.items
+
+
+def softmax_buffers(ctx: LayerCtx, env, engine: str, prefix: str = "") -> list:
+    """``softmax_layer.cpp``: ``sum_multiplier_`` [C] filled on the host in Reshape (cuDNN's
+    layer calls that Reshape too but never reads it); Caffe's engine also keeps ``scale_``
+    [outer*inner]."""
+    from ..memory.buffers import BufferSet
+    from ..memory.engine import CUDNN
+
+    b = ctx.bottom(0)
+    axis = ctx.canonical_axis(ctx.param.softmax_param.axis, len(b))
+    channels = b[axis]
+    bs = BufferSet(env)
+    bs.host_then_compute(prefix + "sum_multiplier", channels * 4,
+                         then="" if engine == CUDNN else "forward")
+    if engine != CUDNN:
+        bs.add(prefix + "scale", count(b) // max(1, channels) * 4)
+    return bs.items
+
 
 @register
 class Softmax(ElementwiseRule):
     type = "Softmax"
     flops_per_element = 3
+
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        from ..memory.engine import engine_of
+
+        return softmax_buffers(ctx, env, engine_of(ctx, env))
 
 
 @register
@@ -72,6 +173,42 @@ class Scale(LayerRule):
     def flops(self, ctx: LayerCtx) -> int:
         return count(ctx.bottom(0))
 
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """``scale_layer.cpp``/``.cu``: ``sum_multiplier_`` [max(outer, inner)] of ones
+        (host, Reshape); in place, ``temp_`` keeps a bottom-sized copy of the input; the scale
+        gradient of a non-element-wise scale sums through ``sum_result_`` [outer*scale]; a
+        bias term adds an inner Bias layer with its ``bias_multiplier_`` [inner]."""
+        from ..memory.buffers import BufferSet
+
+        outer, scale_dim, inner = _scale_dims(ctx)
+        b = ctx.bottom(0)
+        sp = ctx.param.scale_param
+        in_place = bool(ctx.tops) and ctx.tops[0] == ctx.bottoms[0]
+        bs = BufferSet(env)
+        bs.host_then_compute("sum_multiplier", max(outer, inner) * 4, then="backward",
+                             needs="any")
+        if in_place:
+            bs.add("temp", count(b) * 4, note="copy of the input (in place)")
+        eltwise = count(b) == scale_dim
+        if not eltwise and inner != 1 and outer * scale_dim != 1 and outer != 1:
+            needs = "param_diff" if len(ctx.bottoms) == 1 else "bottom_diff"
+            bs.add("sum_result", outer * scale_dim * 4, "backward", needs=needs)
+        if sp.bias_term:
+            bs.host_then_compute("bias_multiplier", inner * 4, note="inner Bias layer")
+        return bs.items
+
+
+def _scale_dims(ctx: LayerCtx) -> tuple[int, int, int]:
+    """(outer_dim, scale_dim, inner_dim) as ``ScaleLayer::Reshape`` computes them."""
+    b = ctx.bottom(0)
+    sp = ctx.param.scale_param
+    if len(ctx.bottoms) > 1:
+        scale = tuple(ctx.bottom(1))
+    else:
+        scale = tuple(ctx.param_shapes[0]) if ctx.param_shapes else ()
+    axis = 0 if len(scale) == 0 else ctx.canonical_axis(sp.axis, len(b))
+    return count(b[:axis]), count(scale), count(b[axis + len(scale):])
+
 
 @register
 class Bias(LayerRule):
@@ -86,3 +223,14 @@ class Bias(LayerRule):
 
     def flops(self, ctx: LayerCtx) -> int:
         return count(ctx.bottom(0))
+
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """``bias_layer.cpp``: ``bias_multiplier_`` [inner] of ones, host in Reshape."""
+        from ..memory.buffers import BufferSet
+
+        b = ctx.bottom(0)
+        bias = tuple(ctx.bottom(1)) if len(ctx.bottoms) > 1 else \
+            (tuple(ctx.param_shapes[0]) if ctx.param_shapes else ())
+        axis = 0 if not bias else ctx.canonical_axis(ctx.param.bias_param.axis, len(b))
+        inner = count(b[axis + len(bias):])
+        return BufferSet(env).host_then_compute("bias_multiplier", inner * 4).items

@@ -82,6 +82,14 @@ class Pooling(LayerRule):
         kh, kw, *_ = pooling_geometry(ctx, pp, b[2], b[3])
         return count(ctx.top_shapes[0]) * kh * kw
 
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        from ..memory.engine import CUDNN, engine_of
+
+        if engine_of(ctx, env) == CUDNN:
+            return []  # cuDNN pooling keeps no index buffer
+        return pooling_buffers(ctx, env, ctx.param.pooling_param.pool, len(ctx.tops),
+                               count(ctx.top_shapes[0]))
+
 
 def spp_level_shape(ctx: LayerCtx, level: int, shape) -> tuple[int, int, int, int]:
     """The pooling SPP runs at one pyramid level (``SPPLayer::GetPoolingParam``)."""
@@ -94,6 +102,21 @@ def spp_level_shape(ctx: LayerCtx, level: int, shape) -> tuple[int, int, int, in
         pool=ctx.param.spp_param.pool, kernel_h=kh, kernel_w=kw,
         pad_h=(kh * bins - h + 1) // 2, pad_w=(kw * bins - w + 1) // 2, stride_h=kh, stride_w=kw)
     return pool_shape(ctx, pp, shape)
+
+
+def pooling_buffers(ctx: LayerCtx, env, pool: int, ntops: int, top_count: int,
+                    prefix: str = "") -> list:
+    """Caffe's PoolingLayer (``pooling_layer.cpp``/``.cu``): MAX with one top keeps the
+    argmax in ``max_idx_`` (int, top-sized; with two tops the mask is top 1); STOCHASTIC keeps
+    ``rand_idx_`` (top-sized) in TRAIN (its CPU Forward is NOT_IMPLEMENTED)."""
+    from ..memory.buffers import BufferSet
+
+    bs = BufferSet(env)
+    if pool == 0 and ntops == 1:
+        bs.add(prefix + "max_idx", top_count * 4, note="argmax per output (int)")
+    elif pool == 2 and ctx.phase == "TRAIN":
+        bs.add(prefix + "rand_idx", top_count * 4, note="sampled index per output")
+    return bs.items
 
 
 @register
@@ -109,3 +132,25 @@ class SPP(LayerRule):
             return Setup([spp_level_shape(ctx, 0, shape)])
         total = sum(count(spp_level_shape(ctx, i, shape)[1:]) for i in range(height))
         return Setup([(shape[0], total)])
+
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """SPP runs a Split, one Caffe PoolingLayer and one Flatten per pyramid level, and a
+        Concat (``spp_layer.cpp``): each level's pooled output (and argmax) is the layer's own;
+        when propagating down, each split top has its own bottom-sized diff and each pooled
+        output a diff.  With one level the pooling writes the top directly."""
+        from ..memory.buffers import BufferSet
+
+        sp = ctx.param.spp_param
+        shape = ctx.bottom(0)
+        height = sp.pyramid_height
+        if height == 1:
+            return pooling_buffers(ctx, env, sp.pool, 1, count(ctx.top_shapes[0]))
+        bs = BufferSet(env)
+        for i in range(height):
+            n = count(spp_level_shape(ctx, i, shape))
+            bs.add(f"level{i}_pooled", n * 4, note=f"pyramid level {i} pooled output")
+            bs.items.extend(pooling_buffers(ctx, env, sp.pool, 1, n, prefix=f"level{i}_"))
+            bs.add(f"level{i}_pooled_diff", n * 4, "backward", needs="bottom_diff")
+            bs.add(f"level{i}_split_diff", count(shape) * 4, "backward", needs="bottom_diff",
+                   note="the internal Split's top diff (bottom-sized)")
+        return bs.items

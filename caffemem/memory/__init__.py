@@ -1,0 +1,63 @@
+"""The allocation model: every byte Caffe really allocates, per net, per layer and per kind.
+
+API (everything is a pure function of built nets and a :class:`MemoryEnv`; sizes are exact
+ints, in bytes)::
+
+    from caffemem.analysis import build_all, AnalysisOptions
+    from caffemem.memory import MemoryEnv, model_memory, bridge, fits, naive_estimates
+
+    nets = build_all("solver.prototxt", AnalysisOptions(...))       # train net, test nets
+    env = MemoryEnv(scenario="train", mode="gpu", engine="cudnn",   # or MemoryEnv.for_solver(
+                    solver_type="Adam", gpus=1)                     #    loaded.solver, ...)
+    report = model_memory(nets, env)        # MemoryReport
+    report.total_bytes                      # peak (gpu mode: busiest GPU incl. CUDA context)
+    report.by_kind                          # {"activations": ..., "im2col": ..., ...}
+    report.to_dict()                        # JSON-ready: "total_bytes", per layer "bytes"
+    print(bridge(report))                   # "Memory required for data" -> modeled total
+    fits(report, 12 * 2**30)                # Fit: fits?, margin, top contributors
+    naive_estimates(nets)                   # what the usual rules of thumb would say
+    replay(nets, env).first_allocation_over(limit)   # where a run under a limit dies
+
+- :class:`MemoryEnv` (``buffers.py``): scenario ``train``/``time``/``test``, mode
+  ``gpu``/``cpu``, engine ``cudnn``/``caffe``, solver type, regularization, ``gpus``,
+  ``prefetch`` override, ``context_bytes`` (default :data:`DEFAULT_CONTEXT_MIB` MiB).
+- :class:`Buffer`/:class:`Kind` (``buffers.py``): a layer-private allocation, as rules'
+  ``buffers(ctx, env)`` return them; kinds ``activations``, ``diffs``, ``params``,
+  ``param_diffs``, ``history``, ``im2col``, ``internal``, ``workspace``, ``prefetch``,
+  ``context``.
+- :func:`layer_engine` (``engine.py``): CAFFE or CUDNN per layer, Caffe's factory rules.
+- ``touches.py``: which blob data/diffs each type's Forward/Backward touch.
+- ``sim.py``: the SyncedMemory replay; ``model.py``: the scenarios (:func:`model_memory`,
+  :func:`replay`); ``report.py``: :class:`MemoryReport` (``total_bytes``, ``allocated_bytes``,
+  ``host_bytes``, ``by_kind``, ``nets[].layers[]`` with ``device``/``host`` bytes by kind,
+  ``gpus`` per GPU, ``peak_moment``, ``warnings``, ``assumptions``, ``to_dict()``).
+- ``bridge.py``: :func:`bridge`, :func:`fits`, :func:`naive_estimates`.
+
+The model's submodules are imported lazily so that layer rules can import :mod:`.buffers`
+freely; ``bridge``/``fits``/``naive_estimates`` are the functions (the submodule
+``caffemem.memory.bridge`` is shadowed by the function of the same name).
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from .buffers import DEFAULT_CONTEXT_MIB, Buffer, BufferSet, Kind, MemoryEnv
+from .bridge import Fit, NaiveEstimate, bridge, fits, naive_estimates  # noqa: E402
+
+_LAZY = {
+    "model_memory": "model", "history_sets": "model", "replay": "model", "Replay": "model",
+    "Allocation": "model",
+    "MemoryReport": "report", "NetMemory": "report", "LayerMemory": "report",
+    "GpuMemory": "report",
+    "layer_engine": "engine",
+}
+
+__all__ = ["DEFAULT_CONTEXT_MIB", "Buffer", "BufferSet", "Kind", "MemoryEnv", "Fit",
+           "NaiveEstimate", "bridge", "fits", "naive_estimates", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,221 @@
+"""The vocabulary of the allocation model: what is being modeled (:class:`MemoryEnv`) and
+what a layer allocates for itself (:class:`Buffer`), by kind (:class:`Kind`).
+
+Caffe allocates through ``SyncedMemory``, lazily: a buffer costs host memory the first time
+something touches it on the CPU and device memory the first time something touches it on the
+GPU, and is never shrunk.  A :class:`Buffer` is therefore one *touch* of one layer-private
+``SyncedMemory``: its name identifies the memory (two Buffers of a layer with the same name
+are the same memory touched at different moments or on different sides, and its bytes count
+once per side), ``when`` says at which call the touch happens and ``device`` on which side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Optional
+
+MiB = 1 << 20
+
+#: CUDA context + cuBLAS/cuRAND handles + loaded cuDNN kernels on one GPU, in MiB.  Not in
+#: Caffe's source and not measurable from the CPU oracle: a typical figure for the CUDA 8-10 /
+#: cuDNN 5-7 era Caffe ran on (nvidia-smi shows roughly 150-400 MiB for an idle Caffe
+#: process, growing with the driver version and the GPU architecture).  Override it with
+#: ``context_mib`` when you have measured your own setup.
+DEFAULT_CONTEXT_MIB = 300
+
+#: ``CuDNNConvolutionLayer::Reshape``'s per-algorithm workspace limit (8 MiB) and the number
+#: of cuDNN handles/streams per group (``CUDNN_STREAMS_PER_GROUP``).
+CUDNN_WORKSPACE_LIMIT = 8 * MiB
+CUDNN_STREAMS_PER_GROUP = 3
+
+SCENARIOS = ("train", "time", "test")
+MODES = ("gpu", "cpu")
+ENGINES = ("cudnn", "caffe")
+SOLVER_TYPES = ("SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam")
+
+
+class Kind:
+    """What a byte is for; reports group bytes by these names."""
+
+    ACTIVATIONS = "activations"   # top data (unique blobs)
+    DIFFS = "diffs"               # top diffs (gradients of activations, scratch diffs)
+    PARAMS = "params"             # learnable parameter data
+    PARAM_DIFFS = "param_diffs"   # learnable parameter gradients
+    HISTORY = "history"           # solver state (history_, update_, temp_)
+    IM2COL = "im2col"             # CAFFE-engine convolution column buffers
+    INTERNAL = "internal"         # other layer-private buffers (max_idx, BatchNorm, ...)
+    WORKSPACE = "workspace"       # cuDNN convolution workspaces
+    PREFETCH = "prefetch"         # data-layer prefetch batches
+    CONTEXT = "context"           # CUDA context (a constant, reported on its own line)
+
+    ALL = (ACTIVATIONS, DIFFS, PARAMS, PARAM_DIFFS, HISTORY, IM2COL, INTERNAL, WORKSPACE,
+           PREFETCH, CONTEXT)
+
+
+@dataclass(frozen=True)
+class MemoryEnv:
+    """What is being modeled: the Caffe command, the device mode, the engine and the solver.
+
+    - ``scenario``: ``train`` (a solver: forward, backward, update, and the test nets'
+      passes), ``time`` (``caffe time``: a forward and backward of the one net, then the
+      timed loop that calls *every* layer's Backward), ``test`` (forward only, no diffs).
+    - ``mode``: ``gpu`` (device and pinned host bytes reported apart) or ``cpu`` (malloc).
+    - ``engine``: the build's default engine, ``cudnn`` or ``caffe`` (a build without
+      cuDNN); each layer's own ``engine:`` field is honoured (see :mod:`.engine`).  In cpu
+      mode there is no cuDNN.
+    - ``solver_type``, ``regularization`` (``L2``/``L1``), ``weight_decay``: the solver
+      state; L1 touches ``temp_`` for each param with a nonzero decay.
+    - ``gpus``: GPUs of a multi-GPU (NCCL) training run; each holds a full solver.
+    - ``prefetch``: overrides every data layer's ``data_param.prefetch`` (default 4).
+    - ``context_bytes``: the per-GPU CUDA context constant (:data:`DEFAULT_CONTEXT_MIB`).
+    - ``test_interval``/``test_iter``/``test_initialization``: whether the test nets run
+      (a test net that never runs pays only its eager allocations).
+    """
+
+    scenario: str = "train"
+    mode: str = "gpu"
+    engine: str = "cudnn"
+    solver_type: str = "SGD"
+    regularization: str = "L2"
+    weight_decay: float = 0.0
+    gpus: int = 1
+    prefetch: Optional[int] = None
+    context_bytes: int = DEFAULT_CONTEXT_MIB * MiB
+    test_interval: int = 1
+    test_iter: tuple[int, ...] = ()
+    test_initialization: bool = True
+
+    def __post_init__(self) -> None:
+        canon = {t.lower(): t for t in SOLVER_TYPES}
+        if isinstance(self.solver_type, str) and self.solver_type.lower() in canon:
+            object.__setattr__(self, "solver_type", canon[self.solver_type.lower()])
+        for name in ("scenario", "mode", "engine"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, value.lower())
+        if isinstance(self.regularization, str):
+            object.__setattr__(self, "regularization", self.regularization.upper())
+        if self.scenario not in SCENARIOS:
+            raise ValueError(f"scenario must be one of {SCENARIOS}, not {self.scenario!r}")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {self.mode!r}")
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, not {self.engine!r}")
+        if self.solver_type not in SOLVER_TYPES:
+            raise ValueError(f"solver type must be one of {SOLVER_TYPES}, not {self.solver_type!r}")
+        if self.regularization not in ("L1", "L2"):
+            raise ValueError(f"regularization must be L1 or L2, not {self.regularization!r}")
+        if self.gpus < 1:
+            raise ValueError("gpus must be >= 1")
+
+    @property
+    def gpu(self) -> bool:
+        return self.mode == "gpu"
+
+    @property
+    def cudnn(self) -> bool:
+        """Is cuDNN available at all (GPU mode in a cuDNN build)?"""
+        return self.mode == "gpu" and self.engine == "cudnn"
+
+    @property
+    def compute_side(self) -> str:
+        """Where layers with a GPU implementation touch their blobs: 'gpu' or 'host'."""
+        return "gpu" if self.gpu else "host"
+
+    def with_(self, **changes) -> "MemoryEnv":
+        return replace(self, **changes)
+
+    @classmethod
+    def for_solver(cls, solver, **overrides) -> "MemoryEnv":
+        """An env from a ``caffe_pb2.SolverParameter``: its type, regularization, weight
+        decay, testing schedule, and its ``solver_mode`` when the file sets one (Caffe runs a
+        ``solver_mode: CPU`` solver on the CPU); ``overrides`` win (e.g. ``mode='gpu'``).
+        In cpu mode the engine becomes ``caffe``."""
+        from ..loader import SOLVER_TYPE_NAMES
+
+        if solver.HasField("solver_type") and not solver.HasField("type"):
+            stype = SOLVER_TYPE_NAMES.get(solver.solver_type, "SGD")
+        else:
+            stype = solver.type or "SGD"
+        kw = dict(solver_type=stype, regularization=solver.regularization_type or "L2",
+                  weight_decay=solver.weight_decay, test_interval=solver.test_interval,
+                  test_iter=tuple(solver.test_iter),
+                  test_initialization=solver.test_initialization)
+        if solver.HasField("solver_mode") and "mode" not in overrides:
+            kw["mode"] = "gpu" if solver.solver_mode == 1 else "cpu"
+        kw.update(overrides)
+        if kw.get("mode") == "cpu" and "engine" not in overrides:
+            kw["engine"] = "caffe"
+        return cls(**kw)
+
+    def runs_test_net(self, index: int) -> bool:
+        """Does the solver ever run test net ``index`` (test_interval > 0, test_iter > 0)?"""
+        if self.scenario != "train" or self.test_interval <= 0:
+            return False
+        if index < len(self.test_iter):
+            return self.test_iter[index] > 0
+        return True
+
+
+@dataclass(frozen=True)
+class Buffer:
+    """One touch of a layer-private allocation (see the module docstring).
+
+    - ``when``: ``setup`` (eager, during net init: LayerSetUp/Reshape), ``forward`` or
+      ``backward`` (the first call of that pass allocates it).
+    - ``needs`` (backward only): the touch happens only when the Backward call propagates
+      to a bottom (``bottom_diff``), computes a param gradient (``param_diff``), either
+      (``any``), or on every Backward call (None: Caffe touches it unconditionally).
+    - ``transient``: a temporary freed when the call returns (CPU LRN's padded blobs); it
+      raises the peak but is not held.
+    - ``device``: 'gpu' (cudaMalloc) or 'host' (pinned in GPU mode, malloc in CPU mode).
+    """
+
+    name: str
+    kind: str
+    nbytes: int
+    device: str = "gpu"
+    when: str = "forward"
+    note: str = ""
+    needs: Optional[str] = None
+    transient: bool = False
+
+    def __post_init__(self) -> None:
+        if self.when not in ("setup", "forward", "backward"):
+            raise ValueError(f"Buffer.when must be setup, forward or backward, not {self.when!r}")
+        if self.device not in ("gpu", "host"):
+            raise ValueError(f"Buffer.device must be gpu or host, not {self.device!r}")
+        if self.needs not in (None, "bottom_diff", "param_diff", "any"):
+            raise ValueError(f"Buffer.needs: {self.needs!r}")
+        if self.kind not in Kind.ALL:
+            raise ValueError(f"Buffer.kind: {self.kind!r}")
+        if not isinstance(self.nbytes, int) or self.nbytes < 0:
+            raise ValueError(f"Buffer.nbytes must be a non-negative int, not {self.nbytes!r}")
+
+
+@dataclass
+class BufferSet:
+    """Helper for rules: collects buffers with the env's compute side filled in."""
+
+    env: MemoryEnv
+    items: list[Buffer] = field(default_factory=list)
+
+    def add(self, name: str, nbytes: int, when: str = "forward", kind: str = Kind.INTERNAL,
+            side: Optional[str] = None, note: str = "", needs: Optional[str] = None,
+            transient: bool = False) -> "BufferSet":
+        """Add a touch; ``side`` 'compute' (default: GPU in gpu mode), 'host' or 'gpu'."""
+        device = self.env.compute_side if side in (None, "compute") else side
+        if not self.env.gpu:
+            device = "host"
+        self.items.append(Buffer(name, kind, int(nbytes), device, when, note, needs, transient))
+        return self
+
+    def host_then_compute(self, name: str, nbytes: int, first: str = "setup",
+                          then: str = "forward", kind: str = Kind.INTERNAL, note: str = "",
+                          needs: Optional[str] = None) -> "BufferSet":
+        """A buffer Caffe fills on the CPU (``caffe_set(mutable_cpu_data)``) and then reads
+        where the layer computes: host at ``first``, plus the device at ``then`` in gpu mode."""
+        self.add(name, nbytes, first, kind, "host", note)
+        if self.env.gpu and then:
+            self.add(name, nbytes, then, kind, "gpu", note, needs=needs)
+        return self

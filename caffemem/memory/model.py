@@ -1,0 +1,341 @@
+"""The allocation model: replay what Caffe touches in a scenario and report the peak.
+
+:func:`model_memory` builds a :class:`~caffemem.memory.sim.NetSim` per net and replays, in
+Caffe's order:
+
+- ``train`` (``Solver::Solve``): train net and test nets set up (``Solver::Init``); then the
+  first iteration: ``ClearParamDiffs``, the test pass at iteration 0 (``TestAll``: test
+  params ``ShareData`` with the train net, freeing their own copies, then a forward pass and
+  the outputs read on the host), ``ForwardBackward``, ``ApplyUpdate`` (regularization,
+  the solver type's update, ``Net::Update``); then iteration 1 and the final test pass,
+  which allocate nothing new but put per-call temporaries (CPU LRN) on top of everything.
+  With ``gpus > 1`` each extra GPU runs the same solver (its test nets set up but never run)
+  and every GPU holds the params' data and diff in contiguous buffers (``GPUParams``).
+- ``time`` (``caffe time``): the net set up, ``Forward``, ``Backward``, then the timed loop:
+  every layer's Forward, then **every** layer's Backward with its propagate_down flags.
+- ``test``: the net set up and one forward pass.
+
+Only the first touch of a memory allocates; the peak is the maximum of live bytes over the
+replay (device per GPU, and host).  :func:`replay` gives the replay itself (every allocation
+in order, e.g. to find where a run under a memory limit dies).  Both are pure functions of
+their inputs: nets are read, never changed (a mean file or LMDB may be read for its size).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ..layers.base import count
+from .buffers import CUDNN_STREAMS_PER_GROUP, Kind, MemoryEnv
+from .engine import CUDNN, layer_engine
+from .report import GpuMemory, LayerMemory, MemoryReport, NetMemory
+from .sim import DTYPE, Mem, Memory, NetSim
+from .touches import DATA, DIFF
+
+#: solver state blobs each solver type touches per learnable param, by mode
+#: (``sgd_solver.cpp`` and the five derived solvers' ComputeUpdateValue, CPU and GPU paths)
+HISTORY_SETS = {
+    "gpu": {"SGD": ("history",), "Nesterov": ("history",), "AdaGrad": ("history",),
+            "RMSProp": ("history",), "AdaDelta": ("history", "history2"),
+            "Adam": ("history", "history2")},
+    "cpu": {"SGD": ("history",), "Nesterov": ("history", "update"),
+            "AdaGrad": ("history", "update"), "RMSProp": ("history", "update"),
+            "AdaDelta": ("history", "history2", "update", "temp"),
+            "Adam": ("history", "history2", "temp")},
+}
+
+
+def history_sets(env: MemoryEnv) -> tuple[str, ...]:
+    """Names of the solver blobs touched per learnable param (``temp`` for L1 not included)."""
+    return HISTORY_SETS[env.mode][env.solver_type]
+
+
+class _Solver:
+    """One solver's nets and state on one GPU (or the CPU)."""
+
+    def __init__(self, nets, env: MemoryEnv, memory: Memory, gpu: int, root: bool) -> None:
+        self.env, self.memory, self.gpu, self.root = env, memory, gpu, root
+        self.train = NetSim(nets[0], env, memory, gpu, _label(nets[0], "train net"))
+        self.tests = [NetSim(n, env, memory, gpu, _label(n, f"test net #{i}"))
+                      for i, n in enumerate(nets[1:])]
+        self.history: dict[tuple[int, int], list[Mem]] = {}
+
+    @property
+    def side(self) -> str:
+        return "gpu" if self.env.gpu else "host"
+
+    def init(self) -> None:
+        m = self.memory
+        m.mark(f"{self.train.label}: set up")
+        self.train.setup()
+        for t in self.tests:
+            m.mark(f"{t.label}: set up")
+            t.setup()
+        tr = self.train
+        for li, k in tr.learnable():
+            p = tr.net.layers[li].params[k]
+            size = count(p.shape) * DTYPE
+            mems = [m.new(size, Kind.HISTORY, tr.label, li,
+                          f"{tr.net.layers[li].name} param {k} solver {name}", gpu=self.gpu)
+                    for name in history_sets(self.env)]
+            if self.env.regularization == "L1" and self.env.weight_decay * p.decay_mult != 0 \
+                    and "temp" not in history_sets(self.env):
+                mems.append(m.new(size, Kind.HISTORY, tr.label, li,
+                                  f"{tr.net.layers[li].name} param {k} solver temp (L1)",
+                                  gpu=self.gpu))
+            self.history[(li, k)] = mems
+        if self.env.gpu and self.env.gpus > 1:
+            # GPUParams: one contiguous data and one diff buffer, params re-pointed into them
+            m.mark(f"{tr.label}: multi-GPU parameter buffers")
+            for li, k in tr.learnable():
+                m.touch(tr.param_mem(li, k, DATA), "gpu")
+                m.touch(tr.param_mem(li, k, DIFF), "gpu")
+
+    def test_all(self) -> None:
+        if not self.root:
+            return
+        for i, t in enumerate(self.tests):
+            if not self.env.runs_test_net(i):
+                continue
+            self.memory.mark(f"{t.label}: test pass")
+            _share_trained_layers(t, self.train, self.memory)
+            t.forward()
+            t.read_outputs()
+
+    def iteration(self) -> None:
+        m, tr, side = self.memory, self.train, self.side
+        m.mark(f"{tr.label}: ClearParamDiffs")
+        for li, k in tr.learnable():
+            m.touch(tr.param_mem(li, k, DIFF), side)
+        if self.env.test_initialization:
+            self.test_all()
+        m.mark(f"{tr.label}: forward")
+        tr.forward()
+        m.mark(f"{tr.label}: backward")
+        tr.backward()
+        m.mark(f"{tr.label}: update")
+        for (li, k), mems in self.history.items():
+            for h in mems:
+                m.touch(h, side)
+        for li, k in tr.learnable():
+            data, diff = tr.param_mem(li, k, DATA), tr.param_mem(li, k, DIFF)
+            if self.env.gpu and data.dev_at is None:  # Blob::Update on the CPU: head at CPU
+                m.touch(diff, "host")
+                m.touch(data, "host")
+            else:
+                m.touch(data, side)
+                m.touch(diff, side)
+        if not self.env.test_initialization:
+            self.test_all()
+
+
+def _label(net, default: str) -> str:
+    return getattr(net, "label", None) or default
+
+
+def _share_trained_layers(test: NetSim, train: NetSim, memory: Memory) -> None:
+    """``Net::ShareTrainedLayersWith``: every test layer named like a train layer takes the
+    train layer's param data; the test net's own copies are freed."""
+    by_name: dict[str, int] = {}
+    for li, l in enumerate(train.net.layers):
+        by_name.setdefault(l.name, li)
+    for li, layer in enumerate(test.net.layers):
+        src = by_name.get(layer.name)
+        if src is None or not layer.params:
+            continue
+        if len(train.net.layers[src].params) != len(layer.params):
+            continue
+        for k in range(len(layer.params)):
+            if (li, k) in test.param_data_override:
+                continue  # already shared by an earlier test pass
+            own = test.param_mem(li, k, DATA)
+            test.param_data_override[(li, k)] = train.param_mem(src, k, DATA)
+            if layer.params[k].owner is None:
+                memory.free(own)
+
+
+def _run_time(sim: NetSim) -> None:
+    m = sim.memory
+    m.mark(f"{sim.label}: set up")
+    sim.setup()
+    m.mark(f"{sim.label}: forward")
+    sim.forward()
+    m.mark(f"{sim.label}: backward")
+    sim.backward()
+    if m.has_transients:  # the timed Forward only re-runs calls; their temporaries matter
+        m.mark(f"{sim.label}: timed forward")
+        sim.forward()
+    m.mark(f"{sim.label}: timed backward (every layer)")
+    sim.backward(every_layer=True)
+
+
+def _run_test(sim: NetSim) -> None:
+    m = sim.memory
+    m.mark(f"{sim.label}: set up")
+    sim.setup()
+    m.mark(f"{sim.label}: forward")
+    sim.forward()
+
+
+@dataclass
+class Replay:
+    """The replayed run: every SyncedMemory and when it was allocated (see :mod:`.sim`)."""
+
+    env: MemoryEnv
+    memory: Memory
+    sims: list[NetSim]  # the root's nets (train net first) or the one net
+    workers: list = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    assumptions: list[str] = field(default_factory=list)
+
+    def first_allocation_over(self, limit: int, overhead: int = 0, min_bytes: int = 1 << 20,
+                              side: Optional[str] = None) -> Optional["Allocation"]:
+        """The first allocation of at least ``min_bytes`` that takes live bytes (plus a
+        constant ``overhead``) over ``limit``: where a run under that memory limit dies.
+        ``side``: 'host' or 'gpu' (default: the env's device, GPU 0)."""
+        side = side or ("gpu" if self.env.gpu else "host")
+        live = overhead
+        for t, delta, mem in self.memory.events(side, gpu=0 if side == "gpu" else None):
+            if delta > 0 and delta >= min_bytes and live + delta > limit:
+                return Allocation(mem.host_by if side == "host" else mem.dev_by, mem.name,
+                                  mem.kind, mem.net, delta, live, self.memory.moment_of(t))
+            live += delta
+        return None
+
+
+@dataclass
+class Allocation:
+    """One allocation of the replay (see :meth:`Replay.first_allocation_over`)."""
+
+    call: str  # e.g. "test net #0: conv1 Forward"
+    what: str  # the memory, e.g. "conv1 data"
+    kind: str
+    net: str
+    nbytes: int
+    live_before: int  # live bytes (overhead included) just before it
+    moment: str
+
+
+def replay(nets: list, env: MemoryEnv) -> Replay:
+    """Replay what Caffe does with ``nets`` in ``env`` (see the module docstring)."""
+    if not nets:
+        raise ValueError("model_memory needs at least one net")
+    memory = Memory()
+    rp = Replay(env, memory, [])
+    if env.scenario == "train":
+        root = _Solver(nets, env, memory, 0, True)
+        root.init()
+        # Iteration 0 allocates; iteration 1 and the final test pass re-run the calls with
+        # everything allocated, which is when per-call temporaries reach the peak.
+        root.iteration()
+        if memory.has_transients:
+            root.iteration()
+            root.test_all()
+        rp.sims = [root.train] + root.tests
+        if env.gpu and env.gpus > 1:
+            w = _Solver(nets, env, memory, 1, False)
+            w.init()
+            w.iteration()
+            if memory.has_transients:
+                w.iteration()
+            rp.workers.append(w)
+            rp.assumptions.append("multi-GPU: NCCL communicator buffers are not modeled")
+        for i, t in enumerate(root.tests):
+            if not env.runs_test_net(i):
+                rp.warnings.append(f"{t.label} is built but never run (test_interval 0 or "
+                                   f"test_iter 0): only its eager allocations are counted")
+    else:
+        if len(nets) > 1:
+            rp.warnings.append(f"scenario '{env.scenario}' models one net; modeling "
+                               f"'{_label(nets[0], 'net')}' only")
+        sim = NetSim(nets[0], env, memory, 0, _label(nets[0], "net"))
+        (_run_time if env.scenario == "time" else _run_test)(sim)
+        rp.sims = [sim]
+    for sim in rp.sims:
+        rp.warnings.extend(f"{sim.label}: {w}" for w in sim.net.warnings if "INT_MAX" in w)
+    return rp
+
+
+def model_memory(nets: list, env: MemoryEnv) -> MemoryReport:
+    """Model what Caffe allocates for ``nets`` in ``env`` (see the module docstring).
+
+    ``nets`` are :class:`caffemem.net.Net` objects as :func:`caffemem.analysis.build_all`
+    returns them: for ``train`` the train net first, then its test nets; for ``time`` and
+    ``test`` the first net is modeled (pass the one net Caffe would run).
+    """
+    rp = replay(nets, env)
+    memory, sims, warnings, assumptions = rp.memory, rp.sims, rp.warnings, list(rp.assumptions)
+    if env.gpu:
+        dev_peak, dev_t = memory.peak("gpu", gpu=0)
+        host_peak, host_t = memory.peak("host")
+        peak_t = dev_t
+    else:
+        host_peak, host_t = memory.peak("host")
+        dev_peak, dev_t, peak_t = 0, 0, host_t
+    dev_live = memory.live_at("gpu", dev_t, gpu=0) if env.gpu else []
+    host_live = memory.live_at("host", host_t)
+
+    net_reports = []
+    for i, sim in enumerate(sims):
+        runs = True
+        if env.scenario == "train" and i > 0:
+            runs = env.runs_test_net(i - 1)
+        net_reports.append(_net_report(sim, env, dev_live, host_live, runs))
+
+    gpus = []
+    if env.gpu:
+        n_gpus = env.gpus if env.scenario == "train" else 1
+        gpus.append(GpuMemory(0, "root", dev_peak, env.context_bytes, _kinds(dev_live)))
+        if rp.workers:
+            wp, wt = memory.peak("gpu", gpu=1)
+            for g in range(1, n_gpus):
+                gpus.append(GpuMemory(g, "worker", wp, env.context_bytes,
+                                      _kinds(memory.live_at("gpu", wt, gpu=1))))
+            # host memory of the simulated worker stands for each of the workers
+            worker_host = sum(m.nbytes for m in host_live if m.gpu == 1)
+            host_peak += worker_host * (n_gpus - 2)
+        if any(l.handles for r in net_reports for l in r.layers):
+            assumptions.append("cuDNN convolution workspaces are modeled at their bound, "
+                               "3 x group x 8 MiB per layer (cudnn_conv_layer.cpp); cuDNN "
+                               "picks algorithms within that limit, often needing less")
+        assumptions.append(f"CUDA context per GPU: {env.context_bytes >> 20} MiB "
+                           f"(context_mib; not in Caffe's source, calibrate for your setup)")
+    moment = memory.moment_of(peak_t)
+    return MemoryReport(env, net_reports, dev_peak if env.gpu else host_peak, host_peak,
+                        env.context_bytes if env.gpu else 0, moment,
+                        memory.moment_of(host_t), gpus, warnings, assumptions)
+
+
+def _kinds(mems: list[Mem]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for m in mems:
+        out[m.kind] = out.get(m.kind, 0) + m.nbytes
+    return out
+
+
+def _net_report(sim: NetSim, env: MemoryEnv, dev_live: list[Mem], host_live: list[Mem],
+                runs: bool) -> NetMemory:
+    net = sim.net
+    layers = []
+    for li, layer in enumerate(net.layers):
+        eng = layer_engine(layer.type, layer.ctx.param, env)
+        handles = 0
+        if eng == CUDNN:
+            if layer.type in ("Convolution", "Deconvolution"):
+                handles = CUDNN_STREAMS_PER_GROUP * max(1, layer.ctx.param.convolution_param.group)
+            else:
+                handles = 1
+        lm = LayerMemory(sim.label, li, layer.name, layer.type, eng, handles=handles,
+                         notes=list(layer.notes) + list(sim.layers[li].notes))
+        layers.append(lm)
+    for side, live in (("device", dev_live), ("host", host_live)):
+        for m in live:
+            if m.net != sim.label or m.gpu != sim.gpu:
+                continue
+            idx = m.layer if 0 <= m.layer < len(layers) else None
+            if idx is None:
+                continue
+            target = layers[idx].device if side == "device" else layers[idx].host
+            target[m.kind] = target.get(m.kind, 0) + m.nbytes
+    return NetMemory(sim.label, net.name, net.phase, net.memory_required_for_data, runs, layers)
