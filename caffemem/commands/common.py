@@ -78,6 +78,10 @@ def add_memory_options(p: argparse.ArgumentParser) -> None:
                    help="GPUs in data-parallel training (each holds a full solver)")
     g.add_argument("--gpu-mem", metavar="SIZE", type=parse_size,
                    help="GPU capacity, e.g. 8GiB, 11GB, 12000MiB: says whether it fits and by how much")
+    g.add_argument("--cudnn-workspace-mib", type=float, metavar="MIB",
+                   help="workspace per cuDNN convolution op, in MiB: Caffe's limit is 8 (the "
+                        "default, an upper bound; cuDNN often needs less); 0 models the "
+                        "zero-workspace algorithms")
     g.add_argument("--context-mib", type=int, metavar="MIB",
                    help="CUDA context + cuDNN/cuBLAS handles per GPU, in MiB (default documented in README)")
 
@@ -120,6 +124,11 @@ def memory_env(args: argparse.Namespace, loaded) -> "MemoryEnv":
     kw["gpus"] = getattr(args, "gpus", 1) or 1
     mib = getattr(args, "context_mib", None)
     kw["context_bytes"] = (DEFAULT_CONTEXT_MIB if mib is None else mib) * 2**20
+    ws = getattr(args, "cudnn_workspace_mib", None)
+    if ws is not None:
+        if ws < 0 or ws > 8:
+            raise UserError("--cudnn-workspace-mib must be between 0 and 8 (Caffe's limit per op)")
+        kw["cudnn_workspace_bytes"] = int(ws * 2**20)
     try:
         if loaded.solver is not None:
             env = MemoryEnv.for_solver(loaded.solver, **kw)

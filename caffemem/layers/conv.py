@@ -219,7 +219,7 @@ def conv_buffers(ctx: LayerCtx, env, deconv: bool) -> list:
     - cuDNN: the workspace, ``cudaMalloc``-ed in Reshape, at most 3 x group x 8 MiB (each
       algorithm is picked under an 8 MiB limit); modeled at that bound.
     """
-    from ..memory.buffers import (CUDNN_STREAMS_PER_GROUP, CUDNN_WORKSPACE_LIMIT, BufferSet,
+    from ..memory.buffers import (CUDNN_STREAMS_PER_GROUP, CUDNN_WORKSPACE_LIMIT, MiB, BufferSet,
                                   Kind)
     from ..memory.engine import CUDNN, engine_of
 
@@ -233,9 +233,13 @@ def conv_buffers(ctx: LayerCtx, env, deconv: bool) -> list:
                              then="forward" if engine != CUDNN else "",
                              note="ones for the bias gemm, filled on the host in Reshape")
     if engine == CUDNN:
-        bs.add("workspace", CUDNN_STREAMS_PER_GROUP * g.group * CUDNN_WORKSPACE_LIMIT, "setup",
-               Kind.WORKSPACE, side="gpu",
-               note=f"cuDNN workspace, bound 3 x group ({g.group}) x 8 MiB")
+        per_op = env.cudnn_workspace_bytes
+        if per_op:
+            bs.add("workspace", CUDNN_STREAMS_PER_GROUP * g.group * per_op, "setup",
+                   Kind.WORKSPACE, side="gpu",
+                   note=f"cuDNN workspace, 3 x group ({g.group}) x {per_op // MiB if per_op % MiB == 0 else per_op} "
+                        f"{'MiB' if per_op % MiB == 0 else 'bytes'}"
+                        + (" (Caffe's limit)" if per_op == CUDNN_WORKSPACE_LIMIT else ""))
         return bs.items
     if deconv:
         kernel_dim = g.num_output // g.group * count(g.kernel)

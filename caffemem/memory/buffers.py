@@ -84,6 +84,10 @@ class MemoryEnv:
     test_interval: int = 1
     test_iter: tuple[int, ...] = ()
     test_initialization: bool = True
+    #: workspace each cuDNN convolution op gets (Caffe's limit is 8 MiB; cuDNN often needs
+    #: less): the model charges 3 x group x this per layer.  0 models the zero-workspace
+    #: algorithms Caffe falls back to when the allocation fails.
+    cudnn_workspace_bytes: int = CUDNN_WORKSPACE_LIMIT
 
     def __post_init__(self) -> None:
         canon = {t.lower(): t for t in SOLVER_TYPES}

@@ -296,9 +296,14 @@ def model_memory(nets: list, env: MemoryEnv) -> MemoryReport:
             worker_host = sum(m.nbytes for m in host_live if m.gpu == 1)
             host_peak += worker_host * (n_gpus - 2)
         if any(l.handles for r in net_reports for l in r.layers):
-            assumptions.append("cuDNN convolution workspaces are modeled at their bound, "
-                               "3 x group x 8 MiB per layer (cudnn_conv_layer.cpp); cuDNN "
-                               "picks algorithms within that limit, often needing less")
+            ws = env.cudnn_workspace_bytes
+            assumptions.append(
+                "cuDNN convolution workspaces are modeled at their bound, 3 x group x 8 MiB per "
+                "layer (cudnn_conv_layer.cpp); cuDNN picks algorithms within that limit, often "
+                "needing less (--cudnn-workspace-mib sets the per-op figure)"
+                if ws == 8 * 2**20 else
+                f"cuDNN convolution workspaces: 3 x group x {ws / 2**20:g} MiB per layer "
+                f"(--cudnn-workspace-mib; Caffe's limit is 8 MiB)")
         assumptions.append(f"CUDA context per GPU: {env.context_bytes >> 20} MiB "
                            f"(context_mib; not in Caffe's source, calibrate for your setup)")
     moment = memory.moment_of(peak_t)
