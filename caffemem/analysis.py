@@ -29,6 +29,8 @@ class AnalysisOptions:
     inputs_per_net: dict[str, dict[str, Shape]] = field(default_factory=dict)
     batch: Optional[int] = None  # --batch: every data layer
     test_batch: Optional[int] = None  # --test-batch: data layers of test nets only
+    #: ``batch`` applies to the train net (or the one net) only; test nets keep their own
+    batch_train_only: bool = False
 
 
 def build_loaded(loaded: Loaded, options: AnalysisOptions) -> list[Net]:
@@ -39,7 +41,7 @@ def build_loaded(loaded: Loaded, options: AnalysisOptions) -> list[Net]:
         inputs = dict(options.inputs)
         inputs.update(options.inputs_per_net.get(spec.label, {}))
         batch = options.batch
-        if spec.label.startswith("test") and options.test_batch is not None:
+        if spec.label.startswith("test") and (options.test_batch is not None or options.batch_train_only):
             batch = options.test_batch
         bo = BuildOptions(inputs=inputs, batch=batch, net_dir=spec.net_dir, strict_inputs=False)
         net = build_net(spec.param, spec.state, bo, source=spec.source)

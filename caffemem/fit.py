@@ -32,9 +32,12 @@ class FitResult:
 
 
 def largest_fitting(total_at: Callable[[int], Optional[int]], capacity: int, start: int = 1,
-                    limit: int = 1 << 20, what: str = "batch") -> FitResult:
+                    limit: int = 1 << 20, what: str = "batch", guess: Optional[int] = None) -> FitResult:
     """Largest ``v >= start`` with ``total_at(v) <= capacity``; ``total_at`` returns None for a
-    value that does not build (the search then treats it as not fitting)."""
+    value that does not build (the search then treats it as not fitting).
+
+    ``guess`` (e.g. from an affine extrapolation of two probes) only speeds the bracketing up:
+    the bracket grows from it by doubling steps, so the answer is exact whatever the guess."""
     probes: dict[int, Optional[int]] = {}
 
     def total(v: int) -> Optional[int]:
@@ -52,8 +55,21 @@ def largest_fitting(total_at: Callable[[int], Optional[int]], capacity: int, sta
     if not ok(start):
         return FitResult(what, None, None, start, total(start), capacity, probes)
     lo, hi = start, start * 2
-    while hi <= limit and ok(hi):
-        lo, hi = hi, hi * 2
+    if guess is not None and start < guess <= limit:
+        step = max(1, guess // 64)
+        if ok(guess):
+            lo, hi = guess, guess + step
+            while hi <= limit and ok(hi):
+                step *= 2
+                lo, hi = hi, hi + step
+        else:
+            hi, lo = guess, max(start, guess - step)
+            while lo > start and not ok(lo):
+                step *= 2
+                hi, lo = lo, max(start, lo - step)
+    else:
+        while hi <= limit and ok(hi):
+            lo, hi = hi, hi * 2
     if hi > limit:
         return FitResult(what, lo, total(lo), None, None, capacity, probes)
     while hi - lo > 1:  # invariant: ok(lo), not ok(hi)
@@ -69,3 +85,93 @@ def largest_fitting(total_at: Callable[[int], Optional[int]], capacity: int, sta
         raise UserError("the model is not monotone in this parameter here; the search cannot "
                         "give a reliable answer (please report this net)")
     return FitResult(what, lo, total(lo), lo + 1, total(lo + 1), capacity, probes)
+
+
+def data_batch(net) -> Optional[int]:
+    """The batch size of a net's first data layer (its first top's first dimension)."""
+    for layer in net.layers:
+        if layer.rule is not None and layer.rule.is_data and layer.tops:
+            shape = net.blobs[layer.tops[0]].shape
+            return shape[0] if shape else None
+    return None
+
+
+def fit_batch(loaded, options, env, capacity: int) -> FitResult:
+    """Largest batch of the train net (test nets keep theirs) whose modeled peak fits."""
+    from dataclasses import replace
+
+    from .analysis import build_loaded
+    from .memory import fits, model_memory
+
+    def total(b: int) -> int:
+        nets = build_loaded(loaded, replace(options, batch=b, batch_train_only=True))
+        return fits(model_memory(nets, env), capacity).needed
+
+    t1, t2 = total(1), total(2)
+    guess = None
+    if t2 > t1:
+        guess = max(1, (capacity - t1) // (t2 - t1) + 1)
+    return largest_fitting(total, capacity, guess=guess, what="batch")
+
+
+def _spatial_inputs(net) -> dict[str, tuple]:
+    """Data-layer tops with spatial dims (4-D): the blobs an input scale changes."""
+    out = {}
+    for layer in net.layers:
+        if layer.rule is not None and layer.rule.is_data:
+            for t in layer.tops:
+                shape = net.blobs[t].shape
+                if len(shape) == 4:
+                    out[net.blobs[t].name] = shape
+    return out
+
+
+def alignment(net) -> int:
+    """The net's overall stride: input height over the smallest feature height (a power of
+    two for the usual nets); scaled inputs keep heights that are multiples of it, so that
+    pooling/upsampling pairs still line up."""
+    inputs = _spatial_inputs(net)
+    if not inputs:
+        return 1
+    h0 = max(s[2] for s in inputs.values())
+    smallest = min((net.blobs[t].shape[2] for l in net.layers for t in l.tops
+                    if len(net.blobs[t].shape) == 4 and net.blobs[t].shape[2] > 1), default=h0)
+    ratio = max(1, round(h0 / smallest))
+    p = 1
+    while p * 2 <= ratio:
+        p *= 2
+    return p
+
+
+def fit_scale(loaded, options, env, capacity: int, base_nets) -> tuple[FitResult, int, dict]:
+    """Largest input height (a multiple of the net's alignment; width and every other
+    spatial data top scaled with it, aspect kept) whose modeled peak fits.  Returns the
+    result over heights, the alignment, and the base shapes."""
+    from dataclasses import replace
+
+    from .analysis import build_loaded
+    from .memory import fits, model_memory
+
+    base = {}
+    for net in base_nets:
+        label = getattr(net, "label", "net")
+        base[label] = _spatial_inputs(net)
+    if not any(base.values()):
+        raise UserError("no data layer with a 4-D (N,C,H,W) top: nothing to scale")
+    main = base_nets[0]
+    align = alignment(main)
+    h0 = max(s[2] for s in base[getattr(main, "label", "net")].values())
+
+    def shapes_at(h: int) -> dict:
+        per_net = {}
+        for label, tops in base.items():
+            per_net[label] = {name: (s[0], s[1], max(1, round(s[2] * h / h0)), max(1, round(s[3] * h / h0)))
+                              for name, s in tops.items()}
+        return per_net
+
+    def total(m: int) -> int:
+        nets = build_loaded(loaded, replace(options, inputs_per_net=shapes_at(m * align)))
+        return fits(model_memory(nets, env), capacity).needed
+
+    result = largest_fitting(total, capacity, guess=max(1, h0 // align), what="scale")
+    return result, align, {"h0": h0, "shapes_at": shapes_at}

@@ -38,3 +38,9 @@ def test_non_monotone_model_is_reported():
         return b
     with pytest.raises(UserError, match="monotone"):
         largest_fitting(drifting, 6)
+
+
+@pytest.mark.parametrize("guess", [1, 2, 50, 108, 109, 200, 10**5])
+def test_guess_never_changes_the_answer(guess):
+    r = largest_fitting(lambda b: 1000 + 37 * b, 5000, guess=guess)
+    assert r.best == 108

@@ -45,7 +45,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     report = memory_report(args, loaded, nets)
     if args.format == "json":
-        emit(args, json.dumps(json_document(args, nets, report), indent=1))
+        doc = json_document(args, nets, report)
+        # json's indenting encoder is pure Python; big nets get the fast compact form
+        layers = sum(len(n["layers"]) for n in doc["nets"])
+        emit(args, json.dumps(doc, indent=1 if layers <= 2000 else None))
     elif args.format == "csv":
         emit(args, nets_csv(nets))
     elif args.format == "markdown":
@@ -70,6 +73,8 @@ def json_document(args, nets, report) -> dict:
     from ..memory import bridge, fits, naive_estimates
 
     mem = report.to_dict()
+    for n in mem["nets"]:  # per-layer bytes go into the layers of "nets" below
+        n.pop("layers", None)
     doc = {"source": args.prototxt, "total_bytes": report.total_bytes,
            "bytes": mem["bytes"], "memory": mem, "nets": []}
     for net in nets:

@@ -1,0 +1,99 @@
+"""``caffemem fit``: the largest batch (or input scale) that fits a GPU, on the model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..analysis import analyze_file
+from ..errors import UserError
+from ..fit import data_batch, fit_batch, fit_scale
+from ..units import human
+from .common import add_memory_options, add_net_options, analysis_options, emit, memory_env
+
+HELP = "largest batch size (or input scale) that fits a GPU, searched exactly on the model"
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("fit", help=HELP, description=HELP + ". The answer is checked again: "
+                       "it fits, and one step more does not.")
+    p.add_argument("prototxt", help="net or solver prototxt")
+    add_net_options(p)
+    add_memory_options(p)
+    p.set_defaults(engine=None)
+    for a in p._actions:  # --engine here also takes 'both'
+        if a.dest == "engine":
+            a.choices = ["cudnn", "caffe", "both"]
+            a.help += "; 'both' answers for CAFFE and cuDNN side by side"
+    p.add_argument("--scale", action="store_true",
+                   help="search the input size (aspect kept, multiples of the net's stride) instead of the batch")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the output to FILE")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.gpu_mem:
+        raise UserError("fit needs --gpu-mem SIZE (e.g. --gpu-mem 8GiB)")
+    options = analysis_options(args)
+    loaded, nets = analyze_file(args.prototxt, options)
+    engines = ["caffe", "cudnn"] if args.engine == "both" else [args.engine]
+    answers = []
+    for engine in engines:
+        args.engine = engine
+        env = memory_env(args, loaded)
+        if args.scale:
+            r, align, info = fit_scale(loaded, options, env, args.gpu_mem, nets)
+            answers.append(_scale_answer(r, align, info, env))
+        else:
+            r = fit_batch(loaded, options, env, args.gpu_mem)
+            answers.append(_batch_answer(r, data_batch(nets[0]), env))
+    if args.format == "json":
+        emit(args, json.dumps({"source": args.prototxt, "gpu_mem_bytes": args.gpu_mem,
+                               "answers": answers}, indent=1))
+    else:
+        emit(args, "\n".join(_text(a, args.gpu_mem) for a in answers))
+    return 0
+
+
+def _batch_answer(r, current, env) -> dict:
+    return {"what": "batch", "engine": env.engine if env.gpu else "caffe", "mode": env.mode,
+            "scenario": env.scenario, "current": current, "largest": r.best,
+            "total_bytes_at_largest": r.best_total, "next": r.next_value,
+            "total_bytes_at_next": r.next_total, "probes": len(r.probes)}
+
+
+def _scale_answer(r, align, info, env) -> dict:
+    h = r.best * align if r.best else None
+    shapes = info["shapes_at"](h) if h else {}
+    return {"what": "scale", "engine": env.engine if env.gpu else "caffe", "mode": env.mode,
+            "scenario": env.scenario, "alignment": align, "base_height": info["h0"],
+            "largest_height": h, "scale": (h / info["h0"]) if h else None,
+            "input_shapes": {k: {b: list(s) for b, s in v.items()} for k, v in shapes.items()},
+            "total_bytes_at_largest": r.best_total,
+            "next_height": r.next_value * align if r.next_value else None,
+            "total_bytes_at_next": r.next_total, "probes": len(r.probes)}
+
+
+def _text(a: dict, cap: int) -> str:
+    eng = f"{a['mode']}, engine {a['engine']}, scenario {a['scenario']}"
+    if a["what"] == "batch":
+        if a["largest"] is None:
+            return (f"[{eng}] even batch 1 does not fit in {human(cap)}: it needs "
+                    f"{human(a['total_bytes_at_next'] or 0)}")
+        line = (f"[{eng}] largest batch that fits in {human(cap)} ({cap:,} B): {a['largest']} "
+                f"(needs {a['total_bytes_at_largest']:,} B")
+        if a["next"] is not None:
+            line += f"; batch {a['next']} would need {a['total_bytes_at_next']:,} B"
+        line += ")"
+        if a["current"]:
+            line += f"; the prototxt's batch is {a['current']}"
+        return line
+    if a["largest_height"] is None:
+        return f"[{eng}] not even the smallest input height ({a['alignment']}) fits in {human(cap)}"
+    shapes = "; ".join(f"{b}={'x'.join(map(str, s))}" for v in a["input_shapes"].values() for b, s in v.items())
+    return (f"[{eng}] largest input that fits in {human(cap)}: height {a['largest_height']} "
+            f"(scale {a['scale']:.3f} of {a['base_height']}, multiples of {a['alignment']}): {shapes}; "
+            f"needs {a['total_bytes_at_largest']:,} B ({human(a['total_bytes_at_largest'])})"
+            + (f"; height {a['next_height']} would need {a['total_bytes_at_next']:,} B"
+               if a["next_height"] else ""))
