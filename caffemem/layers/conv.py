@@ -135,51 +135,59 @@ def _check_same_bottoms(ctx: LayerCtx) -> None:
                            f"bottom 0 is {list(first)}")
 
 
-@register
-class Convolution(LayerRule):
-    type = "Convolution"
+class BaseConvolution(LayerRule):
+    """``BaseConvolutionLayer``: what Convolution and Deconvolution share.  Subclasses say
+    how one spatial axis maps (``out_size``) and how the weight blob is laid out."""
+
+    deconv: bool = False
+
+    def out_size(self, ctx: LayerCtx, g: ConvGeometry, size: int, i: int) -> int:
+        raise NotImplementedError
+
+    def weight_shape(self, g: ConvGeometry) -> tuple[int, ...]:
+        raise NotImplementedError
 
     def setup(self, ctx: LayerCtx) -> Setup:
         g = geometry(ctx)
         _check_same_bottoms(ctx)
         b = ctx.bottom(0)
-        spatial = [conv_out(ctx, g, b[g.axis + 1 + i], i) for i in range(len(g.kernel))]
+        spatial = [self.out_size(ctx, g, b[g.axis + 1 + i], i) for i in range(len(g.kernel))]
         top = tuple(b[:g.axis]) + (g.num_output,) + tuple(spatial)
-        params = [(g.num_output, g.channels // g.group, *g.kernel)]
+        params = [self.weight_shape(g)]
         if g.bias:
             params.append((g.num_output,))
         return Setup([top] * len(ctx.bottoms), params)
+
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        return conv_buffers(ctx, env, deconv=self.deconv)
+
+
+@register
+class Convolution(BaseConvolution):
+    type = "Convolution"
+    out_size = staticmethod(conv_out)
+
+    def weight_shape(self, g: ConvGeometry) -> tuple[int, ...]:
+        return (g.num_output, g.channels // g.group, *g.kernel)
 
     def flops(self, ctx: LayerCtx) -> int:
         g = geometry(ctx)
         return sum(count(t) for t in ctx.top_shapes) * g.kernel_dim
 
-    def buffers(self, ctx: LayerCtx, env) -> list:
-        return conv_buffers(ctx, env, deconv=False)
-
 
 @register
-class Deconvolution(LayerRule):
+class Deconvolution(BaseConvolution):
     type = "Deconvolution"
+    deconv = True
+    out_size = staticmethod(deconv_out)
 
-    def setup(self, ctx: LayerCtx) -> Setup:
-        g = geometry(ctx)
-        _check_same_bottoms(ctx)
-        b = ctx.bottom(0)
-        spatial = [deconv_out(ctx, g, b[g.axis + 1 + i], i) for i in range(len(g.kernel))]
-        top = tuple(b[:g.axis]) + (g.num_output,) + tuple(spatial)
-        params = [(g.channels, g.num_output // g.group, *g.kernel)]
-        if g.bias:
-            params.append((g.num_output,))
-        return Setup([top] * len(ctx.bottoms), params)
+    def weight_shape(self, g: ConvGeometry) -> tuple[int, ...]:
+        return (g.channels, g.num_output // g.group, *g.kernel)
 
     def flops(self, ctx: LayerCtx) -> int:
         g = geometry(ctx)
         per_input = g.num_output // g.group * count(g.kernel)
         return sum(count(b) for b in ctx.bottom_shapes) * per_input
-
-    def buffers(self, ctx: LayerCtx, env) -> list:
-        return conv_buffers(ctx, env, deconv=True)
 
 
 @register
