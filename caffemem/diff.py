@@ -45,7 +45,8 @@ def shape_costs(nets: list[Net]) -> list[LayerCost]:
             # a solver's test nets share the train net's parameters (ShareTrainedLayersWith)
             shared = getattr(net, "label", "").startswith("test")
             params = 0 if shared else sum(p.count for p in l.params if p.learnable)
-            name = l.name if len(nets) == 1 else f"{l.name}@{getattr(net, 'label', net.phase)}"
+            label = getattr(net, "label", "net")
+            name = f"{l.name}@{label}" if label.startswith("test") else l.name
             out.append(LayerCost(name, l.type, len(out),
                                  [net.blobs[t].shape for t in l.tops], [p.shape for p in l.params],
                                  {"activations": data * DTYPE_BYTES, "params": params * DTYPE_BYTES}))

@@ -82,12 +82,16 @@ def render(report, nets, gpu_mem: Optional[int] = None, compare: bool = False) -
 
 def layer_costs(report) -> list[LayerCost]:
     """The model's per-layer bytes as diff/plot costs (device bytes in gpu mode)."""
-    multi = len(report.nets) > 1
     out = []
     for n in report.nets:
         for l in n.layers:
             b = dict(l.device if report.gpu else l.host)
-            out.append(LayerCost(f"{l.name}@{n.label}" if multi else l.name, l.type, len(out), [], [], b))
-    if report.gpu and report.context_bytes:
-        out.append(LayerCost("(CUDA context)", "", len(out), [], [], {"context": report.context_bytes}))
+            out.append(LayerCost(cost_name(l.name, n.label), l.type, len(out), [], [], b))
+    # the CUDA context is not a layer's: it stays in the totals, out of the per-layer bars
     return out
+
+
+def cost_name(layer: str, net_label: str) -> str:
+    """Layer names in costs: the train net's (or the only net's) as they are, so that a net
+    file and a solver built on it align; test nets' suffixed with their label."""
+    return f"{layer}@{net_label}" if net_label.startswith("test") else layer
