@@ -21,6 +21,7 @@ from typing import Optional
 
 from .analysis import AnalysisOptions, build_loaded
 from .errors import UserError
+from .layers.data import DataLayerRule
 from .loader import Loaded, NetSpec
 from .netfilter import NetState
 from .pb import caffe_pb2
@@ -126,13 +127,27 @@ class Diagnosis:
 
 
 def _data_overrides(net_param, shapes: dict[str, tuple]) -> dict[str, tuple]:
-    """Pin data-layer tops (layers without bottoms) to the shapes the log printed."""
+    """Pin the tops of layers that read their shape from outside the prototxt (databases,
+    image lists, HDF5, Python code) to the shapes the log printed.  For layers that declare
+    a batch size the batch stays free ('*'), so batch what-ifs still apply."""
+    from .layers.registry import lookup
+
     out = {}
     for layer in net_param.layer:
-        if len(layer.bottom) == 0:
-            for t in layer.top:
-                if t in shapes:
-                    out[t] = tuple(shapes[t])
+        if len(layer.bottom):
+            continue
+        rule = lookup(layer.type)
+        if rule is not None and layer.type in ("Input", "DummyData", "MemoryData"):
+            continue  # fully described by the prototxt
+        declares = rule is not None and type(rule).declared_batch is not DataLayerRule.declared_batch
+        for i, t in enumerate(layer.top):
+            if t not in shapes:
+                continue
+            shape = tuple(shapes[t])
+            if declares and i == 0 and shape:
+                out[t] = (None,) + shape[1:]
+            elif not declares:
+                out[t] = shape
     return out
 
 
@@ -202,9 +217,11 @@ def diagnose(nets: list[LoggedNet], solver_text: Optional[str], env, capacity: O
         fb = fit_batch(loaded, options, env, capacity)
         if fb.best is not None and fb.best < current:
             iters = math.ceil(current / fb.best)
-            d.fixes.append(Fix(f"batch_size {current} -> {fb.best} in the {built[0].label if hasattr(built[0], 'label') else 'train'} "
-                               f"net (with iter_size {iters} the solver still averages over "
-                               f"{fb.best * iters} samples)", fb.best_total, True))
+            even = math.ceil(current / iters)  # the smallest batch that keeps the effective batch
+            label = getattr(built[0], "label", "train net")
+            d.fixes.append(Fix(f"batch_size {current} -> {fb.best} in the {label} (the largest that fits); "
+                               f"to keep an effective batch of {current}, use batch_size {even} with "
+                               f"iter_size {iters} ({even * iters} samples per update)", fb.best_total, True))
         elif fb.best is None:
             d.notes.append("even batch 1 does not fit: the net itself (parameters, solver state, "
                            "workspaces) or the input resolution is too large for this GPU")
