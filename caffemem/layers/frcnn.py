@@ -1,0 +1,91 @@
+"""py-faster-rcnn's C++ layers (Ross Girshick's fork, github.com/rbgirshick/caffe-fast-rcnn,
+branch ``faster-rcnn``; header ``include/caffe/fast_rcnn_layers.hpp``).
+
+* ``ROIPooling`` (``src/caffe/layers/roi_pooling_layer.cpp``): ``[R, C, pooled_h, pooled_w]``
+  for R regions (bottom 1, ``[R, 5]``) over the feature map (bottom 0).
+* ``SmoothL1Loss`` (``src/caffe/layers/smooth_L1_loss_layer.cpp``): a scalar loss.  SSD's
+  fork has a layer of the same name (``weiliu89/caffe`` branch ``ssd``, same file name) that
+  takes 2 or 3 bottoms where this one takes 2 or 4; the rule accepts 2 to 4.
+
+The Python layers of py-faster-rcnn (ProposalLayer, AnchorTargetLayer, RoIDataLayer, ...) set
+their shapes in Python; the core rule for ``Python`` asks for ``--input``.
+"""
+
+from __future__ import annotations
+
+from .base import LayerCtx, LayerRule, Setup, count
+from .loss import LossRule
+from .registry import register
+
+FORK = "frcnn"
+
+
+def legacy_dim(ctx: LayerCtx, shape, index: int) -> int:
+    """``Blob::LegacyShape``: a missing axis of a blob of at most 4 axes counts as 1."""
+    if len(shape) > 4:
+        raise ctx.fail(f"cannot use legacy accessors on a {len(shape)}-axis blob {list(shape)}")
+    if index >= len(shape) or index < -len(shape):
+        return 1
+    return shape[index]
+
+
+@register
+class ROIPooling(LayerRule):
+    """``ROIPoolingLayer``: ``pooled_h`` and ``pooled_w`` must be > 0; the top is
+    ``[rois.num, features.channels, pooled_h, pooled_w]``.  Backward writes the feature map's
+    diff only.  FLOPs: 0 (each bin's size depends on the regions)."""
+
+    type = "ROIPooling"
+    fork = FORK
+
+    def setup(self, ctx: LayerCtx) -> Setup:
+        rp = ctx.param.roi_pooling_param
+        if rp.pooled_h <= 0:
+            raise ctx.fail("pooled_h must be > 0")
+        if rp.pooled_w <= 0:
+            raise ctx.fail("pooled_w must be > 0")
+        if len(ctx.bottom_shapes) != 2:
+            raise ctx.fail(f"takes 2 bottoms (features, rois); got {len(ctx.bottom_shapes)}")
+        if len(ctx.tops) > 1:
+            raise ctx.fail("takes exactly 1 top")
+        feat, rois = ctx.bottom(0), ctx.bottom(1)
+        top = (legacy_dim(ctx, rois, 0), legacy_dim(ctx, feat, 1), rp.pooled_h, rp.pooled_w)
+        return Setup([top])
+
+    def backward_to_bottom(self, ctx: LayerCtx, bottom_index: int) -> bool:
+        return bottom_index == 0
+
+
+@register
+class SmoothL1Loss(LossRule):
+    """``SmoothL1LossLayer``: bottoms prediction, target and optionally weights (py-faster-rcnn:
+    inside and outside weights, 4 bottoms; SSD: one weight blob, 3 bottoms), all with the same
+    channels, height and width; a scalar top.  ``AllowForceBackward`` is true for every
+    bottom; Backward writes the diffs of bottoms 0 and 1."""
+
+    type = "SmoothL1Loss"
+    fork = FORK
+
+    def setup(self, ctx: LayerCtx) -> Setup:
+        nb = len(ctx.bottom_shapes)
+        if not 2 <= nb <= 4:
+            raise ctx.fail(f"takes 2 to 4 bottoms (prediction, target[, weights]); got {nb}")
+        setup = super().setup(ctx)
+        b0 = ctx.bottom(0)
+        want = tuple(legacy_dim(ctx, b0, i) for i in (1, 2, 3))
+        for j in range(1, nb):
+            bj = ctx.bottom(j)
+            got = tuple(legacy_dim(ctx, bj, i) for i in (1, 2, 3))
+            if got != want:
+                raise ctx.fail(f"bottom {j} must have bottom 0's channels, height and width "
+                               f"({list(b0)} vs {list(bj)})")
+        return setup
+
+    def flops(self, ctx: LayerCtx) -> int:
+        return count(ctx.bottom(0)) * (2 if len(ctx.bottom_shapes) > 2 else 1)
+
+    def allow_force_backward(self, ctx: LayerCtx, bottom_index: int) -> bool:
+        return True
+
+    def backward_to_bottom(self, ctx: LayerCtx, bottom_index: int) -> bool:
+        return bottom_index < 2

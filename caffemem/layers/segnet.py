@@ -1,0 +1,157 @@
+"""SegNet's layers (Alex Kendall's Caffe fork, github.com/alexgkendall/caffe-segnet).
+
+* ``Upsample`` (``src/caffe/layers/upsample_layer.cpp``): max-unpooling with the pooling
+  mask as bottom 1; output size given exactly (``upsample_h``/``upsample_w``) or as
+  ``H*scale - pad_out``.
+* ``BN`` (``src/caffe/layers/bn_layer.cpp``): batch normalization with its own scale and
+  shift, ``[1, C, 1, 1]`` each; optional tops for the batch mean and variance.
+* ``DenseImageData`` (``src/caffe/layers/dense_image_data_layer.cpp``): image and label image
+  pairs, ``[N, C, H, W]`` and ``[N, 1, H, W]``.
+"""
+
+from __future__ import annotations
+
+from ..pb import has_field
+from .base import LayerCtx, LayerRule, NeedsInputShape, Setup, count
+from .data import DataLayerRule
+from .registry import register
+
+FORK = "segnet"
+
+
+def legacy_dim(ctx: LayerCtx, shape, index: int) -> int:
+    """``Blob::LegacyShape``: a missing axis of a blob of at most 4 axes counts as 1."""
+    if len(shape) > 4:
+        raise ctx.fail(f"cannot use legacy accessors on a {len(shape)}-axis blob {list(shape)}")
+    if index >= len(shape) or index < -len(shape):
+        return 1
+    return shape[index]
+
+
+def legacy4(ctx: LayerCtx, shape) -> tuple[int, int, int, int]:
+    return tuple(legacy_dim(ctx, shape, i) for i in range(4))  # type: ignore[return-value]
+
+
+@register
+class Upsample(LayerRule):
+    """``UpsampleLayer``: exactly two 4-axis bottoms of the same shape (data and the
+    pooling layer's argmax mask).  ``LayerSetUp`` accepts ``upsample_h`` and ``upsample_w``
+    (both > 1), or the deprecated ``scale`` / ``scale_h`` + ``scale_w`` (> 1; default
+    scale 2) with ``pad_out_h``/``pad_out_w`` (only with a factor of 2); ``Reshape`` then
+    makes ``[N, C, H*scale_h - pad_out_h, W*scale_w - pad_out_w]``."""
+
+    type = "Upsample"
+    fork = FORK
+
+    def out_size(self, ctx: LayerCtx, h: int, w: int) -> tuple[int, int]:
+        up = ctx.param.upsample_param
+        has = lambda name: has_field(up, name)  # noqa: E731
+        if not ((has("upsample_h") and has("upsample_w"))
+                or (not has("scale") and has("scale_h") and has("scale_w"))
+                or (not has("scale_h") and not has("scale_w"))):
+            raise ctx.fail("upsample_h & upsample_w are required, else (DEPRECATED) "
+                           "scale OR scale_h & scale_w are required")
+        if has("upsample_h") and has("upsample_w"):
+            uh, uw = up.upsample_h, up.upsample_w
+            if uh <= 1 or uw <= 1:
+                raise ctx.fail(f"upsample_h and upsample_w must be > 1 (got {uh}, {uw})")
+            return uh, uw
+        if not has("scale_h"):
+            sh = sw = up.scale
+            if sh <= 1:
+                raise ctx.fail(f"scale must be > 1 (got {sh})")
+        else:
+            sh, sw = up.scale_h, up.scale_w
+            if sh <= 1 or sw <= 1:
+                raise ctx.fail(f"scale_h and scale_w must be > 1 (got {sh}, {sw})")
+        if up.pad_out_h and sh != 2:
+            raise ctx.fail("output height padding compensation (pad_out_h) requires scale_h == 2")
+        if up.pad_out_w and sw != 2:
+            raise ctx.fail("output width padding compensation (pad_out_w) requires scale_w == 2")
+        return h * sh - int(up.pad_out_h), w * sw - int(up.pad_out_w)
+
+    def setup(self, ctx: LayerCtx) -> Setup:
+        if len(ctx.bottom_shapes) != 2:
+            raise ctx.fail(f"SegNet's Upsample takes exactly 2 bottoms (data and the pooling mask); "
+                           f"got {len(ctx.bottom_shapes)}")
+        data, mask = ctx.bottom(0), ctx.bottom(1)
+        if len(data) != 4 or len(mask) != 4:
+            raise ctx.fail(f"input and mask must have 4 axes (num, channels, height, width); "
+                           f"got {list(data)} and {list(mask)}")
+        if tuple(data) != tuple(mask):
+            raise ctx.fail(f"input and mask must have the same shape; got {list(data)} and {list(mask)}")
+        n, c, h, w = data
+        uh, uw = self.out_size(ctx, h, w)
+        return Setup([(n, c, uh, uw)])
+
+    def backward_to_bottom(self, ctx: LayerCtx, bottom_index: int) -> bool:
+        return bottom_index == 0  # never into the mask
+
+
+@register
+class BN(LayerRule):
+    """``BNLayer``: top 0 is the bottom seen as 4 axes (``Reshape(num, channels, height,
+    width)``, so an ``[N, C]`` bottom gives ``[N, C, 1, 1]``); scale and shift ``[1, C, 1, 1]``;
+    tops 1 and 2 (LEARN mode only) are the batch mean and variance, ``[1, C, 1, 1]``."""
+
+    type = "BN"
+    fork = FORK
+
+    def setup(self, ctx: LayerCtx) -> Setup:
+        n, c, h, w = legacy4(ctx, ctx.bottom(0))
+        max_tops = 1 if getattr(ctx.param.bn_param, "bn_mode", 0) == 1 else 3  # INFERENCE = 1
+        if not 1 <= len(ctx.tops) <= max_tops:
+            raise ctx.fail(f"takes 1 to {max_tops} tops in this bn_mode; got {len(ctx.tops)}")
+        tops = [(n, c, h, w)] + [(1, c, 1, 1)] * (len(ctx.tops) - 1)
+        return Setup(tops, [(1, c, 1, 1), (1, c, 1, 1)])
+
+    def flops(self, ctx: LayerCtx) -> int:
+        return 2 * count(ctx.bottom(0))
+
+
+@register
+class DenseImageData(DataLayerRule):
+    """``DenseImageDataLayer::DataLayerSetUp``: images read with ``new_height`` x
+    ``new_width`` (when both set), C = 3 if ``is_color`` else 1; ``transform_param.crop_size``
+    (square) or ``crop_height`` x ``crop_width`` replace H x W.  Top 0 ``[N, C, H, W]``,
+    top 1 (the label image) ``[N, 1, H, W]``."""
+
+    type = "DenseImageData"
+    fork = FORK
+
+    def declared_batch(self, ctx: LayerCtx) -> int | None:
+        return self._batch(ctx)
+
+    def _batch(self, ctx: LayerCtx) -> int:
+        b = ctx.batch_override if ctx.batch_override is not None else \
+            ctx.param.dense_image_data_param.batch_size
+        if b <= 0:
+            raise ctx.fail("dense_image_data_param.batch_size must be positive (set it, or use --batch N)")
+        return b
+
+    def setup(self, ctx: LayerCtx) -> Setup:
+        dp = ctx.param.dense_image_data_param
+        if len(ctx.tops) != 2:
+            raise ctx.fail(f"takes exactly 2 tops (image and label); got {len(ctx.tops)}")
+        if not ((dp.new_height == 0 and dp.new_width == 0) or (dp.new_height > 0 and dp.new_width > 0)):
+            raise ctx.fail("new_height and new_width must be set at the same time")
+        if not ((dp.crop_height == 0 and dp.crop_width == 0) or (dp.crop_height > 0 and dp.crop_width > 0)):
+            raise ctx.fail("crop_height and crop_width must be set at the same time")
+        batch = self._batch(ctx)
+        c = 3 if dp.is_color else 1
+        crop = ctx.param.transform_param.crop_size
+        if crop > 0:
+            h = w = crop
+        elif dp.crop_height > 0:
+            h, w = dp.crop_height, dp.crop_width
+        elif dp.new_height > 0:
+            h, w = dp.new_height, dp.new_width
+        elif 0 in ctx.overrides:
+            o = tuple(ctx.overrides[0])
+            return Setup([o, (o[0], 1) + o[2:]])
+        else:
+            raise NeedsInputShape(ctx.name, ctx.type,
+                                  f"images are not resized or cropped (no new_height/new_width, no crop), "
+                                  f"so the shape is the first image's (C = {c}, batch_size {batch})",
+                                  ctx.tops)
+        return Setup([(batch, c, h, w), (batch, 1, h, w)])
