@@ -145,6 +145,16 @@ class NetDiff:
                     out.append(("changed", n.name, "; ".join(what)))
         return out
 
+    def _why(self, c: "Contributor") -> str:
+        """A few words on why a changed layer's bytes changed: its weights or its tops."""
+        for o, n in self.pairs:
+            if o is not None and n is not None and n.name == c.layer:
+                if o.param_shapes and o.param_shapes[:1] != n.param_shapes[:1]:
+                    return f" (weights {_fmt(o.param_shapes[0])} -> {_fmt(n.param_shapes[0])})"
+                if o.top_shapes and o.top_shapes[:1] != n.top_shapes[:1]:
+                    return f" (top {_fmt(o.top_shapes[0])} -> {_fmt(n.top_shapes[0])})"
+        return ""
+
     def headline(self, top: int = 3) -> str:
         grew = self.delta_bytes >= 0
         parts = []
@@ -162,8 +172,15 @@ class NetDiff:
             share = sum(c.delta_bytes for c in lead)
             parts.append("Most of the difference: " + "; ".join(
                 f"{c.layer} {c.kind} {'+' if c.delta_bytes > 0 else ''}{human(c.delta_bytes)}"
-                f"{' (new layer)' if c.status == 'added' else ' (removed layer)' if c.status == 'removed' else ''}"
-                for c in lead) + f" — together {share * 100 // max(1, abs(self.delta_bytes))}% of the change.")
+                f"{' (new layer)' if c.status == 'added' else ' (removed layer)' if c.status == 'removed' else self._why(c)}"
+                for c in lead) + f" (together {'+' if share > 0 else ''}{human(share)}"
+                + ("; other layers' changes partly offset them)." if abs(share) > abs(self.delta_bytes) else ")."))
+            kinds: dict[str, int] = {}
+            for c in self.contributors:
+                kinds[c.kind] = kinds.get(c.kind, 0) + c.delta_bytes
+            parts.append("By kind: " + ", ".join(
+                f"{k} {'+' if v > 0 else ''}{human(v)}" for k, v in
+                sorted(kinds.items(), key=lambda kv: -abs(kv[1])) if v) + ".")
         elif not self.delta_bytes and not self.contributors:
             parts = ["No change: both nets allocate the same bytes in every layer and kind."]
         return " ".join(parts)

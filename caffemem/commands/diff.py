@@ -26,6 +26,7 @@ def add_parser(sub) -> None:
     add_memory_options(p)
     add_format_option(p, choices=("text", "json"))
     p.add_argument("--top", type=int, default=15, metavar="N", help="contributors to list (default 15)")
+    p.add_argument("--plot", metavar="OUT", help="also draw both nets per layer, side by side, and the deltas (.png/.svg/.pdf)")
     p.set_defaults(run=run)
 
 
@@ -34,7 +35,7 @@ def _costs(loaded, nets, args):
     from ..report.memview import layer_costs
 
     report = memory_report(args, loaded, nets)
-    return layer_costs(report), report.total_bytes
+    return layer_costs(report, nets), report.total_bytes
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,6 +46,12 @@ def run(args: argparse.Namespace) -> int:
     d = diff_costs(old_costs, new_costs,
                    sum(n.memory_required_for_data for n in old_nets),
                    sum(n.memory_required_for_data for n in new_nets), old_total, new_total)
+    from ..fit import data_batch
+
+    if args.plot:
+        from ..plot import plot_diff
+
+        plot_diff(old_costs, new_costs, d.pairs, args.plot, title=f"{args.old} vs {args.new}")
     if args.format == "json":
         emit(args, json.dumps({
             "old": args.old, "new": args.new,
@@ -53,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
             "old_memory_required_for_data": d.old_log_figure,
             "new_memory_required_for_data": d.new_log_figure,
             "headline": d.headline(),
+            "old_batch": data_batch(old_nets[0]), "new_batch": data_batch(new_nets[0]),
             "changes": [{"status": s, "layer": l, "what": w} for s, l, w in d.changes()],
             "contributors": [{"layer": c.layer, "kind": c.kind, "delta_bytes": c.delta_bytes,
                               "status": c.status} for c in d.contributors],
@@ -61,6 +69,14 @@ def run(args: argparse.Namespace) -> int:
     out = [d.headline(), ""]
     out.append(f"log figure (Memory required for data): {d.old_log_figure:,} -> {d.new_log_figure:,} bytes")
     out.append(f"total: {human(d.old_total)} -> {human(d.new_total)}  (delta {human(d.delta_bytes)})")
+    from ..fit import data_batch
+
+    ob, nb = data_batch(old_nets[0]), data_batch(new_nets[0])
+    if ob and nb and ob != nb:
+        def per_sample(costs):
+            return sum(c.bytes.get("activations", 0) + c.bytes.get("diffs", 0) for c in costs)
+        out.append(f"per sample (batch {ob} -> {nb}): activations + diffs "
+                   f"{human(per_sample(old_costs) // ob)} -> {human(per_sample(new_costs) // nb)} per image")
     changes = d.changes()
     if changes:
         out += ["", "layers:"] + [f"  {s:8s} {l}: {w}" for s, l, w in changes]

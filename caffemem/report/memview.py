@@ -80,13 +80,20 @@ def render(report, nets, gpu_mem: Optional[int] = None, compare: bool = False) -
     return "\n".join(out)
 
 
-def layer_costs(report) -> list[LayerCost]:
-    """The model's per-layer bytes as diff/plot costs (device bytes in gpu mode)."""
+def layer_costs(report, nets=()) -> list[LayerCost]:
+    """The model's per-layer bytes as diff/plot costs (device bytes in gpu mode), with each
+    layer's top and parameter shapes taken from the built ``nets``."""
+    shapes = {}
+    for net in nets:
+        label = getattr(net, "label", "net")
+        for l in net.layers:
+            shapes[(label, l.name)] = ([net.blobs[t].shape for t in l.tops], [p.shape for p in l.params])
     out = []
     for n in report.nets:
         for l in n.layers:
             b = dict(l.device if report.gpu else l.host)
-            out.append(LayerCost(cost_name(l.name, n.label), l.type, len(out), [], [], b))
+            tops, params = shapes.get((n.label, l.name), ([], []))
+            out.append(LayerCost(cost_name(l.name, n.label), l.type, len(out), tops, params, b))
     # the CUDA context is not a layer's: it stays in the totals, out of the per-layer bars
     return out
 
