@@ -19,6 +19,27 @@ from caffemem.report.caffelog import net_lines
 CASES_FILE = Path(__file__).with_name("conformance_cases.json")
 _WANTED = re.compile(r"^(Setting up |Top shape: |    with loss weight |Memory required for data: )")
 _PREFIX = re.compile(r"^[IWEF]\d{4,8} [\d:.]+\s+\d+ [\w.]+:\d+\] ")
+_NV_TOP = re.compile(r"^(TRAIN|TEST) Top shape for layer (\d+) '([^']*)' (.*)$")
+
+
+def nvcaffe_top_lines(path: Path) -> list[str]:
+    """NVCaffe prints ``PHASE Top shape for layer i 'name' d0 d1 ... (count)`` per top (and
+    its own per-net memory summary, which is not BVLC's figure)."""
+    out = []
+    with open(path, "rb") as f:
+        for raw in f:
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            m = _PREFIX.match(line)
+            if m and _NV_TOP.match(line[m.end():]):
+                out.append(line[m.end():].rstrip())
+    return out
+
+
+def nvcaffe_lines_of(net) -> list[str]:
+    from caffemem.net import shape_string
+
+    return [f"{net.phase} Top shape for layer {i} '{l.name}' {shape_string(net.blobs[t].shape)}"
+            for i, l in enumerate(net.layers) for t in l.tops]
 
 
 def log_setup_lines(path: Path) -> list[str]:
@@ -50,7 +71,8 @@ def load_cases() -> list[dict]:
 
 def run_case(case: dict, shared: Path) -> CaseResult:
     folder = shared / case["folder"]
-    expected = log_setup_lines(folder / case["log"])
+    nvcaffe = case.get("format") == "nvcaffe"
+    expected = (nvcaffe_top_lines if nvcaffe else log_setup_lines)(folder / case["log"])
     per_net = {k: {b: tuple(None if d == "*" else int(d) for d in v.split(",")) for b, v in m.items()}
                for k, m in case.get("inputs", {}).items()}
     nets = []
@@ -60,7 +82,8 @@ def run_case(case: dict, shared: Path) -> CaseResult:
             "net" if label else k: v for k, v in per_net.items() if not label or k == label})
         built = build_all(str(folder / case["load"]), opts)
         nets += [n for n in built if not case.get("only") or getattr(n, "label", "") in case["only"]]
-    got = [line for n in nets for line in net_lines(n)] * case.get("runs", 1)
+    lines_of = nvcaffe_lines_of if nvcaffe else net_lines
+    got = [line for n in nets for line in lines_of(n)] * case.get("runs", 1)
     if case.get("log_is_prefix"):
         got = got[:len(expected)]
     if got == expected:

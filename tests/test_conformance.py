@@ -15,7 +15,7 @@ from conformance import load_cases, run_case
 CASES = load_cases()
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c["folder"] for c in CASES])
+@pytest.mark.parametrize("case", CASES, ids=[f"{c['folder']}:{c['log']}" for c in CASES])
 def test_case_matches_caffe_log(case):
     shared = shared_or_skip()
     shared_or_skip(case["folder"])
