@@ -50,8 +50,8 @@ def parse_echo(text: str, where: str) -> tuple["caffe_pb2.NetParameter", bool]:
     try:
         parse_text(text, param, where)
         return param, True
-    except UserError:
-        pass
+    except UserError as e:
+        first_error = e
     lines = text.splitlines()
     starts = [i for i, l in enumerate(lines) if l.startswith("layer {") or l.startswith("layers {")]
     for cut in reversed(starts):
@@ -61,7 +61,7 @@ def parse_echo(text: str, where: str) -> tuple["caffe_pb2.NetParameter", bool]:
             return param, False
         except UserError:
             continue
-    raise UserError(f"{where}: the net echo does not parse, even cut at a layer boundary")
+    raise first_error
 
 
 def _complete_from_log(param, net: LoggedNet) -> list[str]:

@@ -93,3 +93,16 @@ def test_input_star_keeps_batch(tmp_path):
     code, out, err = run("analyze", str(f), "--input", "data=*,3,5,5", "--caffe-log")
     assert code == 0, err
     assert "Top shape: 7 3 5 5 (525)" in out and "Top shape: 7 (7)" in out
+
+
+def test_every_command_has_teaching_help():
+    for cmd in ("analyze", "diff", "plot", "fit", "layers"):
+        code, out, err = run(cmd, "--help")
+        assert code == 0 and "usage: caffemem " + cmd in out, err
+        assert len(out.splitlines()) > 5
+
+
+def test_layers_lists_bvlc_and_fork_types():
+    code, out, _ = run("layers", "--format", "json")
+    types = {d["type"]: d["fork"] for d in json.loads(out)}
+    assert types["Convolution"] == "BVLC" and types["PriorBox"] == "ssd" and types["Upsample"] == "segnet"

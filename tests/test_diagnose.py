@@ -1,0 +1,57 @@
+"""Diagnosis from a log's echoes: rebuild, model, and fixes that are verified to fit."""
+
+from __future__ import annotations
+
+from conftest import SAMPLES
+
+from caffemem.analysis import AnalysisOptions, analyze_file
+from caffemem.diagnose import LoggedNet, diagnose, parse_echo
+from caffemem.memory import MemoryEnv, fits, model_memory
+
+NET_TEXT = (SAMPLES / "small_cnn_train.prototxt").read_text()
+SOLVER_TEXT = 'test_iter: 10\ntest_interval: 500\nbase_lr: 0.01\ntype: "SGD"\n'
+GiB = 2**30
+
+
+def logged():
+    train = LoggedNet("train net", 'state { phase: TRAIN }\n' + NET_TEXT)
+    test = LoggedNet("test net #0", 'state { phase: TEST }\n' + NET_TEXT)
+    return [train, test]
+
+
+def test_fitting_run_says_memory_was_taken_elsewhere():
+    d = diagnose(logged(), SOLVER_TEXT, MemoryEnv(solver_type="SGD"), 8 * GiB)
+    assert d.total_bytes < 8 * GiB and not d.fixes
+    assert any("outside this run" in n for n in d.notes)
+
+
+def test_batch_fix_is_verified_by_the_model():
+    cap = 600 * 2**20
+    env = MemoryEnv(solver_type="SGD")
+    d = diagnose(logged(), SOLVER_TEXT, env, cap)
+    assert d.total_bytes > cap and d.runs_out_at
+    batch_fixes = [f for f in d.fixes if f.what.startswith("batch_size 32 ->")]
+    assert batch_fixes and batch_fixes[0].fits and batch_fixes[0].total_bytes <= cap
+    best = int(batch_fixes[0].what.split("->")[1].split()[0])
+    # re-analysis of the sample at that batch: it fits, one more does not
+    path = str(SAMPLES / "small_cnn_solver.prototxt")
+    def need(b):
+        loaded, nets = analyze_file(path, AnalysisOptions(batch=b, batch_train_only=True))
+        return fits(model_memory(nets, env.with_(test_interval=500, test_iter=(10,))), cap).needed
+    assert need(best) <= cap < need(best + 1)
+    assert "iter_size" in batch_fixes[0].what
+
+
+def test_echo_cut_by_glog_keeps_complete_layers():
+    text = 'name: "n"\nlayer {\n  name: "a"\n  type: "Input"\n  top: "x"\n  input_param { shape { dim: 1 } }\n}\nlayer {\n  name: "b"\n  ty'
+    param, complete = parse_echo(text, "<echo>")
+    assert not complete and [l.name for l in param.layer] == ["a"]
+
+
+def test_cut_echo_completed_from_creation_lines():
+    net = LoggedNet("net", 'name: "n"\nlayer {\n  name: "in"\n  type: "Input"\n  top: "x"\n'
+                           '  input_param { shape { dim: 2 dim: 3 } }\n}\nlayer {\n  name: "r"\n  type: "Re',
+                    top_shapes={"x": (2, 3), "y": (2, 3), "z": (2, 5)},
+                    layers=[("in", [], ["x"]), ("r", ["x"], ["y"]), ("ip", ["y"], ["z"])])
+    d = diagnose([net], None, MemoryEnv(scenario="test"), GiB)
+    assert any("glog cut" in n for n in d.notes)
