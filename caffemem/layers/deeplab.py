@@ -96,3 +96,8 @@ class Interp(LayerRule):
 
     def backward_to_bottom(self, ctx: LayerCtx, bottom_index: int) -> bool:
         return bottom_index == 0
+
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """None: interp_layer.cpp and util/interp.cu interpolate straight between the blobs
+        (bottom 1, if any, only gives a size; see ``memory/touches.py``)."""
+        return []

@@ -52,6 +52,15 @@ class ROIPooling(LayerRule):
         top = (legacy_dim(ctx, rois, 0), legacy_dim(ctx, feat, 1), rp.pooled_h, rp.pooled_w)
         return Setup([top])
 
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """``max_idx_`` (``Blob<int>``, top-sized): the argmax of each output, written by
+        Forward where it computes (roi_pooling_layer.cpp:56, .cu:85) and read by
+        Backward_gpu (.cu:178)."""
+        from ..memory.buffers import BufferSet
+
+        return BufferSet(env).add("max_idx", count(ctx.top_shapes[0]) * 4,
+                                  note="argmax per output (int)").items
+
     def backward_to_bottom(self, ctx: LayerCtx, bottom_index: int) -> bool:
         return bottom_index == 0
 
@@ -83,6 +92,29 @@ class SmoothL1Loss(LossRule):
 
     def flops(self, ctx: LayerCtx) -> int:
         return count(ctx.bottom(0)) * (2 if len(ctx.bottom_shapes) > 2 else 1)
+
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """``diff_`` and ``errors_`` (bottom-sized), written by Forward where it computes
+        (faster-rcnn branch smooth_L1_loss_layer.cu:32-46; SSD's .cpp:45-58 / .cu:35-49);
+        py-faster-rcnn's branch ``faster-rcnn`` also keeps ``ones_`` (bottom-sized), filled on
+        the host in Reshape (.cpp:44-48) and read on the GPU (.cu:59).  Its CPU Forward is
+        NOT_IMPLEMENTED (.cpp:54: a cpu-mode run aborts there), SSD's runs on the host.  Which
+        one: ``ones_`` when the layer has 4 bottoms or a ``smooth_l1_loss_param`` (only the
+        faster-rcnn branch has those); with 2 or 3 bottoms and no param the layout of SSD and
+        of the older ``fast-rcnn`` branch (no ``ones_``) is assumed."""
+        from ..memory.buffers import BufferSet
+        from ..pb import has_field
+
+        n = count(ctx.bottom(0)) * 4
+        faster = len(ctx.bottom_shapes) == 4 or has_field(ctx.param, "smooth_l1_loss_param")
+        bs = BufferSet(env)
+        if faster:
+            bs.host_then_compute("ones", n, "setup", "forward", note="ones (Reshape)")
+            if not env.gpu:
+                return bs.items  # Forward_cpu is NOT_IMPLEMENTED
+        bs.add("diff", n, note="w_in * (b0 - b1), then its gradient")
+        bs.add("errors", n, note="per-element loss")
+        return bs.items
 
     def allow_force_backward(self, ctx: LayerCtx, bottom_index: int) -> bool:
         return True

@@ -87,6 +87,10 @@ class Upsample(LayerRule):
     def backward_to_bottom(self, ctx: LayerCtx, bottom_index: int) -> bool:
         return bottom_index == 0  # never into the mask
 
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """None: upsample_layer.cpp/.cu write straight into the top (and bottom 0's diff)."""
+        return []
+
 
 @register
 class BN(LayerRule):
@@ -108,6 +112,38 @@ class BN(LayerRule):
     def flops(self, ctx: LayerCtx) -> int:
         return 2 * count(ctx.bottom(0))
 
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """``bn_layer.cpp``/``.cu`` (N, C, H, W by the legacy accessors).  Reshape fills, on
+        the host, ``spatial_sum_multiplier_`` [H*W] and ``batch_sum_multiplier_`` [N] -- data
+        (ones) *and* diff (zeros) (cpp:36-49).  Forward, GPU (cu:13-116): ``buffer_blob_``
+        [N*C*H*W], ``spatial_mean_`` and ``spatial_variance_`` [N*C], both multipliers on the
+        device; LEARN adds ``batch_mean_``/``batch_variance_`` [C] and ``x_norm_`` [N*C*H*W]
+        (cu:93).  The same blobs on the host in CPU mode (cpp:94-200); INFERENCE keeps no
+        ``x_norm_`` (cpp:202-226, cu:117-139).  Backward (unconditional): nothing new on the
+        GPU; on the CPU the diffs of ``spatial_variance_`` and ``spatial_mean_`` [N*C]
+        (cpp:254/265, 366/377).  So a LEARN BN holds two bottom-sized buffers: the
+        allocation at cu:17 (``buffer_blob_``) or cu:93 (``x_norm_``) is where SegNet runs out
+        of memory in Forward_gpu."""
+        from ..memory.buffers import BufferSet
+
+        n, c, h, w = legacy4(ctx, ctx.bottom(0))
+        learn = getattr(ctx.param.bn_param, "bn_mode", 0) == 0  # LEARN
+        full = n * c * h * w * 4
+        bs = BufferSet(env)
+        for name, size in (("spatial_sum_multiplier", h * w * 4), ("batch_sum_multiplier", n * 4)):
+            bs.host_then_compute(name, size, "setup", "forward", note="ones (Reshape)")
+            bs.add(name + " diff", size, "setup", side="host", note="zeros (Reshape)")
+        bs.add("spatial_mean", n * c * 4)
+        bs.add("buffer_blob", full, note="bottom-sized scratch")
+        bs.add("spatial_variance", n * c * 4)
+        if learn:
+            bs.add("batch_mean", c * 4).add("batch_variance", c * 4)
+            bs.add("x_norm", full, note="normalized input kept for Backward")
+        if not env.gpu:
+            bs.add("spatial_variance diff", n * c * 4, "backward")
+            bs.add("spatial_mean diff", n * c * 4, "backward")
+        return bs.items
+
 
 @register
 class DenseImageData(DataLayerRule):
@@ -121,6 +157,29 @@ class DenseImageData(DataLayerRule):
 
     def declared_batch(self, ctx: LayerCtx) -> int | None:
         return self._batch(ctx)
+
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """SegNet's BasePrefetchingDataLayer is the older single-batch one
+        (base_data_layer.cpp:30-45): LayerSetUp touches ``prefetch_data_`` [N, C, H, W] and
+        ``prefetch_label_`` [N, 1, H, W] on the host only, in both modes; the prefetch
+        thread fills them on the host and Forward copies them into the tops' own memory
+        (``caffe_copy`` from ``cpu_data()`` to ``mutable_gpu_data()``, base_data_layer.cu:8-26),
+        so the tops are ordinary activations (see ``memory/touches.py``); ``env.prefetch``
+        does not apply.  ``transformed_data_``/``transformed_label_`` only point into the
+        batch (``set_cpu_data``, dense_image_data_layer.cpp:192-196).  Plus the
+        DataTransformer's ``data_mean_`` (host) for a ``mean_file``."""
+        from ..memory.buffers import BufferSet, Kind
+        from .data import mean_file_bytes
+
+        bs = BufferSet(env)
+        tp = ctx.param.transform_param
+        if tp.mean_file:
+            nbytes, how = mean_file_bytes(ctx, tp)
+            bs.add("data_mean", nbytes, "setup", side="host", note=how)
+        for what, shape in zip(("data", "label"), ctx.top_shapes):
+            bs.add(f"prefetch {what}", count(shape) * 4, "setup", Kind.PREFETCH, side="host",
+                   note="the one prefetch batch (host only)")
+        return bs.items
 
     def _batch(self, ctx: LayerCtx) -> int:
         b = ctx.batch_override if ctx.batch_override is not None else \

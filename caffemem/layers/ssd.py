@@ -112,11 +112,44 @@ def _transformed_hw(ctx: LayerCtx, tp) -> tuple[Optional[int], Optional[int], st
     return h, w, why
 
 
+#: ``BasePrefetchingDataLayer::PREFETCH_COUNT`` of the ssd branch (base_data_layer.hpp:71): a
+#: compile-time constant there; ``data_param.prefetch`` only sizes the DataReader's queue
+PREFETCH_COUNT = 3
+
+
 class _SSDDataRule(DataLayerRule):
     fork = FORK
 
     def declared_batch(self, ctx: LayerCtx) -> int | None:
         return _batch(ctx)
+
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """The ssd branch's BasePrefetchingDataLayer (base_data_layer.cpp:46-68): LayerSetUp
+        touches each of the ``PREFETCH_COUNT`` (3) batches' data and, with a label top, label
+        on the host (``mutable_cpu_data``) and, in GPU mode, on the device
+        (``mutable_gpu_data``); the batches have the tops' set-up shapes (DataLayerSetUp).
+        Unlike BVLC's Data layer the tops are not the batches: Forward copies into them
+        (base_data_layer.cu:14-22), so the tops are ordinary activations (see
+        ``memory/touches.py``).  ``env.prefetch`` does not apply (the count is compiled in).
+        Plus the DataTransformer's ``data_mean_`` (host) for a ``mean_file``.  Not modeled:
+        the DataReader's queue of ``prefetch x batch_size`` raw records (host), and label
+        batches that grow with the number of boxes (annotated_data_layer.cpp:264-277)."""
+        from ..memory.buffers import BufferSet, Kind
+        from .data import mean_file_bytes
+
+        bs = BufferSet(env)
+        tp = ctx.param.transform_param
+        if tp.mean_file:
+            nbytes, how = mean_file_bytes(ctx, tp)
+            bs.add("data_mean", nbytes, "setup", side="host", note=how)
+        parts = [("data", count(ctx.top_shapes[0]) * 4)]
+        if len(ctx.top_shapes) > 1:
+            parts.append(("label", count(ctx.top_shapes[1]) * 4))
+        for i in range(PREFETCH_COUNT):
+            for what, nbytes in parts:
+                bs.host_then_compute(f"prefetch batch {i} {what}", nbytes, "setup", "setup",
+                                     Kind.PREFETCH, note="BasePrefetchingDataLayer::LayerSetUp")
+        return bs.items
 
     def default_channels(self, ctx: LayerCtx) -> Optional[int]:
         return _channels_hint(ctx.param.transform_param)
@@ -216,6 +249,31 @@ class Normalize(LayerRule):
         # per element: square-and-sum into the norm, divide by it, multiply by the scale
         return 3 * count(ctx.bottom(0))
 
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """``normalize_layer.cpp``/``.cu`` (N, C, H, W by the legacy accessors):
+        ``sum_channel_multiplier_`` [C] and ``sum_spatial_multiplier_`` [H*W] of ones, host in
+        LayerSetUp (cpp:27-31).  Forward: ``buffer_`` [C*H*W] (one image) and ``norm_`` ([N]
+        across_spatial, else [N*H*W]); the GPU code keeps an across-spatial ``norm_`` on the
+        host (cu:51-58) and reads ``sum_channel_multiplier_`` on the device (cu:65).
+        Backward, unconditionally: ``buffer_channel_`` [C], ``buffer_spatial_`` [H*W]
+        (cpp:145-147, cu:128-132), and on the GPU both multipliers."""
+        from ..memory.buffers import BufferSet
+
+        b = ctx.bottom(0)
+        n, c, h, w = (legacy_dim(ctx, b, i) for i in range(4))
+        across = ctx.param.norm_param.across_spatial
+        bs = BufferSet(env)
+        bs.host_then_compute("sum_channel_multiplier", c * 4, "setup", "forward")
+        bs.host_then_compute("sum_spatial_multiplier", h * w * 4, "setup", "backward")
+        bs.add("buffer", c * h * w * 4, note="one image: squares, then scales")
+        if across:
+            bs.add("norm", n * 4, side="host", note="one norm per image")
+        else:
+            bs.add("norm", n * h * w * 4, note="one norm per location")
+        bs.add("buffer_channel", c * 4, "backward")
+        bs.add("buffer_spatial", h * w * 4, "backward")
+        return bs.items
+
 
 @register
 class Permute(LayerRule):
@@ -238,6 +296,23 @@ class Permute(LayerRule):
             orders.append(o)
         orders += [i for i in range(n) if i not in orders]
         return Setup([tuple(b[o] for o in orders)])
+
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """``permute_layer.cpp``/``.cu``: ``permute_order_``, ``old_steps_`` and
+        ``new_steps_`` (``Blob<int>``, one int per axis) written on the host in
+        LayerSetUp/Reshape (cpp:64-94); when a permutation is needed the GPU Forward reads
+        them on the device (cu:38-40).  In the natural order the top shares the bottom's data
+        and diff (see ``memory/touches.py``)."""
+        from ..memory.buffers import BufferSet
+
+        n = len(ctx.bottom(0))
+        natural = [int(o) for o in ctx.param.permute_param.order]
+        natural += [i for i in range(n) if i not in natural]
+        need = any(o != i for i, o in enumerate(natural))
+        bs = BufferSet(env)
+        for name in ("permute_order", "old_steps", "new_steps"):
+            bs.host_then_compute(name, n * 4, "setup", "forward" if need else "")
+        return bs.items
 
 
 # ---------------------------------------------------------------- PriorBox
@@ -319,6 +394,11 @@ class PriorBox(LayerRule):
         dim = ctx.check_positive("prior count", w * h * n * 4, f"{w} * {h} * {n} priors * 4")
         return Setup([(1, 2, dim)])
 
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """None: prior_box_layer.cpp (CPU only) writes the top on the host from the bottoms'
+        shapes."""
+        return []
+
 
 # ---------------------------------------------------------------- detection
 
@@ -361,6 +441,28 @@ class DetectionOutput(LayerRule):
         _check_priors(ctx, dp.num_classes, dp.share_location)
         return Setup([(1, 1, 1, 7)])
 
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """``detection_output_layer.cu`` (GPU Forward; the CPU Forward decodes into C++
+        vectors, no blobs): ``bbox_preds_`` (loc-sized) decoded on the device (cu:27), then
+        read on the host -- itself with ``share_location``, else through ``bbox_permute_``
+        (loc-sized, device then host, cu:35-41); ``conf_permute_`` (conf-sized, device then
+        host, cu:45-48).  Not modeled: the top grows in Forward to the kept detections (at
+        most ``keep_top_k`` rows of 7 floats per image, data-dependent; modeled at its set-up
+        shape [1, 1, 1, 7]), and the DataTransformer of ``visualize``."""
+        from ..memory.buffers import BufferSet
+
+        if not env.gpu:
+            return []
+        loc, conf = count(ctx.bottom(0)) * 4, count(ctx.bottom(1)) * 4
+        bs = BufferSet(env)
+        bs.add("bbox_preds", loc, note="decoded boxes")
+        if ctx.param.detection_output_param.share_location:
+            bs.add("bbox_preds", loc, side="host", note="read back for NMS")
+        else:
+            bs.add("bbox_permute", loc).add("bbox_permute", loc, side="host")
+        bs.add("conf_permute", conf).add("conf_permute", conf, side="host")
+        return bs.items
+
 
 @register
 class DetectionEvaluate(LayerRule):
@@ -387,6 +489,11 @@ class DetectionEvaluate(LayerRule):
         background = ep.background_label_id
         positives = ep.num_classes if background in (-1, 0xFFFFFFFF) else ep.num_classes - 1
         return Setup([(1, 1, positives + legacy_dim(ctx, det, 2), 5)])
+
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """None: detection_evaluate_layer.cpp (CPU only) evaluates into C++ maps and the top;
+        its Reshape reads the detections on the host (see ``memory/touches.py``)."""
+        return []
 
 
 @register
@@ -417,6 +524,119 @@ class MultiBoxLoss(LossRule):
         setup = super().setup(ctx)
         _check_priors(ctx, mp.num_classes, mp.share_location)
         return setup
+
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """``multibox_loss_layer.cpp`` (CPU code in both modes) and the inner loss layers it
+        runs through ``Layer::Forward``/``Backward`` (on the GPU in GPU mode; the inner softmax
+        is made by the factory, so cuDNN in a cuDNN build).  N images, P priors, K classes.
+
+        - LayerSetUp (host): the inner losses' top diffs (loss weights, 1 float each), and
+          the inner softmax's/sigmoid's set-up buffers at the fake shapes of cpp:62-123.
+        - Confidence rows R: ``mining_type: NONE`` gives R = N*P (cpp:204) and ``conf_pred_``
+          shares bottom 1's data (cpp:227); its diff [N*P*K] is scratch for the inner loss's
+          GPU Forward and, after Backward's ``bottom[1]->ShareDiff(conf_pred_)`` (cpp:362),
+          bottom 1's diff (kind ``diffs``).  With mining R = matches + negatives, known only
+          at run time: the blobs are modeled at their LayerSetUp shapes (R = 1) and the note
+          gives the bound (R <= N*P).
+        - Every row-sized blob: ``conf_gt_`` [R] (SOFTMAX) or [R*K] (LOGISTIC), host then
+          device; SOFTMAX: ``prob_`` and its diff [R*K] (counts; the inner softmax has the
+          loss weight), the Caffe softmax's ``scale_`` [R] and ``sum_multiplier_`` [K];
+          LOGISTIC: ``sigmoid_output_`` and its diff [R*K], and on the GPU ``conf_gt_``'s
+          diff [R*K] (Forward scratch).
+        - Mining, GPU build (bbox_util.cpp:895-903 compiles ComputeConfLossGPU unless
+          CPU_ONLY): temporaries of each Forward (bbox_util.cu:573-633): ``match_blob`` and
+          ``conf_loss_blob`` [N*P] (host and device), SOFTMAX ``prob_blob`` [N*P*K] (device);
+          SoftMaxGPU's ``scale`` [N*P] is freed before ``conf_loss_blob`` is made, so it never
+          adds to the call's peak and is left out.  cpu mode is taken as a CPU_ONLY build.
+        - ``loc_pred_``/``loc_gt_`` [4 * matches] (host, then device for the inner loss), the
+          inner loss's ``diff_`` (and SmoothL1's ``errors_``), ``loc_pred_``'s diff in
+          Backward: data-dependent, modeled at LayerSetUp's [1, 4] (bound: loc-sized).
+        """
+        from ..memory.buffers import BufferSet, Kind
+        from ..memory.engine import CUDNN, layer_engine
+        from ..pb import caffe_pb2
+
+        mp = ctx.param.multibox_loss_param
+        loc, conf = ctx.bottom(0), ctx.bottom(1)
+        n = legacy_dim(ctx, loc, 0)
+        priors = legacy_dim(ctx, ctx.bottom(2), 2) // 4
+        k = mp.num_classes
+        mining = mp.mining_type != 0  # MiningType NONE = 0
+        softmax = mp.conf_loss_type == 0  # SOFTMAX (else LOGISTIC)
+        rows = 1 if mining else n * priors
+        bound = "" if not mining else (f"; data-dependent (matches + negatives rows), modeled "
+                                       f"at LayerSetUp's 1 row, at most {n * priors}")
+        bs = BufferSet(env)
+        c = "compute"
+
+        # the inner losses' scalar tops: the loss weight (loc_weight, 1) set on the host by
+        # Layer::SetLossWeights at SetUp; the value written with mutable_cpu_data in both
+        # modes; in GPU mode Layer::Forward's loss dot product reads both on the device
+        for name, weight in (("loc_loss", mp.loc_weight), ("conf_loss", 1.0)):
+            bs.add(name, 4, side="host", note="inner loss value")
+            if weight:
+                bs.add(name + " diff", 4, "setup", side="host", note="inner loss weight")
+                if env.gpu:
+                    bs.add(name, 4, side="gpu").add(name + " diff", 4, side="gpu")
+
+        # localization: [1, 4 * num_matches], data-dependent; LayerSetUp's [1, 4]
+        note = ("data-dependent (4 floats per matched prior), modeled at LayerSetUp's [1, 4]; "
+                f"at most {count(loc) * 4} bytes")
+        for name in ("loc_pred", "loc_gt"):
+            bs.add(name, 16, side="host", note=note).add(name, 16, side=c, note=note)
+        bs.add("loc diff_", 16, note="inner loss " + note)
+        if mp.loc_loss_type == 1:  # SMOOTH_L1
+            bs.add("loc errors_", 16, note="inner SmoothL1Loss " + note)
+        bs.add("loc_pred diff", 16, "backward", side=c, needs="bottom_diff", note=note)
+        bs.add("loc_pred diff", 16, "backward", side="host", needs="bottom_diff", note=note)
+
+        # confidence rows
+        rk = rows * k * 4
+        if mining:
+            bs.add("conf_pred", rk, side="host", note="own copy of the mined rows" + bound)
+            bs.add("conf_pred", rk, side=c, note="own copy of the mined rows" + bound)
+        pred_diff_kind = Kind.INTERNAL if mining else Kind.DIFFS
+        pred_note = "conf_pred_'s diff" + (bound if mining else
+                                           "; bottom 1's diff after ShareDiff (cpp:362)")
+        if env.gpu:  # the inner loss's GPU Forward writes per-element losses into it
+            bs.add("conf_pred diff", rk, kind=pred_diff_kind, note=pred_note)
+        bs.add("conf_pred diff", rk, "backward", kind=pred_diff_kind, side=c, needs="bottom_diff",
+               note=pred_note)
+        bs.add("conf_pred diff", rk, "backward", kind=pred_diff_kind, side="host",
+               needs="bottom_diff", note=pred_note)
+        gt = rows * 4 if softmax else rk
+        bs.add("conf_gt", gt, side="host", note="labels per row" + bound)
+        bs.add("conf_gt", gt, side=c, note="labels per row" + bound)
+        # the inner softmax's / sigmoid's top diff holds the copied loss weight: filled on the
+        # host at SetUp ([1, K]); without mining Forward grows the blob to R rows, a new
+        # SyncedMemory touched where the inner loss computes
+        out = "conf prob" if softmax else "conf sigmoid_output"
+        if mining:
+            bs.host_then_compute(out + " diff", rk, "setup", "forward", note="loss weight" + bound)
+        else:
+            bs.add(out + " diff (LayerSetUp shape)", k * 4, "setup", side="host",
+                   note="loss weight at the fake [1, K]; Forward's growth replaces it")
+            bs.add(out + " diff", rk, note="loss weight" + (", counts" if softmax else ""))
+        bs.add(out, rk, note=("inner SoftmaxWithLoss prob_" if softmax else
+                              "inner sigmoid output") + bound)
+        if softmax:
+            engine = layer_engine("Softmax", caffe_pb2.LayerParameter(), env)
+            bs.host_then_compute("conf softmax sum_multiplier", k * 4, "setup",
+                                 "" if engine == CUDNN else "forward")
+            if engine != CUDNN:
+                bs.add("conf softmax scale", rows * 4, note="inner softmax scale_" + bound)
+        elif env.gpu:
+            bs.add("conf_gt diff", rk, note="GPU Forward scratch (counts)" + bound)
+
+        # hard-negative mining on the GPU: temporaries of ComputeConfLossGPU
+        if mining and env.gpu:
+            npr = n * priors * 4
+            for name in ("mining match_blob", "mining conf_loss_blob"):
+                bs.add(name, npr, side="host", transient=True)
+                bs.add(name, npr, side="gpu", transient=True)
+            if softmax:  # (SoftMaxGPU's scale [N*P] is freed before conf_loss_blob exists)
+                bs.add("mining prob_blob", count(conf) * 4, side="gpu", transient=True)
+        return bs.items
 
     def backward_to_bottom(self, ctx: LayerCtx, bottom_index: int) -> bool:
         return bottom_index < 2

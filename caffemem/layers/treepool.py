@@ -78,6 +78,41 @@ class TreepoolRule(LayerRule):
         _, _, _, _, k, _ = treepool_geometry(ctx)
         return count(ctx.top_shapes[0]) * k * k * self.filters_per_output if ctx.top_shapes else 0
 
+    #: top-sized blobs the GPU Forward writes, and those Backward_gpu adds (besides the two
+    #: K*K-fold column buffers), in the source's names
+    forward_buffers: tuple[str, ...] = ()
+    backward_buffers: tuple[str, ...] = ()
+
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """The GPU code's member blobs (Reshape sizes them, the .cu touches them; the CPU
+        Forward/Backward only log, so a cpu-mode run allocates just LayerSetUp's host ones):
+        LayerSetUp's ``bias_multiplier2_`` [K*K] of ones (host, read by Backward_gpu);
+        Forward's top-sized buffers; Backward_gpu's top-sized buffers, ``col_buffer_``
+        [K*K x top] and ``bottom_diff_buffer_`` [bottom x K*K] (e.g.
+        treepool_kernel_1layer.cpp:63-67, 81-87; .cu:93-96, 202-204, 262)."""
+        from ..memory.buffers import BufferSet
+
+        n, c, ph, pw, k, _ = treepool_geometry(ctx)
+        top = n * c * ph * pw * 4
+        kk = k * k
+        bs = BufferSet(env)
+        bs.host_then_compute("bias_multiplier2", kk * 4, "setup", "backward", note="ones")
+        self.setup_only(ctx, bs)
+        if not env.gpu:
+            return bs.items
+        for name in self.forward_buffers:
+            bs.add(name, top)
+        for name in self.backward_buffers:
+            bs.add(name, top, "backward")
+        bs.add("col_buffer", kk * top, "backward",
+               note="K*K x top: the input window per output (not a convolution's im2col)")
+        bs.add("bottom_diff_buffer", count(ctx.bottom(0)) * kk * 4, "backward",
+               note="bottom x K*K: one gradient per window position")
+        return bs.items
+
+    def setup_only(self, ctx: LayerCtx, bs) -> None:
+        """Other LayerSetUp allocations (host)."""
+
 
 @register
 class TreepoolKernel1L(TreepoolRule):
@@ -86,6 +121,15 @@ class TreepoolKernel1L(TreepoolRule):
     type = "TreepoolKernel1L"
     num_params = 3
     filters_per_output = 3
+    forward_buffers = ("split_buffer1", "split_buffer2", "resp_buffer1", "resp_buffer2")
+    backward_buffers = ("mat_buffer",)
+
+    def setup_only(self, ctx: LayerCtx, bs) -> None:
+        """``bias_multiplier_`` is sized by ``top[0]->count()`` in LayerSetUp, before Reshape
+        has shaped the top: 0 bytes (treepool_kernel_1layer.cpp:56-57), unless in place."""
+        in_place = bool(ctx.tops) and bool(ctx.bottoms) and ctx.tops[0] == ctx.bottoms[0]
+        bs.add("bias_multiplier", count(ctx.bottom(0)) * 4 if in_place else 0, "setup",
+               side="host", note="top count at LayerSetUp")
 
 
 @register
@@ -95,6 +139,10 @@ class TreepoolKernel2L(TreepoolRule):
     type = "TreepoolKernel2L"
     num_params = 7
     filters_per_output = 7
+    forward_buffers = ("split_buffer1", "split_buffer2", "split_buffer3", "split_buffer1c",
+                       "split_buffer2c", "split_buffer3c", "resp_buffer1", "resp_buffer2",
+                       "resp_buffer3", "resp_buffer4")
+    backward_buffers = ("mat_buffer1", "mat_buffer2")
 
 
 @register
@@ -104,6 +152,8 @@ class TreepoolMaxAve(TreepoolRule):
     type = "TreepoolMaxAve"
     num_params = 1
     filters_per_output = 3
+    forward_buffers = ("split_buffer1", "split_buffer2", "top_buffer1", "top_buffer2",
+                       "mat_buffer", "poolsize_buffer")
 
 
 @register
@@ -113,3 +163,19 @@ class GatedMaxAve(TreepoolRule):
     type = "GatedMaxAve"
     num_params = 1
     filters_per_output = 3
+
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """treepool_max_ave_efficient.cpp/.cu: LayerSetUp's ``bias_multiplier1_`` [N*C*PH*PW]
+        of ones (host, cpp:55-60; read by Backward_gpu, cu:225) and Backward_gpu's
+        ``weight1_diff_buffer_`` [K*K x top] (cpp:78, cu:201); Forward keeps no buffer."""
+        from ..memory.buffers import BufferSet
+
+        n, c, ph, pw, k, _ = treepool_geometry(ctx)
+        top = n * c * ph * pw * 4
+        bs = BufferSet(env)
+        bs.host_then_compute("bias_multiplier1", top, "setup", "backward" if env.gpu else "",
+                             note="ones")
+        if env.gpu:
+            bs.add("weight1_diff_buffer", k * k * top, "backward",
+                   note="K*K x top: per-output gate gradients")
+        return bs.items

@@ -216,6 +216,18 @@ class _Reshape(_Flatten):
     """``ReshapeLayer::Reshape`` shares data and diff; Forward/Backward are empty."""
 
 
+@_register("Pooling")
+class _Pooling(TypeTouches):
+    """Backward reads only top 0's diff: a second (mask) top's diff is never touched
+    (pooling_layer.cpp Backward_cpu, pooling_layer.cu Backward_gpu)."""
+
+    def backward(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        s = v.side
+        if not any(pd):
+            return []
+        return [Touch(TOP, 0, DIFF, s)] + [Touch(BOTTOM, i, DIFF, s) for i, p in enumerate(pd) if p]
+
+
 @_register("Concat")
 class _Concat(TypeTouches):
     """One bottom: the top shares data and diff.  Backward reads the top diff before looking
@@ -595,6 +607,234 @@ class _LSTMUnit(TypeTouches):
             return []
         s = v.side
         return _all(TOP, v.n_tops, DIFF, s) + [Touch(BOTTOM, 0, DIFF, s), Touch(BOTTOM, 1, DIFF, s)]
+
+
+# --- fork layers (SSD, SegNet, py-faster-rcnn, DeepLab v2, generalized pooling) -------------
+# Read from the forks' own src/caffe/layers/*.cpp and *.cu (the fork and branch are named in
+# each rule's module, caffemem/layers/{ssd,segnet,frcnn,deeplab,treepool}.py).
+
+@_register("AnnotatedData", "VideoData", "DenseImageData")
+class _CopyingPrefetchData(TypeTouches):
+    """Prefetching data layers of the forks' older BasePrefetchingDataLayer (SSD branch
+    ``ssd`` base_data_layer.cpp:107-125 / .cu:8-27, SegNet base_data_layer.cpp:59-80 / .cu:8-26):
+    Forward ``caffe_copy``-es the batch into the tops' **own** memory (``mutable_cpu_data`` /
+    ``mutable_gpu_data``), unlike BVLC's Data/ImageData whose tops point at the batch.  The
+    batches themselves are the rule's prefetch buffers."""
+
+    def forward(self, v):
+        return _all(TOP, v.n_tops, DATA, v.side)
+
+    def backward(self, v, pd, ppd):
+        return []
+
+
+@_register("Normalize")
+class _Normalize(TypeTouches):
+    """SSD ``normalize_layer.cpp``/``.cu``: Backward reads the top diff and writes the bottom
+    diff before any propagate_down check (cpp:139-142, cu:111-114).  With ``channel_shared``
+    the GPU code reads the scale (cu:61, 124) and writes its diff (cu:142) on the host."""
+
+    def _scale_side(self, v):
+        return "host" if v.side == "gpu" and v.param.norm_param.channel_shared else v.side
+
+    def forward(self, v):
+        s = v.side
+        return [Touch(BOTTOM, 0, DATA, s), Touch(PARAM, 0, DATA, self._scale_side(v)),
+                Touch(TOP, 0, DATA, s)]
+
+    def backward(self, v, pd, ppd):
+        s = v.side
+        out = [Touch(TOP, 0, DIFF, s), Touch(TOP, 0, DATA, s), Touch(BOTTOM, 0, DATA, s),
+               Touch(BOTTOM, 0, DIFF, s), Touch(PARAM, 0, DATA, self._scale_side(v))]
+        if ppd and ppd[0]:
+            out.append(Touch(PARAM, 0, DIFF, self._scale_side(v)))
+        return out
+
+
+def permute_needed(v) -> bool:
+    """``PermuteLayer::LayerSetUp``'s ``need_permute_``: the listed orders, then the unlisted
+    axes in natural order, differ from the natural order (permute_layer.cpp:36-61)."""
+    n = len(v.bottom_shapes[0]) if v.bottom_shapes else 0
+    orders: list[int] = []
+    for o in v.param.permute_param.order:
+        if o not in orders:
+            orders.append(int(o))
+    orders += [i for i in range(n) if i not in orders]
+    return any(o != i for i, o in enumerate(orders))
+
+
+@_register("Permute")
+class _Permute(TypeTouches):
+    """SSD ``permute_layer.cpp``/``.cu``: in the natural order Forward does
+    ``top->ShareData(bottom)`` and Backward ``bottom->ShareDiff(top)`` (cpp:110-113, 129-132):
+    no touches, shared memory.  Otherwise Forward copies (bottom ``mutable_*_data``), and
+    Backward writes the top and bottom diffs before any propagate_down check (cpp:119-121,
+    cu:57-59)."""
+
+    def aliases(self, v):
+        if permute_needed(v):
+            return []
+        return [((TOP, 0, DATA), (BOTTOM, 0, DATA)), ((TOP, 0, DIFF), (BOTTOM, 0, DIFF))]
+
+    def forward(self, v):
+        if not permute_needed(v):
+            return []
+        return [Touch(BOTTOM, 0, DATA, v.side), Touch(TOP, 0, DATA, v.side)]
+
+    def backward(self, v, pd, ppd):
+        if not permute_needed(v):
+            return []
+        return [Touch(TOP, 0, DIFF, v.side), Touch(BOTTOM, 0, DIFF, v.side)]
+
+
+@_register("PriorBox")
+class _PriorBox(TypeTouches):
+    """SSD ``prior_box_layer.cpp`` (CPU only): Forward writes the top on the host from the
+    bottoms' *shapes* (cpp:120-140, no bottom data read); Backward returns (hpp:61-64)."""
+
+    def cpu_only(self, param):
+        return True
+
+    def forward(self, v):
+        return [Touch(TOP, 0, DATA, "host")]
+
+    def backward(self, v, pd, ppd):
+        return []
+
+
+@_register("DetectionOutput")
+class _DetectionOutput(TypeTouches):
+    """SSD ``detection_output_layer.cpp``/``.cu``: Forward reads loc, conf and priors where
+    it computes (cu:22-23, 46) and writes the detections with ``top->mutable_cpu_data()``
+    (host, cu:116/125, cpp:285/294); the image (bottom 3) is read on the host only to
+    ``visualize``.  Backward is NOT_IMPLEMENTED (``caffe time`` aborts on it)."""
+
+    def forward(self, v):
+        out = [Touch(BOTTOM, i, DATA, v.side) for i in range(min(3, v.n_bottoms))]
+        if v.n_bottoms > 3 and v.param.detection_output_param.visualize:
+            out.append(Touch(BOTTOM, 3, DATA, "host"))
+        return out + [Touch(TOP, 0, DATA, "host")]
+
+    def backward(self, v, pd, ppd):
+        return []
+
+
+@_register("DetectionEvaluate")
+class _DetectionEvaluate(TypeTouches):
+    """SSD ``detection_evaluate_layer.cpp`` (CPU only): ``Reshape`` reads the detections on
+    the host to count the valid rows (cpp:65), so SetUp already allocates them; Forward reads
+    both bottoms and writes the top on the host; Backward is NOT_IMPLEMENTED."""
+
+    def cpu_only(self, param):
+        return True
+
+    def setup(self, v):
+        return [Touch(BOTTOM, 0, DATA, "host")]
+
+    def backward(self, v, pd, ppd):
+        return []
+
+
+@_register("MultiBoxLoss")
+class _MultiBoxLoss(TypeTouches):
+    """SSD ``multibox_loss_layer.cpp`` (no .cu: the CPU code runs in GPU mode, host touches;
+    its inner loss layers run on the GPU and are the rule's buffers).  Backward writes the loc
+    and conf diffs only (cpp:270-271, 311-312; priors and labels are FATAL).  Without
+    negative mining ``conf_pred_`` shares bottom 1's data and Backward ends with
+    ``bottom[1]->ShareDiff(conf_pred_)`` (cpp:227, 362): bottom 1's diff is the rule's
+    ``conf_pred diff`` buffer."""
+
+    def cpu_only(self, param):
+        return True
+
+    def aliases(self, v):
+        if v.n_bottoms > 1 and v.param.multibox_loss_param.mining_type == 0:  # NONE
+            return [((BOTTOM, 1, DIFF), (BUFFER, "conf_pred diff", DATA))]
+        return []
+
+    def backward(self, v, pd, ppd):
+        s = v.side
+        out = [Touch(BOTTOM, i, DIFF, s) for i, p in enumerate(pd[:2]) if p]
+        return ([Touch(TOP, 0, DIFF, s)] + out) if out else []
+
+
+@_register("SmoothL1Loss")
+class _SmoothL1Loss(TypeTouches):
+    """SmoothL1Loss of py-faster-rcnn and of SSD (smooth_L1_loss_layer.cu): the loss is
+    written with ``top[0]->mutable_cpu_data()`` (host) in both modes; Backward writes the
+    diffs of bottoms 0 and 1 only, when propagating (the weights are read, never given
+    diffs)."""
+
+    def forward(self, v):
+        return _all(BOTTOM, v.n_bottoms, DATA, v.side) + [Touch(TOP, 0, DATA, "host")]
+
+    def backward(self, v, pd, ppd):
+        return [Touch(BOTTOM, i, DIFF, v.side) for i, p in enumerate(pd[:2]) if p]
+
+
+@_register("ROIPooling")
+class _ROIPooling(TypeTouches):
+    """py-faster-rcnn ``roi_pooling_layer.cpp``/``.cu``: Backward_gpu returns unless bottom 0
+    propagates, then reads the top diff and writes bottom 0's diff only (cu:170-175);
+    Backward_cpu is NOT_IMPLEMENTED (cpp:130)."""
+
+    def backward(self, v, pd, ppd):
+        if v.side == "host" or not (pd and pd[0]):
+            return []
+        return [Touch(TOP, 0, DIFF, v.side), Touch(BOTTOM, 0, DIFF, v.side)]
+
+
+@_register("Interp")
+class _Interp(TypeTouches):
+    """DeepLab v2 ``interp_layer.cpp``: Forward reads bottom 0 only (bottom 1 only gives a
+    size, cpp:71-73, 90-92); Backward returns unless bottom 0 propagates (cpp:79, 98)."""
+
+    def forward(self, v):
+        return [Touch(BOTTOM, 0, DATA, v.side), Touch(TOP, 0, DATA, v.side)]
+
+    def backward(self, v, pd, ppd):
+        if not (pd and pd[0]):
+            return []
+        return [Touch(TOP, 0, DIFF, v.side), Touch(BOTTOM, 0, DIFF, v.side)]
+
+
+@_register("Upsample")
+class _Upsample(_Interp):
+    """SegNet ``upsample_layer.cpp``/``.cu``: Forward reads the data and the mask; Backward
+    returns unless bottom 0 propagates and never writes the mask's diff (cpp:112-115,
+    cu:50-53)."""
+
+    def forward(self, v):
+        return TypeTouches.forward(self, v)
+
+
+@_register("BN")
+class _SegNetBN(TypeTouches):
+    """SegNet ``bn_layer.cpp``/``.cu``: Backward reads the top diff and writes the bottom diff
+    and both param diffs (scale, shift) with no propagate_down or param_propagate_down check
+    (cpp:236-241, cu:149-152, 172/183 and 278/289)."""
+
+    def backward(self, v, pd, ppd):
+        s = v.side
+        return [Touch(TOP, 0, DIFF, s), Touch(BOTTOM, 0, DIFF, s)] + \
+            _all(PARAM, v.n_params, DIFF, s)
+
+
+@_register("TreepoolKernel1L", "TreepoolKernel2L", "TreepoolMaxAve", "GatedMaxAve")
+class _Treepool(TypeTouches):
+    """Generalized pooling (general-pooling-1 ``treepool_*.cpp``/``.cu``): the CPU Forward and
+    Backward only log "Enter CPU code" and touch nothing; Backward_gpu writes the bottom diff
+    and every param diff with no propagate_down check (e.g. treepool_kernel_1layer.cu:191-219)."""
+
+    def forward(self, v):
+        return [] if v.side == "host" else super().forward(v)
+
+    def backward(self, v, pd, ppd):
+        if v.side == "host":
+            return []
+        s = v.side
+        return [Touch(TOP, 0, DIFF, s), Touch(BOTTOM, 0, DIFF, s)] + \
+            _all(PARAM, v.n_params, DIFF, s)
 
 
 def describe_touches(type_: str) -> Optional[str]:
