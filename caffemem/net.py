@@ -172,6 +172,7 @@ def build_net(param: "caffe_pb2.NetParameter", state: NetState,
     filtered.name = param.name
     filtered.force_backward = param.force_backward
     filtered.layer.extend(kept)
+    _check_filtered_producers(param.layer, kept, state)
     layer_defs = insert_splits([LayerDef.from_proto(p) for p in kept])
 
     net = Net(param.name, state, [], [], [], bool(param.force_backward), source=source,
@@ -315,6 +316,27 @@ def build_net(param: "caffe_pb2.NetParameter", state: NetState,
                            f"{', '.join(names[:12])}{' ...' if len(names) > 12 else ''}")
     net.outputs = sorted(available)
     return net
+
+
+def _check_filtered_producers(all_layers, kept, state: NetState) -> None:
+    """A bottom whose only producer was filtered out for this state: say which rule did it
+    and which phase/stage would keep it (the usual cause: a TEST-only data layer)."""
+    produced = set()
+    kept_ids = {id(l) for l in kept}
+    for layer in kept:
+        for j, b in enumerate(layer.bottom):
+            if b not in produced:
+                dropped = [l for l in all_layers if id(l) not in kept_ids and b in l.top]
+                if dropped:
+                    d = dropped[0]
+                    rules = "; ".join(str(r).replace("\n", " ").strip() for r in list(d.include) + list(d.exclude))
+                    raise NetError(
+                        f"layer '{layer.name}' ({layer.type}): bottom '{b}' comes from layer '{d.name}', "
+                        f"which is not in this net for phase {state.phase}"
+                        f"{' and stages ' + ','.join(state.stages) if state.stages else ''} "
+                        f"(its rules: {rules or 'none'}); build the phase that has it, e.g. --phase "
+                        f"{'TEST' if state.phase == 'TRAIN' else 'TRAIN'}, or --stage NAME")
+        produced.update(layer.top)
 
 
 def _run_setup(layer: Layer, rule, options: BuildOptions, used_inputs: set) -> Setup:

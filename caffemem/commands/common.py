@@ -115,6 +115,8 @@ def memory_env(args: argparse.Namespace, loaded) -> "MemoryEnv":
     kw = {}
     if getattr(args, "scenario", None):
         kw["scenario"] = args.scenario
+    elif loaded.solver is None and (getattr(args, "phase", None) or "").upper() == "TEST":
+        kw["scenario"] = "test"  # a TEST-phase net file is run forward only, as `caffe test`
     if getattr(args, "mode", None):
         kw["mode"] = args.mode
     if getattr(args, "engine", None):
