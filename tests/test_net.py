@@ -154,3 +154,12 @@ def test_phase_filtering_and_stages():
 def test_in_place_forbidden_for_absval_like_caffe():
     with pytest.raises(NetError, match="does not allow in-place"):
         build(INPUT + 'layer { name: "a" type: "AbsVal" bottom: "x" top: "x" }')
+
+
+def test_producer_filtered_out_names_rule_and_phase():
+    text = ('layer { name: "d" type: "Input" top: "x" include { phase: TEST } '
+            'input_param { shape { dim: 1 dim: 2 } } }\n'
+            'layer { name: "r" type: "ReLU" bottom: "x" top: "y" }\n')
+    with pytest.raises(NetError, match=r"comes from layer 'd'.*phase TRAIN.*--phase TEST"):
+        build(text)
+    assert build(text, "TEST").blob("y").shape == (1, 2)
