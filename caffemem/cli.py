@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 from . import __version__
 from .errors import EXIT_INTERNAL, EXIT_USER, UserError
 
-COMMANDS = ("analyze", "diff", "plot", "fit", "layers")
+COMMANDS = ("analyze", "diff", "log", "plot", "fit", "layers")
 
 DESCRIPTION = """\
 Where does a Caffe net's memory go?

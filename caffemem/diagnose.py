@@ -114,7 +114,7 @@ class Diagnosis:
 
     def text(self) -> str:
         out = [f"modeled peak: {human(self.total_bytes)}"
-               + (f" against {human(self.capacity)} on the GPU" if self.capacity else "")]
+               + (f" against a capacity of {human(self.capacity)}" if self.capacity else "")]
         if self.by_kind:
             out.append("  by kind: " + ", ".join(f"{k} {human(v)}" for k, v in
                                                  sorted(self.by_kind.items(), key=lambda kv: -kv[1])))

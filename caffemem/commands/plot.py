@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     what = args.what or ("diff" if len(args.files) == 2 else
                          "curves" if _looks_like_log(args.files[0]) else "layers")
     if what == "curves":
-        from ..logs import plot_curves, summarize
+        from ..logparse import summarize
+        from ..logparse.render import plot_curves
 
         plot_curves(summarize(args.files[0]), args.output)
     elif what == "diff":

@@ -1,0 +1,157 @@
+"""Typed events of a Caffe (glog) log, one per meaningful line or block.
+
+Every event carries ``line``: the 1-based line number where it starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+
+@dataclass
+class Event:
+    line: int
+
+
+@dataclass
+class SolverEcho(Event):
+    text: str  # SolverParameter, protobuf text format
+
+
+@dataclass
+class NetCreate(Event):
+    label: str  # "train net", "test net #0" (from the solver's line), "" if not said
+    source: str = ""
+
+
+@dataclass
+class NetEcho(Event):
+    text: str  # the filtered NetParameter Caffe echoes before building a net
+
+
+@dataclass
+class LayerWire(Event):
+    layer: str
+    blob: str
+    direction: str  # "bottom" (X <- b) or "top" (X -> t)
+    in_place: bool = False
+
+
+@dataclass
+class SettingUp(Event):
+    layer: str
+
+
+@dataclass
+class TopShape(Event):
+    shape: tuple
+    count: int
+    layer: Optional[str] = None  # NVCaffe names it on the line
+
+
+@dataclass
+class LossWeight(Event):
+    weight: float
+
+
+@dataclass
+class MemoryRequired(Event):
+    bytes: int
+
+
+@dataclass
+class NvTopMemory(Event):
+    phase: str
+    data_bytes: int
+    diff_bytes: int
+
+
+@dataclass
+class BackwardNeed(Event):
+    layer: str
+    needs: bool
+
+
+@dataclass
+class NetDone(Event):
+    pass
+
+
+@dataclass
+class GpuInfo(Event):
+    text: str
+    total_bytes: Optional[int] = None
+    free_bytes: Optional[int] = None
+
+
+@dataclass
+class Iteration(Event):
+    iteration: int
+    loss: Optional[float] = None
+    seconds: Optional[float] = None
+
+
+@dataclass
+class LearningRate(Event):
+    iteration: int
+    lr: float
+
+
+@dataclass
+class Output(Event):
+    phase: str  # "train" or "test"
+    index: int
+    name: str
+    value: float
+
+
+@dataclass
+class TestStart(Event):
+    iteration: int
+    net: int
+
+
+@dataclass
+class SolveStart(Event):
+    net: str
+
+
+@dataclass
+class Snapshot(Event):
+    path: str
+
+
+@dataclass
+class Failure(Event):
+    severity: str  # "F" or "E"
+    source: str  # e.g. "syncedmem.cpp:71"
+    message: str
+
+
+@dataclass
+class StackFrame(Event):
+    function: str
+
+
+@dataclass
+class ForeignOOM(Event):
+    framework: str  # "tensorflow" or "pytorch"
+    message: str
+    shape: Optional[tuple] = None
+    requested_bytes: Optional[int] = None
+    limit_bytes: Optional[int] = None
+    in_use_bytes: Optional[int] = None
+    total_bytes: Optional[int] = None
+
+
+@dataclass
+class Junk(Event):
+    """Binary or unreadable lines (counted, not kept)."""
+    count: int = 1
+
+
+ALL = [SolverEcho, NetCreate, NetEcho, LayerWire, SettingUp, TopShape, LossWeight,
+       MemoryRequired, NvTopMemory, BackwardNeed, NetDone, GpuInfo, Iteration, LearningRate,
+       Output, TestStart, SolveStart, Snapshot, Failure, StackFrame, ForeignOOM, Junk]
+__all__ = [c.__name__ for c in ALL] + ["Event"]

@@ -1,0 +1,219 @@
+"""What a failed run died of: kind, phase, layer and allocation, from the failure line, the
+glog stack frames and what the log was doing just before."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .summary import LogSummary
+
+GPU_OOM, HOST_ALLOC, CUDNN, INT_MAX, SHAPE, OTHER, NOT_OOM = (
+    "gpu out-of-memory", "host allocation failure", "cuDNN status failure",
+    "blob larger than INT_MAX", "shape check failure", "other", "not an out-of-memory error")
+
+# glog frame substring -> what was being allocated
+_ALLOCATION = [
+    ("forward_gpu_gemm", "the im2col column buffer of a CAFFE-engine convolution (one image, "
+                         "C/group x k x k x H_out x W_out floats)"),
+    ("backward_gpu_gemm", "the im2col column buffer of a CAFFE-engine convolution (backward)"),
+    ("weight_gpu_gemm", "the im2col column buffer of a CAFFE-engine convolution (weight gradient)"),
+    ("CuDNNConvolutionLayer<>::Reshape", "a cuDNN convolution workspace (up to 3 x group x 8 MiB)"),
+    ("FindExConvAlgo", "a cuDNN convolution workspace (NVCaffe's algorithm search)"),
+    ("BasePrefetchingDataLayer<>::LayerSetUp", "the data layer's prefetch batches"),
+    ("BasePrefetchingDataLayer<>::Forward", "the data layer's batch on the GPU"),
+    ("ClearParamDiffs", "the parameter gradients"),
+    ("ComputeUpdateValue", "the solver's history"),
+    ("ApplyUpdate", "the solver's history"),
+    ("mutable_gpu_diff", "a gradient (diff) blob, allocated at its first backward"),
+    ("GPUParams", "the contiguous parameter buffers of multi-GPU training"),
+]
+_LAYER_CLASS = re.compile(r"caffe::(\w+?)Layer<[^>]*>::(\w+)")
+
+
+@dataclass
+class FailureReport:
+    kind: str
+    phase: str
+    message: str
+    source: str = ""
+    layer_class: Optional[str] = None  # e.g. "Convolution"
+    layer: Optional[str] = None  # a layer name when the log pins it down
+    candidates: list[str] = field(default_factory=list)  # layers of that type in the net
+    allocation: Optional[str] = None
+    requested_bytes: Optional[int] = None
+    gpu_total_bytes: Optional[int] = None
+    gpu_free_bytes: Optional[int] = None
+    net_label: Optional[str] = None
+    explanation: list[str] = field(default_factory=list)
+
+    @property
+    def is_oom(self) -> bool:
+        return self.kind in (GPU_OOM, HOST_ALLOC)
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items()} | {"is_oom": self.is_oom}
+
+
+def _kind(msg: str, context: str) -> str:
+    m = msg + " " + context
+    if "host allocation of size" in m:
+        return HOST_ALLOC
+    if "Unknown layer type" in m:
+        return OTHER
+    if re.search(r"cudaSuccess \((\d+) vs\. 0\)", m):
+        code = int(re.search(r"cudaSuccess \((\d+) vs\. 0\)", m).group(1))
+        return GPU_OOM if code == 2 else NOT_OOM
+    if "out of memory" in m.lower() or "Failed to allocate" in m or "try_reserve" in m \
+            or "CUDA_ERROR_OUT_OF_MEMORY" in m:
+        return GPU_OOM
+    if re.search(r"syncedmem\.(?:cpp|hpp):\d+.*error ==\s*$", m.strip()) or \
+            (m.strip().endswith("error ==") and "syncedmem" in m):
+        return GPU_OOM  # a cudaMalloc check whose error code was cut off: nearly always OOM
+    if "CUDNN_STATUS" in m or "status == CUD" in m:
+        return CUDNN
+    if "INT_MAX" in m:
+        return INT_MAX
+    if re.search(r"shape|count|dimension|must match|Number of labels|in-place|axis", m, re.I):
+        return SHAPE
+    return OTHER
+
+
+def classify(s: LogSummary) -> Optional[FailureReport]:
+    """The failure of the run, or None when the log shows none."""
+    if s.foreign:
+        return _foreign(s)
+    f = s.failure
+    if f is None:
+        return None
+    context = " ".join(x.message for x in s.failures[1:3])
+    r = FailureReport(_kind(f"{f.source}] {f.message}", context), "", f.message, f.source)
+    frames = s.frames
+    joined = " ".join(frames)
+    # the layer class, from the innermost caffe layer frame
+    for fr in frames:
+        m = _LAYER_CLASS.search(fr)
+        if m and not m.group(1).startswith("Base") and m.group(1) not in ("Loss", "Neuron"):
+            r.layer_class = m.group(1).replace("CuDNN", "") or None
+            break
+        if m and m.group(1).startswith("BasePrefetching"):
+            r.layer_class = "Data"
+            break
+    for key, what in _ALLOCATION:
+        if key in joined:
+            r.allocation = what
+            break
+    m = re.search(r"Failed to allocate (\d+) bytes on device (\d+)\. Total memory: (\d+), Free: (\d+)", f.message)
+    if m:
+        r.requested_bytes, r.gpu_total_bytes, r.gpu_free_bytes = int(m.group(1)), int(m.group(3)), int(m.group(4))
+    m = re.search(r"host allocation of size (\d+)", f.message)
+    if m:
+        r.requested_bytes = int(m.group(1))
+    r.gpu_total_bytes = r.gpu_total_bytes or s.gpu_total_bytes
+    r.phase = _phase(s, joined, r)
+    if r.layer_class and not r.layer and s.nets:
+        net = next((n for n in reversed(s.nets) if r.net_label and n.label.startswith(r.net_label)), s.nets[-1])
+        pat = re.compile(r'name: "([^"]+)"\s*\n\s*type: "' + re.escape(r.layer_class) + '"')
+        r.candidates = pat.findall(net.echo)
+        if len(r.candidates) == 1:
+            r.layer = r.candidates[0]
+    _explain(r, s)
+    return r
+
+
+def _phase(s: LogSummary, frames: str, r: FailureReport) -> str:
+    last = s.nets[-1] if s.nets else None
+    if s.init_open and not frames and (last is None or not last.done):
+        if last is not None and last.layers:
+            r.layer = last.layers[-1].name
+            r.net_label = last.label
+        return f"{last.label if last is not None else 'net'} initialization"
+    if "Net<>::Init" in frames or (last is not None and not last.done and not frames):
+        if last is not None:
+            r.net_label = last.label
+            done = [l for l in last.layers if l.memory_after is not None]
+            r.layer = last.layers[-1].name if last.layers else None
+            if done and last.layers and last.layers[-1].memory_after is not None and r.layer_class is None:
+                r.layer = None
+        label = last.label if last is not None else "net"
+        return f"{label} initialization"
+    if last is not None and not last.done and "Net<>::Init" not in frames and \
+            any(k in frames for k in ("LayerSetUp", "Reshape")) and "Solve" not in frames:
+        return f"{last.label} initialization"
+    if "Snapshot" in frames:
+        return "snapshot"
+    if ("Test" in frames and "Solver" in frames) or (s.testing_at_failure and "Backward" not in frames):
+        r.net_label = "test net"
+        first = s.last_iteration in (None, 0)
+        return "first test pass" if first else "a later test pass"
+    if any(k in frames for k in ("ClearParamDiffs", "ApplyUpdate", "ComputeUpdateValue", "Update()")):
+        return "solver update"
+    it = s.last_iteration
+    solver = bool(s.solver_echo) or "Solver" in frames or s.train or s.test or it is not None \
+        or s.solving
+    if not solver:
+        if not frames and not s.nets:
+            return "not shown in the log (no net set-up, iteration or stack lines)"
+        return "inference forward" if "Backward" not in frames else "inference backward"
+    if "Backward" in frames:
+        return "first backward" if it in (None, 0) else "a later iteration (backward)"
+    if "Forward" in frames or "Step" in frames or "Solve" in frames:
+        return "first forward" if it in (None, 0) else "a later iteration (forward)"
+    if it is None:
+        if s.test:
+            return "first iteration (after the iteration-0 test pass)"
+        return "first iteration" if s.solving or (s.nets and all(n.done for n in s.nets)) else "start-up"
+    return "first iteration" if it == 0 else "a later iteration"
+
+
+def _explain(r: FailureReport, s: LogSummary) -> None:
+    e = r.explanation
+    if r.kind == NOT_OOM:
+        code = re.search(r"\((\d+) vs\. 0\)", r.message)
+        meaning = {"11": "cudaErrorInvalidValue: an invalid argument, usually a broken build or driver",
+                   "29": "cudaErrorCudartUnloading: blobs freed after the CUDA runtime shut down "
+                         "(a Python/Matlab script exiting), harmless for the results"}
+        e.append(f"not an out-of-memory error: CUDA error {code.group(1) if code else '?'}"
+                 + (f" ({meaning[code.group(1)]})" if code and code.group(1) in meaning else ""))
+    elif r.kind == CUDNN:
+        e.append("cuDNN refused the call; with CUDNN_STATUS_EXECUTION_FAILED or ALLOC_FAILED this "
+                 "is often memory pressure (an algorithm whose workspace does not fit)")
+    elif r.kind == HOST_ALLOC:
+        e.append("host (CPU) memory ran out, not the GPU's: pinned or pageable host allocation failed")
+    elif r.kind == INT_MAX:
+        e.append("a blob would hold more than 2^31-1 elements, which Caffe refuses; lower the batch "
+                 "or the input size of the layer named")
+    if r.kind == GPU_OOM and r.allocation:
+        e.append(f"the allocation that failed: {r.allocation}")
+    if r.requested_bytes and r.gpu_free_bytes is not None:
+        e.append(f"it asked for {r.requested_bytes:,} bytes with {r.gpu_free_bytes:,} free "
+                 f"of {r.gpu_total_bytes:,}")
+
+
+def _foreign(s: LogSummary) -> FailureReport:
+    f = s.foreign[0]
+    framework = f.framework
+    r = FailureReport(GPU_OOM, "forward or backward", f.message)
+    r.requested_bytes = next((x.requested_bytes for x in s.foreign if x.requested_bytes), None)
+    limit = next((x.limit_bytes for x in s.foreign if x.limit_bytes), None)
+    in_use = next((x.in_use_bytes for x in s.foreign if x.in_use_bytes), None)
+    total = next((x.total_bytes for x in s.foreign if x.total_bytes), None)
+    shape = next((x.shape for x in s.foreign if x.shape), None)
+    if shape:
+        n = 1
+        for d in shape:
+            n *= d
+        r.explanation.append(f"{framework}: the tensor of shape {list(shape)} holds {n:,} elements "
+                             f"({n * 4:,} bytes as float32)")
+        r.requested_bytes = r.requested_bytes or n * 4
+    cap = limit or total
+    if cap and in_use is not None:
+        r.explanation.append(f"the allocator held {in_use:,} of its {cap:,}-byte limit")
+        if in_use < cap // 2:
+            r.explanation.append(
+                "the allocator held far less than its limit while the driver refused memory: the "
+                "memory was taken outside it (another process on the GPU, or a second session or "
+                "allocator in the same process)")
+    r.gpu_total_bytes = cap
+    return r

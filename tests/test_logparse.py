@@ -1,0 +1,133 @@
+"""The log parser, summary and failure classifier, on our own small logs and on ../shared."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import shared_or_skip
+
+from caffemem.logparse import classify, iter_events, summarize
+from caffemem.logparse import events as ev
+from caffemem.logparse.failure import CUDNN, GPU_OOM, HOST_ALLOC, INT_MAX, NOT_OOM, OTHER, SHAPE
+
+DATA = Path(__file__).with_name("data") / "logs"
+
+
+def test_training_log_nets_curves_and_echo():
+    s = summarize(str(DATA / "train_ok.log"))
+    (net,) = s.nets
+    assert (net.label, net.name, net.phase, net.done) == ("train net", "tiny", "TRAIN", True)
+    assert [(l.name, l.shapes, l.memory_after) for l in net.layers] == [
+        ("data", [(2, 3)], 24), ("ip", [(2, 4)], 56)]
+    assert 'num_output: 4' in net.echo and 'type: "SGD"' in s.solver_echo
+    assert [(r["iteration"], r["loss"], r.get("lr")) for r in s.train] == [(0, 2.30, 0.01), (2, 1.90, 0.01)]
+    assert s.test == [{"iteration": 2, "net": 0, "accuracy": 0.5}]
+    assert classify(s) is None
+
+
+def test_crlf_without_glog_prefixes_gives_the_same_summary():
+    a, b = summarize(str(DATA / "train_ok.log")), summarize(str(DATA / "train_ok_crlf_noprefix.log"))
+    assert [(l.name, l.shapes, l.memory_after) for l in a.nets[0].layers] == \
+        [(l.name, l.shapes, l.memory_after) for l in b.nets[0].layers]
+    assert a.train == b.train and a.nets[0].echo.strip() == b.nets[0].echo.strip()
+
+
+def test_truncated_binary_log_parses_as_far_as_it_goes():
+    s = summarize(str(DATA / "truncated_binary.log"))
+    assert s.stop.junk_lines == 1 and s.stop.cut_last_line
+    assert s.nets and not s.nets[0].done and s.stop.inside == "net initialization"
+
+
+def test_oom_in_forward_im2col():
+    r = classify(summarize(str(DATA / "oom_forward_im2col.log")))
+    assert (r.kind, r.phase, r.layer_class) == (GPU_OOM, "first forward", "Convolution")
+    assert "im2col" in r.allocation
+
+
+@pytest.mark.parametrize("line,kind", [(0, HOST_ALLOC), (1, CUDNN), (2, INT_MAX), (3, NOT_OOM)])
+def test_each_failure_kind(tmp_path, line, kind):
+    f = tmp_path / "one.log"
+    f.write_bytes((DATA / "other_failures.log").read_bytes().splitlines(keepends=True)[line])
+    assert classify(summarize(str(f))).kind == kind
+
+
+def test_shape_check_and_other(tmp_path):
+    f = tmp_path / "s.log"
+    f.write_text("F1122 11:00:00.000000  1 softmax_loss_layer.cpp:47] Check failed: outer_num_ * inner_num_ "
+                 "== bottom[1]->count() (65536 vs. 4) Number of labels must match number of predictions\n")
+    assert classify(summarize(str(f))).kind == SHAPE
+    f.write_text("F1122 11:00:00.000000  1 layer_factory.hpp:81] Check failed: registry.count(type) == 1 "
+                 "(0 vs. 1) Unknown layer type: Python\n")
+    assert classify(summarize(str(f))).kind == OTHER
+
+
+def test_tensorflow_bfc_report_explained():
+    r = classify(summarize(str(DATA / "tensorflow_oom.log")))
+    assert r.kind == GPU_OOM and r.requested_bytes == 144 * 2**20
+    text = " ".join(r.explanation)
+    assert "37,748,736 elements" in text and "taken outside" in text
+
+
+def test_pytorch_report_explained():
+    r = classify(summarize(str(DATA / "pytorch_oom.log")))
+    assert r.kind == GPU_OOM and r.requested_bytes == 2 * 2**30
+    assert "taken outside" not in " ".join(r.explanation)  # it held most of the GPU itself
+
+
+def test_events_stream_lazily_from_a_file_object():
+    with open(DATA / "train_ok.log", "rb") as f:
+        it = iter_events(f)
+        first = next(it)
+    assert isinstance(first, ev.GpuInfo)
+
+
+def test_cli_log_json_csv_and_diagnosis(tmp_path):
+    out = tmp_path / "o.json"
+    p = subprocess.run([sys.executable, "-m", "caffemem", "log", str(DATA / "oom_forward_im2col.log"),
+                        "--gpu-mem", "1MiB", "--format", "json", "-o", str(out)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    d = json.loads(out.read_text())
+    assert d["failure"]["kind"] == GPU_OOM and d["diagnosis"]["capacity_bytes"] == 2**20
+    p = subprocess.run([sys.executable, "-m", "caffemem", "log", str(DATA / "train_ok.log"), "--format", "csv"],
+                       capture_output=True, text=True)
+    rows = p.stdout.splitlines()
+    assert rows[0].startswith("phase,iteration,seconds,lr,loss") and len(rows) == 4
+
+
+def test_every_realworld_log_parses_and_is_classified_as_the_thread_concluded():
+    root = shared_or_skip("realworld")
+    expected = json.loads((DATA / "realworld_expected.json").read_text())["cases"]
+    logs = sorted(root.glob("*/*/log*.txt"))
+    assert len(logs) == len(expected)
+    for log in logs:
+        key = str(log.relative_to(root))
+        r = classify(summarize(str(log)))
+        assert r is not None, key
+        assert r.kind == expected[key]["kind"], key
+        if "phase" in expected[key]:
+            assert r.phase == expected[key]["phase"], key
+        if key.startswith("controls/") and key.endswith("log.txt"):
+            assert not r.is_oom, key
+
+
+def test_oracle_oom_runs_match_expected_phase():
+    root = shared_or_skip("oracle", "oom")
+    expected = json.loads((root / "EXPECTED.json").read_text())
+    words = {"first test pass": "first test pass", "first train forward": "first forward",
+             "first train backward": "first backward"}
+    for name, e in expected.items():
+        r = classify(summarize(str(root / f"{name}.log")))
+        assert r.kind == HOST_ALLOC and r.phase == words[e["phase"]], name
+        assert r.requested_bytes == e["bytes"], name
+
+
+def test_oracle_failures_are_classified():
+    root = shared_or_skip("oracle", "failures")
+    kinds = {d.name: classify(summarize(str(d / "caffe.log"))).kind for d in root.iterdir()}
+    assert kinds["absval_inplace"] == SHAPE and kinds["softmax_loss"] == SHAPE
+    assert kinds["threshold"] == OTHER
