@@ -131,3 +131,15 @@ def test_oracle_failures_are_classified():
     kinds = {d.name: classify(summarize(str(d / "caffe.log"))).kind for d in root.iterdir()}
     assert kinds["absval_inplace"] == SHAPE and kinds["softmax_loss"] == SHAPE
     assert kinds["threshold"] == OTHER
+
+
+def test_curves_plot_has_loss_accuracy_and_lr(tmp_path):
+    from caffemem.logparse.render import plot_curves
+
+    fig = plot_curves(summarize(str(DATA / "train_ok.log")), str(tmp_path / "c.png"))
+    ax, axlr = fig.axes[0], fig.axes[1]
+    assert [l.get_label() for l in ax.get_lines()] == ["train loss"]
+    assert list(ax.get_lines()[0].get_ydata()) == [2.30, 1.90]
+    acc = [l for a in fig.axes for l in a.get_lines() if l.get_label() == "test accuracy"]
+    assert acc and list(acc[0].get_ydata()) == [0.5]
+    assert list(axlr.get_lines()[0].get_ydata()) == [0.01, 0.01]

@@ -94,13 +94,32 @@ def plot_curves(s: LogSummary, out_path: str):
     plt = _pyplot()
     fig, (ax, axlr) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
     tr = [r for r in s.train if r.get("loss") is not None]
+    losses = []
     if tr:
         ax.plot([r["iteration"] for r in tr], [r["loss"] for r in tr], label="train loss", color="#4C72B0")
+        losses += [r["loss"] for r in tr]
+    acc_ax = None
     for key in sorted({k for r in s.test for k in r if k not in ("iteration", "net")}):
         pts = [(r["iteration"], r[key]) for r in s.test if key in r]
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"test {key}")
-    ax.set_ylabel("loss / outputs")
-    ax.legend(fontsize=8)
+        values = [p[1] for p in pts]
+        if "acc" in key.lower() or (values and all(0 <= v <= 1 for v in values)):
+            acc_ax = acc_ax or ax.twinx()
+            acc_ax.plot([p[0] for p in pts], values, marker="o", markersize=3, color="#55A868",
+                        label=f"test {key}")
+        else:
+            ax.plot([p[0] for p in pts], values, marker="o", markersize=3, label=f"test {key}")
+            losses += values
+    positive = [v for v in losses if v == v and v > 0]
+    if positive and max(positive) / min(positive) > 50:
+        ax.set_yscale("log")  # an early spike would flatten everything else
+    ax.set_ylabel("loss")
+    handles, labels = ax.get_legend_handles_labels()
+    if acc_ax is not None:
+        acc_ax.set_ylabel("accuracy")
+        acc_ax.set_ylim(0, 1.02)
+        h2, l2 = acc_ax.get_legend_handles_labels()
+        handles, labels = handles + h2, labels + l2
+    ax.legend(handles, labels, fontsize=8, loc="center right")
     lr = [r for r in s.train if "lr" in r]
     axlr.plot([r["iteration"] for r in lr], [r["lr"] for r in lr], color="#C44E52", label="learning rate")
     axlr.set_ylabel("learning rate")
