@@ -28,6 +28,15 @@ def count(shape: Sequence[int]) -> int:
     return n
 
 
+def legacy_dim(ctx: LayerCtx, shape, index: int) -> int:
+    """``Blob::LegacyShape``: a missing axis of a blob of at most 4 axes counts as 1."""
+    if len(shape) > 4:
+        raise ctx.fail(f"cannot use legacy accessors on a {len(shape)}-axis blob {list(shape)}")
+    if index >= len(shape) or index < -len(shape):
+        return 1
+    return shape[index]
+
+
 class NeedsInputShape(NetError):
     """A data layer whose top shapes cannot be known from the prototxt alone."""
 

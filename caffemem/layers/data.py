@@ -20,7 +20,7 @@ def _batch(ctx: LayerCtx, value: int) -> int:
     return b
 
 
-def _channels_hint(tp) -> int | None:
+def channels_hint(tp) -> int | None:
     """Channels knowable from the transform_param: a per-channel mean, or force_color/gray."""
     if len(tp.mean_value) > 1:
         return len(tp.mean_value)
@@ -178,7 +178,7 @@ class Data(DatabaseLayerRule):
         if chw is not None:
             c, h, w = chw
         else:
-            c = _channels_hint(tp)
+            c = channels_hint(tp)
             if c is None or not crop:
                 known = []
                 if crop:
@@ -234,7 +234,7 @@ class WindowData(DatabaseLayerRule):
         crop = tp.crop_size or wp.crop_size
         if not crop:
             raise ctx.fail("crop_size must be set")
-        c = _channels_hint(tp)
+        c = channels_hint(tp)
         if c is None:
             raise NeedsInputShape(ctx.name, ctx.type,
                                   "the channel count is that of the first image in the window file "

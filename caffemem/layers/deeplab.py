@@ -18,19 +18,12 @@ carries the same layer).
 from __future__ import annotations
 
 from ..pb import has_field
-from .base import LayerCtx, LayerRule, Setup, count
+from .base import legacy_dim, LayerCtx, LayerRule, Setup, count
 from .registry import register
 
 FORK = "deeplab"
 
 
-def legacy_dim(ctx: LayerCtx, shape, index: int) -> int:
-    """``Blob::LegacyShape``: a missing axis of a blob of at most 4 axes counts as 1."""
-    if len(shape) > 4:
-        raise ctx.fail(f"cannot use legacy accessors on a {len(shape)}-axis blob {list(shape)}")
-    if index >= len(shape) or index < -len(shape):
-        return 1
-    return shape[index]
 
 
 def _cdiv(a: int, b: int) -> int:

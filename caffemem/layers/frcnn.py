@@ -13,20 +13,13 @@ their shapes in Python; the core rule for ``Python`` asks for ``--input``.
 
 from __future__ import annotations
 
-from .base import LayerCtx, LayerRule, Setup, count
+from .base import legacy_dim, LayerCtx, LayerRule, Setup, count
 from .loss import LossRule
 from .registry import register
 
 FORK = "frcnn"
 
 
-def legacy_dim(ctx: LayerCtx, shape, index: int) -> int:
-    """``Blob::LegacyShape``: a missing axis of a blob of at most 4 axes counts as 1."""
-    if len(shape) > 4:
-        raise ctx.fail(f"cannot use legacy accessors on a {len(shape)}-axis blob {list(shape)}")
-    if index >= len(shape) or index < -len(shape):
-        return 1
-    return shape[index]
 
 
 @register

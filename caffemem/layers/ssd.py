@@ -28,6 +28,7 @@ from ..pb import has_field
 from .base import LayerCtx, LayerRule, NeedsInputShape, Setup, count
 from .data import DataLayerRule
 from .loss import LossRule
+from .data import channels_hint
 from .registry import register
 
 FORK = "ssd"
@@ -67,18 +68,6 @@ def _batch(ctx: LayerCtx) -> int:
     if b <= 0:
         raise ctx.fail("data_param.batch_size must be positive (set it, or use --batch N)")
     return b
-
-
-def _channels_hint(tp) -> Optional[int]:
-    """Channels the DataTransformer settles: a per-channel mean (CHECKed equal to the image's
-    channels), or force_color / force_gray (applied when decoding an encoded datum)."""
-    if len(tp.mean_value) > 1:
-        return len(tp.mean_value)
-    if tp.force_color:
-        return 3
-    if tp.force_gray:
-        return 1
-    return None
 
 
 def _transformed_hw(ctx: LayerCtx, tp) -> tuple[Optional[int], Optional[int], str]:
@@ -152,7 +141,7 @@ class _SSDDataRule(DataLayerRule):
         return bs.items
 
     def default_channels(self, ctx: LayerCtx) -> Optional[int]:
-        return _channels_hint(ctx.param.transform_param)
+        return channels_hint(ctx.param.transform_param)
 
     def data_shape(self, ctx: LayerCtx, batch: int) -> tuple[int, ...]:
         if 0 in ctx.overrides:
