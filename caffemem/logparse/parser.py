@@ -48,21 +48,6 @@ class Stop:
     inside: str = ""  # "net initialization" when the log ends while a net is being built
 
 
-def _lines(f: BinaryIO, chunk: int = 1 << 20) -> Iterator[bytes]:
-    rest = b""
-    while True:
-        block = f.read(chunk)
-        if not block:
-            break
-        data = rest + block
-        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n") if b"\r" in data else data
-        parts = data.split(b"\n")
-        rest = parts.pop()
-        yield from parts
-    if rest:
-        yield rest + b"\x00CUT"  # marks a last line without newline
-
-
 def _size(num: str, unit: str) -> int:
     return int(float(num) * _UNITS.get(unit, 1))
 
@@ -77,49 +62,56 @@ def iter_events(source: Union[str, BinaryIO], stop: Stop = None) -> Iterator[ev.
         yield from _iter(source, stop)
 
 
-def _iter(f: BinaryIO, stop: Stop) -> Iterator[ev.Event]:
-    block_kind, block_start, block = None, 0, []
-    n = 0
-    in_net = False
-    pending = None
-    for raw in _lines(f):
-        n += 1
-        stop.lines = n
-        stop.bytes += len(raw) + 1
-        if raw.endswith(b"\x00CUT"):
-            raw = raw[:-4]
-            stop.cut_last_line = True
-            stop.bytes -= 5
+class LineParser:
+    """The per-line state machine: glog prefix, echo blocks, failure lines wrapped by a
+    console.  ``feed`` takes one raw line (no newline) and yields its events."""
+
+    def __init__(self, stop: Stop) -> None:
+        self.stop = stop
+        self.block_kind, self.block_start, self.block = None, 0, []
+        self.in_net = False
+        self.pending = None
+
+    def interrupt(self) -> Iterator[ev.Event]:
+        """A prefixed line arrives: it ends an echo block and a wrapped failure."""
+        if self.block_kind is not None:
+            yield _flush(self.block_kind, self.block_start, self.block)
+            self.block_kind = None
+        if self.pending is not None:
+            yield self.pending
+            self.pending = None
+
+    def feed(self, raw: bytes, n: int) -> Iterator[ev.Event]:
         if b"\x00" in raw:
-            stop.junk_lines += 1
-            continue
+            self.stop.junk_lines += 1
+            return
         raw = _QUOTE.sub(b"", raw, count=1) if raw[:1] == b">" else raw
         m = _PREFIX.match(raw)
         if m is None:
             fm = _FRAME.match(raw)
             if fm:
-                if block_kind:
-                    yield _flush(block_kind, block_start, block)
-                    block_kind = None
+                if self.block_kind:
+                    yield _flush(self.block_kind, self.block_start, self.block)
+                    self.block_kind = None
                 yield ev.StackFrame(n, fm.group(1).decode("utf-8", "replace").strip())
-                continue
+                return
             text = raw.decode("utf-8", "replace")
-            if block_kind is not None:
+            if self.block_kind is not None:
                 if _PROTO_LINE.match(text):
-                    block.append(text)
-                    continue
-                yield _flush(block_kind, block_start, block)  # an unprefixed log's next line
-                block_kind = None
-            if pending is not None:  # a failure line wrapped by a console: its message follows
+                    self.block.append(text)
+                    return
+                yield _flush(self.block_kind, self.block_start, self.block)  # an unprefixed log's next line
+                self.block_kind = None
+            if self.pending is not None:  # a failure line wrapped by a console: its message follows
                 if text.strip():
-                    pending.message = text.strip()
-                    yield pending
-                    pending = None
-                continue
+                    self.pending.message = text.strip()
+                    yield self.pending
+                    self.pending = None
+                return
             foreign = _foreign(n, text)
             if foreign is not None:
                 yield foreign
-                continue
+                return
             tm = _BARE_TAG.match(text.strip())
             if tm and ("Check failed" in tm.group(3) or "out of memory" in tm.group(3)):
                 yield ev.Failure(n, "F", f"{tm.group(1)}:{tm.group(2)}", tm.group(3).strip())
@@ -128,49 +120,108 @@ def _iter(f: BinaryIO, stop: Stop) -> Iterator[ev.Event]:
             else:  # a log without glog prefixes: the same lines, bare
                 body = tm.group(3) if tm else text.rstrip()
                 if body.startswith("Initializing net from parameters"):
-                    block_kind, block_start, block, in_net = "net", n, [], True
+                    self.block_kind, self.block_start, self.block, self.in_net = "net", n, [], True
                 elif body.startswith("Initializing solver from parameters"):
-                    block_kind, block_start, block = "solver", n, []
+                    self.block_kind, self.block_start, self.block = "solver", n, []
                 else:
                     e = _dispatch(n, tm.group(1) if tm else "net.cpp", body)
                     if e is None and not tm:
                         e = _dispatch(n, "", body)
                     if e is not None:
                         if isinstance(e, ev.NetDone):
-                            in_net = False
+                            self.in_net = False
                         yield e
-            continue
-        if block_kind is not None:
-            yield _flush(block_kind, block_start, block)
-            block_kind = None
+            return
+        if self.block_kind is not None:
+            yield _flush(self.block_kind, self.block_start, self.block)
+            self.block_kind = None
         sev, src, body = chr(m.group(1)[0]), m.group(3).decode(), raw[m.end():].decode("utf-8", "replace")
-        if pending is not None:
-            yield pending
-            pending = None
+        if self.pending is not None:
+            yield self.pending
+            self.pending = None
         if sev in "FE":
             f = ev.Failure(n, sev, f"{src}:{m.group(4).decode()}", body.strip())
             if body.strip():
                 yield f
             else:
-                pending = f
-            continue
+                self.pending = f
+            return
         if body.startswith("Initializing net from parameters"):
-            block_kind, block_start, block = "net", n, []
-            in_net = True
-            continue
+            self.block_kind, self.block_start, self.block = "net", n, []
+            self.in_net = True
+            return
         if body.startswith("Initializing solver from parameters"):
-            block_kind, block_start, block = "solver", n, [body.split(":", 1)[1]] if body.rstrip().endswith(":") is False else []
-            continue
+            self.block_kind, self.block_start, self.block = "solver", n, [body.split(":", 1)[1]] if body.rstrip().endswith(":") is False else []
+            return
         e = _dispatch(n, src, body)
         if e is not None:
             if isinstance(e, ev.NetDone):
-                in_net = False
+                self.in_net = False
             yield e
-    if block_kind is not None:
-        yield _flush(block_kind, block_start, block)
-    if pending is not None:
-        yield pending
-    stop.inside = "net initialization" if in_net else ""
+
+    def finish(self) -> Iterator[ev.Event]:
+        yield from self.interrupt()
+        self.stop.inside = "net initialization" if self.in_net else ""
+
+
+_CURVE = re.compile(
+    rb"^(?:> ?)?I\d{4,8} +[\d:.]+ +\d+ +[\w.]+:\d+\] (?:"
+    rb"Iteration (\d+)(?: \([\d.]+ iter/s, ([\d.]+)s/\d+ iters\))?, loss = ([-\d.eE+naifNAIF]+)"
+    rb"|Iteration (\d+), lr = ([-\d.eE+]+)"
+    rb"|\s*(Train|Test) net output #(\d+): (\S+) = ([-\d.eE+naifNAIF]+)[^\n]*"
+    rb")[ \t]*$", re.M)
+
+
+def _iter(f: BinaryIO, stop: Stop, chunk: int = 1 << 22) -> Iterator[ev.Event]:
+    """Chunks of the file; the curve lines that dominate training logs are matched in bulk
+    by one regex (C speed), everything between them goes through :class:`LineParser`."""
+    p = LineParser(stop)
+    n = 0
+    rest = b""
+    eof = False
+    while not eof:
+        block = f.read(chunk)
+        if not block:
+            eof = True
+            if not rest:
+                break
+            data, rest = rest + b"\n", b""
+            stop.cut_last_line = True
+            stop.bytes -= 1
+        else:
+            data = rest + block
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                rest = data
+                continue
+            data, rest = data[:cut + 1], data[cut + 1:]
+        if b"\r" in data:
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        stop.bytes += len(data)
+        pos = 0
+        for m in _CURVE.finditer(data):
+            if m.start() > pos:
+                for raw in data[pos:m.start() - 1].split(b"\n"):
+                    n += 1
+                    yield from p.feed(raw, n)
+            n += 1
+            yield from p.interrupt()
+            g = m.groups()
+            if g[0] is not None:
+                yield ev.Iteration(n, int(g[0]), _float(g[2].decode()), float(g[1]) if g[1] else None)
+            elif g[3] is not None:
+                yield ev.LearningRate(n, int(g[3]), float(g[4]))
+            else:
+                yield ev.Output(n, g[5].decode().lower(), int(g[6]), g[7].decode("utf-8", "replace"),
+                                _float(g[8].decode()))
+            pos = m.end() + 1
+        if pos < len(data):
+            for raw in data[pos:len(data) - 1].split(b"\n"):
+                n += 1
+                yield from p.feed(raw, n)
+        stop.lines = n
+    yield from p.finish()
+    stop.lines = n
 
 
 def _flush(kind: str, start: int, lines: list[str]) -> ev.Event:

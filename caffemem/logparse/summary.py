@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -85,19 +86,39 @@ def summarize(path: str) -> LogSummary:
     layer: Optional[LayerSeen] = None
     pending_label = ""
     by_name: dict[str, LayerSeen] = {}
-    recent: list[str] = []
+    recent: deque = deque(maxlen=8)
     train_row: Optional[dict] = None
     test_row: Optional[dict] = None
     for e in iter_events(path, s.stop):
         t = type(e)
+        # the curve events, which make up most of a training log, first and cheaply
+        if t is ev.Output:
+            if e.phase == "test":
+                s.testing_at_failure = False  # Test() prints its outputs when it has finished
+            row = train_row if e.phase == "train" else test_row
+            if row is not None:
+                row[e.name] = e.value
+            continue
+        if t is ev.Iteration or t is ev.LearningRate:
+            s.last_iteration = e.iteration
+            if not s.failures:
+                s.init_open = False
+                if test_row is not None:
+                    s.testing_at_failure = False
+            if t is ev.Iteration:
+                train_row = {"iteration": e.iteration, "loss": e.loss}
+                if e.seconds is not None:
+                    train_row["seconds"] = e.seconds
+                s.train.append(train_row)
+            elif train_row is not None and train_row["iteration"] == e.iteration:
+                train_row["lr"] = e.lr
+            continue
         if not s.failures:
             recent.append(t.__name__)
-            if len(recent) > 8:
-                recent.pop(0)
-        if not s.failures and t in (ev.LayerWire, ev.SettingUp, ev.TopShape, ev.MemoryRequired, ev.NetEcho):
-            s.init_open = True
-        elif not s.failures and t in (ev.NetDone, ev.Iteration, ev.LearningRate, ev.TestStart):
-            s.init_open = False
+            if t in (ev.LayerWire, ev.SettingUp, ev.TopShape, ev.MemoryRequired, ev.NetEcho):
+                s.init_open = True
+            elif t in (ev.NetDone, ev.TestStart):
+                s.init_open = False
         if t is ev.TopShape:
             if net is not None and layer is not None:
                 layer.shapes.append(e.shape)
@@ -138,20 +159,6 @@ def summarize(path: str) -> LogSummary:
                 net.done = True
         elif t is ev.SolverEcho:
             s.solver_echo = s.solver_echo or e.text
-        elif t is ev.Iteration:
-            s.last_iteration = e.iteration
-            train_row = {"iteration": e.iteration, "loss": e.loss}
-            s.train.append(train_row)
-        elif t is ev.LearningRate:
-            s.last_iteration = e.iteration
-            if train_row is not None and train_row["iteration"] == e.iteration:
-                train_row["lr"] = e.lr
-        elif t is ev.Output:
-            if e.phase == "test":
-                s.testing_at_failure = False  # Test() prints its outputs when it has finished
-            row = train_row if e.phase == "train" else test_row
-            if row is not None:
-                row[e.name] = e.value
         elif t is ev.TestStart:
             s.testing_at_failure = True
             s.last_iteration = max(s.last_iteration or 0, e.iteration)
@@ -177,6 +184,4 @@ def summarize(path: str) -> LogSummary:
             s.init_open = False
         elif t is ev.Snapshot:
             s.snapshots.append(e.path)
-        if t in (ev.Iteration, ev.LearningRate) and test_row is not None and not s.failures:
-            s.testing_at_failure = False
     return s
