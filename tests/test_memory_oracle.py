@@ -41,12 +41,7 @@ CASES_FILE = Path(__file__).with_name("conformance_cases.json")
 MiB = 1 << 20
 
 #: cases that cannot match yet, with the reason (they stay listed and run as xfail)
-EXPECTED_FAILURES = {
-    "layers/lstm": "LSTM (a RecurrentLayer with an unrolled inner net) has no rule in caffemem "
-                   "yet: the net cannot be built",
-    "layers/rnn": "RNN (a RecurrentLayer with an unrolled inner net) has no rule in caffemem "
-                  "yet: the net cannot be built",
-}
+EXPECTED_FAILURES: dict[str, str] = {}
 
 
 def _skip_without_shared() -> None:

@@ -245,8 +245,8 @@ class NetSim:
             if layer.type in _UNMODELED:
                 st.notes.append(_UNMODELED[layer.type])
             if getattr(layer, "inner_nets", None):
-                st.notes.append("the memory of the net it builds inside (a recurrent layer's "
-                                "unrolled net) is not modeled")
+                st.notes.append("includes the net it builds inside (a recurrent layer's unrolled "
+                                "net), modeled as a net of its own and counted as 'internal'")
             self.layers.append(st)
             for a, b in touches_for(layer.type).aliases(st.view):
                 uf.union(self._key(li, a), self._key(li, b))

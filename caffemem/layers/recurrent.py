@@ -1,0 +1,229 @@
+"""Recurrent layers: RNN and LSTM build an unrolled net inside themselves, and LSTMUnit.
+
+Caffe's ``RecurrentLayer::LayerSetUp`` writes a NetParameter: an unnamed Input layer for
+``x`` and ``cont`` (and ``x_static``), the type's unrolled time steps
+(``RNNLayer``/``LSTMLayer::FillUnrolledNet``: a Slice of ``cont``, the input transform, per
+step a Scale by ``cont``, the recurrent InnerProduct, an Eltwise sum, then TanH units or an
+LSTMUnit, finally a Concat of the outputs), prefixes every layer name with the outer layer's
+name plus ``_``, appends a Reduction "pseudo-loss" with loss weight 1 per output, and builds
+it as a Net of its own, which logs its whole setup before the outer layer's ``Setting up``.
+We write the same NetParameter and build it with our own builder; the outer layer's
+parameters are the unrolled net's owned parameters, in order.
+"""
+
+from __future__ import annotations
+
+from .base import LayerCtx, LayerRule, Setup, count
+from .registry import register
+
+
+def _ip(net, name, bottom, top, num_output, axis, params, bias):
+    l = net.layer.add(name=name, type="InnerProduct")
+    l.bottom.append(bottom)
+    l.top.append(top)
+    ip = l.inner_product_param
+    ip.num_output, ip.bias_term, ip.axis = num_output, bias, axis
+    for p in params:
+        l.param.add().name = p
+    return l
+
+
+def _layer(net, name, type_, bottoms, tops):
+    l = net.layer.add(type=type_)
+    if name:
+        l.name = name
+    l.bottom.extend(bottoms)
+    l.top.extend(tops)
+    return l
+
+
+class RecurrentRule(LayerRule):
+    """What RNN and LSTM share (``RecurrentLayer``)."""
+
+    #: names (gates multiplier, weight/bias names, state names, output) differ per type
+    gates = 1
+    x_names = ("W_xh", "b_h")
+    static_name = "W_xh_static"
+    states = ("h_0",)
+    output = "o"
+
+    def allow_force_backward(self, ctx: LayerCtx, bottom_index: int) -> bool:
+        return bottom_index != 1  # never into "cont"
+
+    def _check(self, ctx: LayerCtx) -> tuple[int, int, bool]:
+        x, cont = ctx.bottom(0), ctx.bottom(1)
+        if len(x) < 2:
+            raise ctx.fail("bottom[0] must have at least 2 axes -- (#timesteps, #streams, ...)")
+        if len(cont) != 2 or tuple(cont) != tuple(x[:2]):
+            raise ctx.fail(f"bottom[1] (cont) must be (#timesteps, #streams) = {list(x[:2])}, got {list(cont)}")
+        hidden = len(self.states) if ctx.param.recurrent_param.expose_hidden else 0
+        static = len(ctx.bottoms) > 2 + hidden
+        if ctx.param.recurrent_param.num_output <= 0:
+            raise ctx.fail("num_output must be positive")
+        return x[0], x[1], static
+
+    def unrolled(self, ctx: LayerCtx):
+        """The NetParameter Caffe builds for this layer."""
+        from ..pb import caffe_pb2
+
+        T, N, static = self._check(ctx)
+        H = ctx.param.recurrent_param.num_output
+        net = caffe_pb2.NetParameter()
+        inp = _layer(net, "", "Input", [], ["x", "cont"] + (["x_static"] if static else []))
+        for s in ctx.bottom_shapes[:3 if static else 2]:
+            inp.input_param.shape.add().dim.extend(s)
+        self.fill(net, T, N, H, static)
+        if ctx.name:
+            for l in net.layer:
+                l.name = f"{ctx.name}_{l.name}"
+        r = _layer(net, f"{self.output}_pseudoloss", "Reduction", [self.output], [f"{self.output}_pseudoloss"])
+        r.loss_weight.append(1)
+        return net
+
+    def fill(self, net, T: int, N: int, H: int, static: bool) -> None:
+        raise NotImplementedError
+
+    def _prologue(self, net, N: int, H: int, static: bool):
+        inp = _layer(net, "", "Input", [], list(self.states))
+        for _ in self.states:
+            inp.input_param.shape.add().dim.extend([1, N, H])
+        cont = _layer(net, "cont_slice", "Slice", ["cont"], [])
+        cont.slice_param.axis = 0
+        wx, bx = self.x_names
+        x = _ip(net, "x_transform", "x", f"{wx}_x", H * self.gates, 2, [wx, bx], True)
+        x.propagate_down.append(True)
+        if static:
+            st = _ip(net, f"{wx}_x_static", "x_static", f"{wx}_x_static_preshape", H * self.gates, 1,
+                     [self.static_name], False)
+            st.propagate_down.append(True)
+            rs = _layer(net, f"{wx}_x_static_reshape", "Reshape", [f"{wx}_x_static_preshape"], [f"{wx}_x_static"])
+            rs.reshape_param.shape.dim.extend([1, -1, H * self.gates])
+        xs = _layer(net, f"{wx}_x_slice", "Slice", [f"{wx}_x"], [])
+        xs.slice_param.axis = 0
+        return cont, xs
+
+    def inner_nets(self, ctx: LayerCtx) -> list:
+        from ..net import BuildOptions, build_net
+        from ..netfilter import NetState
+
+        # no state in the NetParameter: NetState's default phase, TEST
+        inner = build_net(self.unrolled(ctx), NetState("TEST"), BuildOptions(strict_inputs=False),
+                          source=f"unrolled net of layer '{ctx.name}'")
+        ctx.inner = inner  # type: ignore[attr-defined]
+        return [inner]
+
+    def setup(self, ctx: LayerCtx) -> Setup:
+        inner = getattr(ctx, "inner", None)
+        if inner is None:
+            inner = self.inner_nets(ctx)[0]
+        out = inner.blob(self.output).shape
+        tops = [out]
+        if ctx.param.recurrent_param.expose_hidden:
+            tops += [inner.blob(s).shape for s in self.states]
+        params = [p.shape for p in inner.learnable_params]
+        return Setup(tops[:max(1, len(ctx.tops))], params)
+
+    def flops(self, ctx: LayerCtx) -> int:
+        inner = getattr(ctx, "inner", None)
+        return sum(l.flops for l in inner.layers) if inner is not None else 0
+
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """The unrolled net's own allocations: the model run on it (forward, and backward
+        unless the scenario is test), less what it shares with the outer layer."""
+        from ..memory import model_memory
+        from ..memory.buffers import BufferSet, Kind
+
+        inner = getattr(ctx, "inner", None)
+        if inner is None:
+            return []
+        sub = env.with_(scenario="test" if env.scenario == "test" else "time", gpus=1)
+        report = model_memory([inner], sub)
+        # the peak of the unrolled net comes at its setup, when every layer that shares a
+        # weight (one per time step) still holds its own copy; what it shares with the outer
+        # layer at that point is the parameters' data and the x / cont / output data
+        shared = sum(p.count for p in inner.learnable_params) * 4
+        for name in ("x", "cont", self.output):
+            shared += inner.blob(name).count * 4
+        own = max(0, report.allocated_bytes - shared)
+        bs = BufferSet(env)
+        bs.add("unrolled net", own, "forward", Kind.INTERNAL,
+               note=f"the unrolled net's blobs ({len(inner.layers)} layers), modeled as a net of its own")
+        return bs.items
+
+
+@register
+class RNN(RecurrentRule):
+    type = "RNN"
+    x_names = ("W_xh", "b_h")
+    static_name = "W_xh_static"
+    states = ("h_0",)
+    output = "o"
+
+    def fill(self, net, T, N, H, static):
+        cont, xs = self._prologue(net, N, H, static)
+        concat = None
+        outs = []
+        for t in range(1, T + 1):
+            p, s = str(t - 1), str(t)
+            cont.top.append(f"cont_{s}")
+            xs.top.append(f"W_xh_x_{s}")
+            sc = _layer(net, f"h_conted_{p}", "Scale", [f"h_{p}", f"cont_{s}"], [f"h_conted_{p}"])
+            sc.scale_param.axis = 0
+            _ip(net, f"W_hh_h_{p}", f"h_conted_{p}", f"W_hh_h_{p}", H, 2, ["W_hh"], False)
+            _layer(net, f"h_input_sum_{s}", "Eltwise", [f"W_hh_h_{p}", f"W_xh_x_{s}"]
+                   + (["W_xh_x_static"] if static else []), [f"h_neuron_input_{s}"])
+            _layer(net, f"h_neuron_{s}", "TanH", [f"h_neuron_input_{s}"], [f"h_{s}"])
+            _ip(net, f"W_ho_h_{s}", f"h_{s}", f"W_ho_h_{s}", H, 2, ["W_ho", "b_o"], True)
+            _layer(net, f"o_neuron_{s}", "TanH", [f"W_ho_h_{s}"], [f"o_{s}"])
+            outs.append(f"o_{s}")
+        concat = _layer(net, "o_concat", "Concat", outs, ["o"])
+        concat.concat_param.axis = 0
+
+
+@register
+class LSTM(RecurrentRule):
+    type = "LSTM"
+    gates = 4
+    x_names = ("W_xc", "b_c")
+    static_name = "W_xc_static"
+    states = ("c_0", "h_0")
+    output = "h"
+
+    def fill(self, net, T, N, H, static):
+        cont, xs = self._prologue(net, N, H, static)
+        outs = []
+        for t in range(1, T + 1):
+            p, s = str(t - 1), str(t)
+            cont.top.append(f"cont_{s}")
+            xs.top.append(f"W_xc_x_{s}")
+            sc = _layer(net, f"h_conted_{p}", "Scale", [f"h_{p}", f"cont_{s}"], [f"h_conted_{p}"])
+            sc.scale_param.axis = 0
+            _ip(net, f"transform_{s}", f"h_conted_{p}", f"W_hc_h_{p}", 4 * H, 2, ["W_hc"], False)
+            _layer(net, f"gate_input_{s}", "Eltwise", [f"W_hc_h_{p}", f"W_xc_x_{s}"]
+                   + (["W_xc_x_static"] if static else []), [f"gate_input_{s}"])
+            _layer(net, f"unit_{s}", "LSTMUnit", [f"c_{p}", f"gate_input_{s}", f"cont_{s}"], [f"c_{s}", f"h_{s}"])
+            outs.append(f"h_{s}")
+        _layer(net, "", "Split", [f"c_{T}"], ["c_T"])
+        concat = _layer(net, "h_concat", "Concat", outs, ["h"])
+        concat.concat_param.axis = 0
+
+
+@register
+class LSTMUnit(LayerRule):
+    """``LSTMUnit``: tops C_t and H_t shaped like C_{t-1}; the gates are 4 x hidden wide."""
+
+    type = "LSTMUnit"
+
+    def setup(self, ctx: LayerCtx) -> Setup:
+        c, gates = ctx.bottom(0), ctx.bottom(1)
+        if len(c) != 3 or c[0] != 1 or gates[-1] != 4 * c[2]:
+            raise ctx.fail(f"expects C_{{t-1}} (1, N, H) and gates (1, N, 4H); got {list(c)} and {list(gates)}")
+        return Setup([tuple(c), tuple(c)])
+
+    def allow_force_backward(self, ctx: LayerCtx, bottom_index: int) -> bool:
+        return bottom_index != 2
+
+    def flops(self, ctx: LayerCtx) -> int:
+        return count(ctx.bottom(1))
+
+
