@@ -45,7 +45,7 @@ def build_loaded(loaded: Loaded, options: AnalysisOptions) -> list[Net]:
             batch = options.test_batch
         bo = BuildOptions(inputs=inputs, batch=batch, net_dir=spec.net_dir, strict_inputs=False)
         net = build_net(spec.param, spec.state, bo, source=spec.source)
-        net.label = spec.label  # type: ignore[attr-defined]
+        net.label = spec.label
         net.warnings[:0] = spec.notes
         tops = {n for l in net.layers for n in l.ctx.tops}
         used |= set(inputs) & tops

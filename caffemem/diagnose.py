@@ -218,7 +218,7 @@ def diagnose(nets: list[LoggedNet], solver_text: Optional[str], env, capacity: O
         if fb.best is not None and fb.best < current:
             iters = math.ceil(current / fb.best)
             even = math.ceil(current / iters)  # the smallest batch that keeps the effective batch
-            label = getattr(built[0], "label", "train net")
+            label = built[0].label or "train net"
             d.fixes.append(Fix(f"batch_size {current} -> {fb.best} in the {label} (the largest that fits); "
                                f"to keep an effective batch of {current}, use batch_size {even} with "
                                f"iter_size {iters} ({even * iters} samples per update)", fb.best_total, True))
@@ -226,7 +226,7 @@ def diagnose(nets: list[LoggedNet], solver_text: Optional[str], env, capacity: O
             d.notes.append("even batch 1 does not fit: the net itself (parameters, solver state, "
                            "workspaces) or the input resolution is too large for this GPU")
     # 2. a smaller test batch, when test nets are part of the run
-    tests = [n for n in built if getattr(n, "label", "").startswith("test")]
+    tests = [n for n in built if n.label.startswith("test")]
     if tests and current:
         tb = data_batch(tests[0])
         if tb and tb > 1:

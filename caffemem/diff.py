@@ -43,9 +43,9 @@ def shape_costs(nets: list[Net]) -> list[LayerCost]:
             data = sum(net.blobs[t].count for j, t in enumerate(l.tops)
                        if not l.in_place[j] and net.blobs[t].shares_data_of is None)
             # a solver's test nets share the train net's parameters (ShareTrainedLayersWith)
-            shared = getattr(net, "label", "").startswith("test")
+            shared = net.label.startswith("test")
             params = 0 if shared else sum(p.count for p in l.params if p.learnable)
-            label = getattr(net, "label", "net")
+            label = net.display_label
             name = f"{l.name}@{label}" if label.startswith("test") else l.name
             out.append(LayerCost(name, l.type, len(out),
                                  [net.blobs[t].shape for t in l.tops], [p.shape for p in l.params],

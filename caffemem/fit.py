@@ -154,13 +154,13 @@ def fit_scale(loaded, options, env, capacity: int, base_nets) -> tuple[FitResult
 
     base = {}
     for net in base_nets:
-        label = getattr(net, "label", "net")
+        label = net.display_label
         base[label] = _spatial_inputs(net)
     if not any(base.values()):
         raise UserError("no data layer with a 4-D (N,C,H,W) top: nothing to scale")
     main = base_nets[0]
     align = alignment(main)
-    h0 = max(s[2] for s in base[getattr(main, "label", "net")].values())
+    h0 = max(s[2] for s in base[main.display_label].values())
 
     def shapes_at(h: int) -> dict:
         per_net = {}

@@ -119,10 +119,18 @@ class Net:
     source: str = ""
     #: the NetParameter after filtering (what Caffe echoes as "Initializing net from parameters")
     filtered: object = None
+    #: which of a file's nets this is ("net", "train net", "test net #0"); "" when the net
+    #: was built on its own rather than from a file
+    label: str = ""
 
     @property
     def phase(self) -> str:
         return self.state.phase
+
+    @property
+    def display_label(self) -> str:
+        """``label``, or "net" for a net built on its own."""
+        return self.label or "net"
 
     @property
     def memory_required_for_data(self) -> int:

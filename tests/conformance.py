@@ -81,7 +81,7 @@ def run_case(case: dict, shared: Path) -> CaseResult:
         opts = AnalysisOptions(phase=phase, inputs_per_net={
             "net" if label else k: v for k, v in per_net.items() if not label or k == label})
         built = build_all(str(folder / case["load"]), opts)
-        nets += [n for n in built if not case.get("only") or getattr(n, "label", "") in case["only"]]
+        nets += [n for n in built if not case.get("only") or n.label in case["only"]]
     lines_of = nvcaffe_lines_of if nvcaffe else net_lines
     got = [line for n in nets for line in lines_of(n)] * case.get("runs", 1)
     if case.get("log_is_prefix"):

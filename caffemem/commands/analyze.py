@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         lines = []
         for net in nets:
             if len(nets) > 1:
-                lines.append(header(getattr(net, "label", "net"), net))
+                lines.append(header(net.display_label, net))
             lines.extend(net_lines(net))
         emit(args, "\n".join(lines))
         return 0
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         parts = []
         for net in nets:
-            parts.append(f"== {getattr(net, 'label', 'net')}: {net.name or '(unnamed)'} "
+            parts.append(f"== {net.display_label}: {net.name or '(unnamed)'} "
                          f"(phase {net.phase}) ==")
             parts.append(net_table(net))
             parts.append(net_summary(net))
@@ -79,7 +79,7 @@ def json_document(args, nets, report) -> dict:
            "bytes": mem["bytes"], "memory": mem, "nets": []}
     for net in nets:
         d = net_to_dict(net)
-        label = getattr(net, "label", "net")
+        label = net.display_label
         try:
             mnet = report.net(label)
         except KeyError:

@@ -131,7 +131,7 @@ class _Solver:
 
 
 def _label(net, default: str) -> str:
-    return getattr(net, "label", None) or default
+    return net.label or default
 
 
 def _share_trained_layers(test: NetSim, train: NetSim, memory: Memory) -> None:

@@ -229,7 +229,7 @@ class NetSim:
     def __init__(self, net, env: MemoryEnv, memory: Memory, gpu: int = 0,
                  label: Optional[str] = None) -> None:
         self.net, self.env, self.memory, self.gpu = net, env, memory, gpu
-        self.label = label or getattr(net, "label", "net")
+        self.label = label or net.display_label
         self.layers: list[LayerState] = []
         self.param_data_override: dict[tuple[int, int], Mem] = {}
         uf = _UnionFind()

@@ -83,7 +83,7 @@ def layer_costs(report, nets=()) -> list[LayerCost]:
     layer's top and parameter shapes taken from the built ``nets``."""
     shapes = {}
     for net in nets:
-        label = getattr(net, "label", "net")
+        label = net.display_label
         for l in net.layers:
             shapes[(label, l.name)] = ([net.blobs[t].shape for t in l.tops], [p.shape for p in l.params])
     out = []

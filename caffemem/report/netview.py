@@ -39,7 +39,7 @@ def net_to_dict(net: Net) -> dict[str, Any]:
         })
     return {
         "name": net.name,
-        "label": getattr(net, "label", "net"),
+        "label": net.display_label,
         "phase": net.phase,
         "stages": list(net.state.stages),
         "memory_required_for_data": net.memory_required_for_data,
@@ -116,7 +116,7 @@ def nets_csv(nets: list[Net]) -> str:
             tops = l.tops or [None]
             for j, t in enumerate(tops):
                 b = net.blobs[t] if t is not None else None
-                w.writerow([getattr(net, "label", net.name), net.phase, i, l.name, l.type,
+                w.writerow([net.label or net.name, net.phase, i, l.name, l.type,
                             b.name if b else "", " ".join(map(str, b.shape)) if b else "",
                             b.count if b else 0, int(l.in_place[j]) if b else 0,
                             params if j == 0 else 0, l.flops if j == 0 else 0, l.memory_after])
@@ -126,7 +126,7 @@ def nets_csv(nets: list[Net]) -> str:
 def nets_markdown(nets: list[Net]) -> str:
     out = []
     for net in nets:
-        out.append(f"### {getattr(net, 'label', 'net')}: {net.name or '(unnamed)'} ({net.phase})\n")
+        out.append(f"### {net.display_label}: {net.name or '(unnamed)'} ({net.phase})\n")
         out.append("| " + " | ".join(HEADERS) + " |")
         out.append("|" + "|".join("---:" if i in (0, 4, 5, 6) else "---" for i in range(len(HEADERS))) + "|")
         for r in table_rows(net):
