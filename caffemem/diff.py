@@ -45,12 +45,16 @@ def shape_costs(nets: list[Net]) -> list[LayerCost]:
             # a solver's test nets share the train net's parameters (ShareTrainedLayersWith)
             shared = net.label.startswith("test")
             params = 0 if shared else sum(p.count for p in l.params if p.learnable)
-            label = net.display_label
-            name = f"{l.name}@{label}" if label.startswith("test") else l.name
-            out.append(LayerCost(name, l.type, len(out),
+            out.append(LayerCost(cost_name(l.name, net.display_label), l.type, len(out),
                                  [net.blobs[t].shape for t in l.tops], [p.shape for p in l.params],
                                  {"activations": data * DTYPE_BYTES, "params": params * DTYPE_BYTES}))
     return out
+
+
+def cost_name(layer: str, net_label: str) -> str:
+    """Layer names in costs: the train net's (or the only net's) as they are, so that a net
+    file and a solver built on it align; test nets' suffixed with their label."""
+    return f"{layer}@{net_label}" if net_label.startswith("test") else layer
 
 
 def align(old: list[LayerCost], new: list[LayerCost]) -> list[tuple[Optional[LayerCost], Optional[LayerCost]]]:

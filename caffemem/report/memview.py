@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..diff import LayerCost
+from ..diff import LayerCost, cost_name
 from ..units import human
 from .netview import format_table
 
@@ -95,8 +95,3 @@ def layer_costs(report, nets=()) -> list[LayerCost]:
     # the CUDA context is not a layer's: it stays in the totals, out of the per-layer bars
     return out
 
-
-def cost_name(layer: str, net_label: str) -> str:
-    """Layer names in costs: the train net's (or the only net's) as they are, so that a net
-    file and a solver built on it align; test nets' suffixed with their label."""
-    return f"{layer}@{net_label}" if net_label.startswith("test") else layer
