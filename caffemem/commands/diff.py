@@ -7,6 +7,7 @@ import json
 
 from ..analysis import analyze_file
 from ..diff import diff_costs
+from ..fit import data_batch
 from ..report.netview import format_table
 from ..units import human
 from .common import (add_format_option, add_memory_options, add_net_options, analysis_options, emit,
@@ -46,8 +47,7 @@ def run(args: argparse.Namespace) -> int:
     d = diff_costs(old_costs, new_costs,
                    sum(n.memory_required_for_data for n in old_nets),
                    sum(n.memory_required_for_data for n in new_nets), old_total, new_total)
-    from ..fit import data_batch
-
+    ob, nb = data_batch(old_nets[0]), data_batch(new_nets[0])
     if args.plot:
         from ..plot import plot_diff
 
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
             "old_memory_required_for_data": d.old_log_figure,
             "new_memory_required_for_data": d.new_log_figure,
             "headline": d.headline(),
-            "old_batch": data_batch(old_nets[0]), "new_batch": data_batch(new_nets[0]),
+            "old_batch": ob, "new_batch": nb,
             "changes": [{"status": s, "layer": l, "what": w} for s, l, w in d.changes()],
             "contributors": [{"layer": c.layer, "kind": c.kind, "delta_bytes": c.delta_bytes,
                               "status": c.status} for c in d.contributors],
@@ -69,9 +69,6 @@ def run(args: argparse.Namespace) -> int:
     out = [d.headline(), ""]
     out.append(f"log figure (Memory required for data): {d.old_log_figure:,} -> {d.new_log_figure:,} bytes")
     out.append(f"total: {human(d.old_total)} -> {human(d.new_total)}  (delta {human(d.delta_bytes)})")
-    from ..fit import data_batch
-
-    ob, nb = data_batch(old_nets[0]), data_batch(new_nets[0])
     if ob and nb and ob != nb:
         def per_sample(costs):
             return sum(c.bytes.get("activations", 0) + c.bytes.get("diffs", 0) for c in costs)

@@ -102,6 +102,15 @@ class RecurrentRule(LayerRule):
         xs.slice_param.axis = 0
         return cont, xs
 
+    def _step_head(self, net, cont, xs, t: int) -> None:
+        """What every time step starts with: its slices of ``cont`` and of the transformed
+        input, and the previous hidden state multiplied by ``cont`` (a Scale on axis 0)."""
+        p, s = str(t - 1), str(t)
+        cont.top.append(f"cont_{s}")
+        xs.top.append(f"{self.x_names[0]}_x_{s}")
+        sc = _layer(net, f"h_conted_{p}", "Scale", [f"h_{p}", f"cont_{s}"], [f"h_conted_{p}"])
+        sc.scale_param.axis = 0
+
     def inner_nets(self, ctx: LayerCtx) -> list:
         from ..net import BuildOptions, build_net
         from ..netfilter import NetState
@@ -161,14 +170,10 @@ class RNN(RecurrentRule):
 
     def fill(self, net, T, N, H, static):
         cont, xs = self._prologue(net, N, H, static)
-        concat = None
         outs = []
         for t in range(1, T + 1):
             p, s = str(t - 1), str(t)
-            cont.top.append(f"cont_{s}")
-            xs.top.append(f"W_xh_x_{s}")
-            sc = _layer(net, f"h_conted_{p}", "Scale", [f"h_{p}", f"cont_{s}"], [f"h_conted_{p}"])
-            sc.scale_param.axis = 0
+            self._step_head(net, cont, xs, t)
             _ip(net, f"W_hh_h_{p}", f"h_conted_{p}", f"W_hh_h_{p}", H, 2, ["W_hh"], False)
             _layer(net, f"h_input_sum_{s}", "Eltwise", [f"W_hh_h_{p}", f"W_xh_x_{s}"]
                    + (["W_xh_x_static"] if static else []), [f"h_neuron_input_{s}"])
@@ -194,10 +199,7 @@ class LSTM(RecurrentRule):
         outs = []
         for t in range(1, T + 1):
             p, s = str(t - 1), str(t)
-            cont.top.append(f"cont_{s}")
-            xs.top.append(f"W_xc_x_{s}")
-            sc = _layer(net, f"h_conted_{p}", "Scale", [f"h_{p}", f"cont_{s}"], [f"h_conted_{p}"])
-            sc.scale_param.axis = 0
+            self._step_head(net, cont, xs, t)
             _ip(net, f"transform_{s}", f"h_conted_{p}", f"W_hc_h_{p}", 4 * H, 2, ["W_hc"], False)
             _layer(net, f"gate_input_{s}", "Eltwise", [f"W_hc_h_{p}", f"W_xc_x_{s}"]
                    + (["W_xc_x_static"] if static else []), [f"gate_input_{s}"])

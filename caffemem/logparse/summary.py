@@ -79,6 +79,15 @@ class LogSummary:
         return self.failures[0] if self.failures else None
 
 
+def _layer_of(net: NetSeen, by_name: dict[str, LayerSeen], name: str) -> LayerSeen:
+    """The net's layer of that name, created (in log order) the first time it is seen."""
+    layer = by_name.get(name)
+    if layer is None:
+        layer = by_name[name] = LayerSeen(name)
+        net.layers.append(layer)
+    return layer
+
+
 def summarize(path: str) -> LogSummary:
     """Read a log once, streaming, and fold it (memory grows with nets and curves only)."""
     s = LogSummary(path)
@@ -124,17 +133,11 @@ def summarize(path: str) -> LogSummary:
                 layer.shapes.append(e.shape)
         elif t is ev.LayerWire:
             if net is not None:
-                l = by_name.get(e.layer)
-                if l is None:
-                    l = by_name[e.layer] = LayerSeen(e.layer)
-                    net.layers.append(l)
+                l = _layer_of(net, by_name, e.layer)
                 (l.bottoms if e.direction == "bottom" else l.tops).append(e.blob)
         elif t is ev.SettingUp:
             if net is not None:
-                layer = by_name.get(e.layer)
-                if layer is None:
-                    layer = by_name[e.layer] = LayerSeen(e.layer)
-                    net.layers.append(layer)
+                layer = _layer_of(net, by_name, e.layer)
         elif t is ev.MemoryRequired:
             if layer is not None:
                 layer.memory_after = e.bytes

@@ -157,10 +157,7 @@ def _share_trained_layers(test: NetSim, train: NetSim, memory: Memory) -> None:
 
 def _run_time(sim: NetSim) -> None:
     m = sim.memory
-    m.mark(f"{sim.label}: set up")
-    sim.setup()
-    m.mark(f"{sim.label}: forward")
-    sim.forward()
+    _run_test(sim)
     m.mark(f"{sim.label}: backward")
     sim.backward()
     if m.has_transients:  # the timed Forward only re-runs calls; their temporaries matter
