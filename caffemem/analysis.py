@@ -10,9 +10,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .errors import NetError
 from .loader import Loaded, load
-from .net import BuildOptions, Net, build_net
+from .net import BuildOptions, Net, build_net, check_inputs_used
 
 Shape = tuple
 
@@ -36,7 +35,6 @@ class AnalysisOptions:
 def build_loaded(loaded: Loaded, options: AnalysisOptions) -> list[Net]:
     """Build every net of an already loaded file."""
     nets = []
-    used: set[str] = set()
     for spec in loaded.nets:
         inputs = dict(options.inputs)
         inputs.update(options.inputs_per_net.get(spec.label, {}))
@@ -47,14 +45,8 @@ def build_loaded(loaded: Loaded, options: AnalysisOptions) -> list[Net]:
         net = build_net(spec.param, spec.state, bo, source=spec.source)
         net.label = spec.label
         net.warnings[:0] = spec.notes
-        tops = {n for l in net.layers for n in l.ctx.tops}
-        used |= set(inputs) & tops
         nets.append(net)
-    unused = sorted(set(options.inputs) - used)
-    if unused:
-        tops = sorted({n for net in nets for l in net.layers for n in l.ctx.tops if not l.inserted_split})
-        raise NetError(f"--input names blob(s) {', '.join(unused)} that no layer produces; "
-                       f"tops are: {', '.join(tops[:15])}{' ...' if len(tops) > 15 else ''}")
+    check_inputs_used(options.inputs, nets)
     return nets
 
 

@@ -119,6 +119,8 @@ class Net:
     source: str = ""
     #: the NetParameter after filtering (what Caffe echoes as "Initializing net from parameters")
     filtered: object = None
+    #: the ``--input`` names this net used (tops it produced under those names)
+    inputs_used: set = field(default_factory=set)
     #: which of a file's nets this is ("net", "train net", "test net #0"); "" when the net
     #: was built on its own rather than from a file
     label: str = ""
@@ -315,15 +317,21 @@ def build_net(param: "caffe_pb2.NetParameter", state: NetState,
         net.layers.append(layer)
 
     _backward_pass(net)
+    net.inputs_used = used_inputs
     if options.strict_inputs:
-        unused = sorted(set(options.inputs) - used_inputs)
-        if unused:
-            names = sorted({n for l in net.layers for n in l.ctx.tops})
-            raise NetError(f"--input names blob(s) {', '.join(unused)} that no layer of net "
-                           f"'{net.name}' ({state.phase}) produces; tops include: "
-                           f"{', '.join(names[:12])}{' ...' if len(names) > 12 else ''}")
+        check_inputs_used(options.inputs, [net])
     net.outputs = sorted(available)
     return net
+
+
+def check_inputs_used(inputs, nets: list["Net"]) -> None:
+    """Every ``--input`` must name a top that some of ``nets`` produces: a typo would
+    otherwise be silently ignored."""
+    unused = sorted(set(inputs) - set().union(*(n.inputs_used for n in nets)))
+    if unused:
+        tops = sorted({t for n in nets for l in n.layers if not l.inserted_split for t in l.ctx.tops})
+        raise NetError(f"--input names blob(s) {', '.join(unused)} that no layer produces; "
+                       f"tops are: {', '.join(tops[:15])}{' ...' if len(tops) > 15 else ''}")
 
 
 def _check_filtered_producers(all_layers, kept, state: NetState) -> None:

@@ -106,3 +106,8 @@ def test_layers_lists_bvlc_and_fork_types():
     code, out, _ = run("layers", "--format", "json")
     types = {d["type"]: d["fork"] for d in json.loads(out)}
     assert types["Convolution"] == "BVLC" and types["PriorBox"] == "ssd" and types["Upsample"] == "segnet"
+
+
+def test_input_naming_no_top_is_refused():
+    code, _, err = run("analyze", str(SAMPLES / "small_cnn_train.prototxt"), "--input", "dta=1,3,8,8")
+    assert code == 1 and "dta" in err and "data" in err
