@@ -42,6 +42,22 @@ class LoggedNet:
     layers: list[tuple[str, list[str], list[str]]] = field(default_factory=list)
 
 
+def nets_from_summary(s) -> list[LoggedNet]:
+    """The nets of a log summary (:mod:`caffemem.logparse`) as :class:`LoggedNet`s: one per
+    label, the last run's (a log of several runs repeats them; the last one is the one that
+    died)."""
+    nets = [LoggedNet(n.label if n.label.startswith(("train", "test")) else "net", n.echo,
+                      n.top_shapes(), [(l.name, l.bottoms, l.tops) for l in n.layers])
+            for n in s.nets if n.echo]
+    seen: set[str] = set()
+    last_run: list[LoggedNet] = []
+    for n in reversed(nets):
+        if n.label not in seen:
+            seen.add(n.label)
+            last_run.insert(0, n)
+    return last_run
+
+
 def parse_echo(text: str, where: str) -> tuple["caffe_pb2.NetParameter", bool]:
     """Parse a net echo; glog cuts messages at about 30,000 characters, so a big net's echo
     may stop mid-layer.  Then the complete layers before the cut are kept and the second

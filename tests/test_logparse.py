@@ -143,3 +143,13 @@ def test_curves_plot_has_loss_accuracy_and_lr(tmp_path):
     acc = [l for a in fig.axes for l in a.get_lines() if l.get_label() == "test accuracy"]
     assert acc and list(acc[0].get_ydata()) == [0.5]
     assert list(axlr.get_lines()[0].get_ydata()) == [0.01, 0.01]
+
+
+def test_crosscheck_agrees_with_the_prototxt_that_made_the_log():
+    from caffemem.logparse.crosscheck import crosscheck
+
+    folder = shared_or_skip("oracle", "caffenet_deploy")
+    s = summarize(str(folder / "caffe.log"))
+    assert crosscheck(s, str(folder / "deploy.prototxt")).startswith("net: agrees")
+    other = shared_or_skip("oracle", "googlenet_deploy", "deploy.prototxt")
+    assert "in the log" in crosscheck(s, str(other))

@@ -1,0 +1,33 @@
+"""Does a log agree with a prototxt?  The log's nets against the nets caffemem builds."""
+
+from __future__ import annotations
+
+from .summary import LogSummary
+
+
+def crosscheck(s: LogSummary, prototxt: str) -> str:
+    """Compare the log's nets with the prototxt's, layer by layer: names, top shapes and the
+    running "Memory required for data"; names the first layer that differs and how."""
+    from ..analysis import build_all
+
+    nets = build_all(prototxt)
+    lines = []
+    for logged, built in zip(s.nets, nets):
+        ours = [l for l in built.layers]
+        for i, (a, b) in enumerate(zip(logged.layers, ours)):
+            shapes = [built.blobs[t].shape for t in b.tops]
+            if a.name != b.name:
+                lines.append(f"{logged.label}: layer {i} is '{a.name}' in the log, '{b.name}' in {prototxt}")
+                break
+            if a.shapes and [tuple(x) for x in a.shapes] != shapes:
+                lines.append(f"{logged.label}: layer '{a.name}' tops {a.shapes} in the log, {shapes} in "
+                             f"{prototxt} (different input shapes? --input/--batch)")
+                break
+            if a.memory_after is not None and a.memory_after != b.memory_after:
+                lines.append(f"{logged.label}: after layer '{a.name}' the log says {a.memory_after:,} "
+                             f"bytes, caffemem {b.memory_after:,}")
+                break
+        else:
+            lines.append(f"{logged.label}: agrees with {prototxt} "
+                         f"({min(len(logged.layers), len(ours))} layers compared)")
+    return "\n".join(lines)
