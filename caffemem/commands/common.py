@@ -148,3 +148,11 @@ def memory_report(args: argparse.Namespace, loaded, nets):
     from ..memory import model_memory
 
     return model_memory(nets, memory_env(args, loaded))
+
+
+def model_costs(args: argparse.Namespace, loaded, nets):
+    """Per-layer bytes by kind from the allocation model (for diffs and plots), and its total."""
+    from ..report.memview import layer_costs
+
+    report = memory_report(args, loaded, nets)
+    return layer_costs(report, nets), report.total_bytes

@@ -11,7 +11,7 @@ from ..fit import data_batch
 from ..report.netview import format_table
 from ..units import human
 from .common import (add_format_option, add_memory_options, add_net_options, analysis_options, emit,
-                     memory_report)
+                     model_costs)
 
 HELP = "compare two nets (or solvers): per-layer and per-kind deltas, and why"
 
@@ -31,19 +31,11 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
-def _costs(loaded, nets, args):
-    """Per-layer bytes by kind from the allocation model, and its total."""
-    from ..report.memview import layer_costs
-
-    report = memory_report(args, loaded, nets)
-    return layer_costs(report, nets), report.total_bytes
-
-
 def run(args: argparse.Namespace) -> int:
     old_loaded, old_nets = analyze_file(args.old, analysis_options(args, "old_"))
     new_loaded, new_nets = analyze_file(args.new, analysis_options(args, "new_"))
-    (old_costs, old_total) = _costs(old_loaded, old_nets, args)
-    (new_costs, new_total) = _costs(new_loaded, new_nets, args)
+    (old_costs, old_total) = model_costs(args, old_loaded, old_nets)
+    (new_costs, new_total) = model_costs(args, new_loaded, new_nets)
     d = diff_costs(old_costs, new_costs,
                    sum(n.memory_required_for_data for n in old_nets),
                    sum(n.memory_required_for_data for n in new_nets), old_total, new_total)

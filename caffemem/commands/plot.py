@@ -7,7 +7,7 @@ import argparse
 from ..analysis import analyze_file
 from ..diff import diff_costs
 from ..errors import UserError
-from .common import add_memory_options, add_net_options, analysis_options
+from .common import add_memory_options, add_net_options, analysis_options, model_costs
 
 HELP = "draw per-layer memory (one net), a diff (two nets) or training curves (a log)"
 
@@ -44,8 +44,6 @@ def _looks_like_log(path: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .diff import _costs  # same cost source as `caffemem diff`
-
     what = args.what or ("diff" if len(args.files) == 2 else
                          "curves" if _looks_like_log(args.files[0]) else "layers")
     if what == "curves":
@@ -59,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
         from ..plot import plot_diff
 
         opts = analysis_options(args)
-        (oc, ot) = _costs(*analyze_file(args.files[0], opts), args)
-        (nc, nt) = _costs(*analyze_file(args.files[1], opts), args)
+        (oc, ot) = model_costs(args, *analyze_file(args.files[0], opts))
+        (nc, nt) = model_costs(args, *analyze_file(args.files[1], opts))
         d = diff_costs(oc, nc, 0, 0, ot, nt)
         plot_diff(oc, nc, d.pairs, args.output, top=args.top,
                   title=f"{args.files[0]} vs {args.files[1]}")
@@ -69,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("per-layer plots take one net or solver prototxt")
         from ..plot import plot_layers
 
-        costs, total = _costs(*analyze_file(args.files[0], analysis_options(args)), args)
+        costs, total = model_costs(args, *analyze_file(args.files[0], analysis_options(args)))
         plot_layers(costs, args.output, title=f"{args.files[0]}: memory per layer", gpu_mem=args.gpu_mem,
                     total=total, log_scale=args.log_scale, top=args.top, group=args.group)
     print(f"wrote {args.output}")
