@@ -81,7 +81,23 @@ class RecurrentRule(LayerRule):
         return net
 
     def fill(self, net, T: int, N: int, H: int, static: bool) -> None:
+        """``FillUnrolledNet``: the prologue, one step per time step, the type's closing
+        layers, and the Concat of every step's output along time."""
+        cont, xs = self._prologue(net, N, H, static)
+        outs = []
+        for t in range(1, T + 1):
+            self._step_head(net, cont, xs, t)
+            outs.append(self.step(net, str(t - 1), str(t), H, static))
+        self.close(net, T)
+        concat = _layer(net, f"{self.output}_concat", "Concat", outs, [self.output])
+        concat.concat_param.axis = 0
+
+    def step(self, net, p: str, s: str, H: int, static: bool) -> str:
+        """The layers of time step ``s`` after its head; returns the step's output blob."""
         raise NotImplementedError
+
+    def close(self, net, T: int) -> None:
+        """Layers after the last step and before the output Concat (none by default)."""
 
     def _prologue(self, net, N: int, H: int, static: bool):
         inp = _layer(net, "", "Input", [], list(self.states))
@@ -168,21 +184,14 @@ class RNN(RecurrentRule):
     states = ("h_0",)
     output = "o"
 
-    def fill(self, net, T, N, H, static):
-        cont, xs = self._prologue(net, N, H, static)
-        outs = []
-        for t in range(1, T + 1):
-            p, s = str(t - 1), str(t)
-            self._step_head(net, cont, xs, t)
-            _ip(net, f"W_hh_h_{p}", f"h_conted_{p}", f"W_hh_h_{p}", H, 2, ["W_hh"], False)
-            _layer(net, f"h_input_sum_{s}", "Eltwise", [f"W_hh_h_{p}", f"W_xh_x_{s}"]
-                   + (["W_xh_x_static"] if static else []), [f"h_neuron_input_{s}"])
-            _layer(net, f"h_neuron_{s}", "TanH", [f"h_neuron_input_{s}"], [f"h_{s}"])
-            _ip(net, f"W_ho_h_{s}", f"h_{s}", f"W_ho_h_{s}", H, 2, ["W_ho", "b_o"], True)
-            _layer(net, f"o_neuron_{s}", "TanH", [f"W_ho_h_{s}"], [f"o_{s}"])
-            outs.append(f"o_{s}")
-        concat = _layer(net, "o_concat", "Concat", outs, ["o"])
-        concat.concat_param.axis = 0
+    def step(self, net, p, s, H, static):
+        _ip(net, f"W_hh_h_{p}", f"h_conted_{p}", f"W_hh_h_{p}", H, 2, ["W_hh"], False)
+        _layer(net, f"h_input_sum_{s}", "Eltwise", [f"W_hh_h_{p}", f"W_xh_x_{s}"]
+               + (["W_xh_x_static"] if static else []), [f"h_neuron_input_{s}"])
+        _layer(net, f"h_neuron_{s}", "TanH", [f"h_neuron_input_{s}"], [f"h_{s}"])
+        _ip(net, f"W_ho_h_{s}", f"h_{s}", f"W_ho_h_{s}", H, 2, ["W_ho", "b_o"], True)
+        _layer(net, f"o_neuron_{s}", "TanH", [f"W_ho_h_{s}"], [f"o_{s}"])
+        return f"o_{s}"
 
 
 @register
@@ -194,20 +203,15 @@ class LSTM(RecurrentRule):
     states = ("c_0", "h_0")
     output = "h"
 
-    def fill(self, net, T, N, H, static):
-        cont, xs = self._prologue(net, N, H, static)
-        outs = []
-        for t in range(1, T + 1):
-            p, s = str(t - 1), str(t)
-            self._step_head(net, cont, xs, t)
-            _ip(net, f"transform_{s}", f"h_conted_{p}", f"W_hc_h_{p}", 4 * H, 2, ["W_hc"], False)
-            _layer(net, f"gate_input_{s}", "Eltwise", [f"W_hc_h_{p}", f"W_xc_x_{s}"]
-                   + (["W_xc_x_static"] if static else []), [f"gate_input_{s}"])
-            _layer(net, f"unit_{s}", "LSTMUnit", [f"c_{p}", f"gate_input_{s}", f"cont_{s}"], [f"c_{s}", f"h_{s}"])
-            outs.append(f"h_{s}")
-        _layer(net, "", "Split", [f"c_{T}"], ["c_T"])
-        concat = _layer(net, "h_concat", "Concat", outs, ["h"])
-        concat.concat_param.axis = 0
+    def step(self, net, p, s, H, static):
+        _ip(net, f"transform_{s}", f"h_conted_{p}", f"W_hc_h_{p}", 4 * H, 2, ["W_hc"], False)
+        _layer(net, f"gate_input_{s}", "Eltwise", [f"W_hc_h_{p}", f"W_xc_x_{s}"]
+               + (["W_xc_x_static"] if static else []), [f"gate_input_{s}"])
+        _layer(net, f"unit_{s}", "LSTMUnit", [f"c_{p}", f"gate_input_{s}", f"cont_{s}"], [f"c_{s}", f"h_{s}"])
+        return f"h_{s}"
+
+    def close(self, net, T):
+        _layer(net, "", "Split", [f"c_{T}"], ["c_T"])  # the last cell state, for expose_hidden
 
 
 @register
