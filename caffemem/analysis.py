@@ -6,7 +6,6 @@ it, in Caffe's order, with the user's shape overrides.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Optional
 

@@ -15,8 +15,7 @@ from typing import Optional
 from .errors import UserError
 from .netfilter import NetState
 from .pb import caffe_pb2
-from .prototxt import (load_solver_parameter, looks_like_solver, parse_text, read_text,
-                       resolve_path)
+from .prototxt import looks_like_solver, parse_text, read_text, resolve_path
 from .upgrade import upgrade_net
 
 SOLVER_TYPE_NAMES = {0: "SGD", 1: "Nesterov", 2: "AdaGrad", 3: "RMSProp", 4: "AdaDelta", 5: "Adam"}

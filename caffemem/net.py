@@ -18,13 +18,12 @@ The result, :class:`Net`, is a plain graph that the memory model and the reports
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Optional
 
 from . import layers as _layers  # noqa: F401  (registers every rule)
 from .errors import NetError, UnsupportedLayerError
-from .layers.base import LayerCtx, NeedsInputShape, Setup, Shape, count
+from .layers.base import LayerCtx, Setup, Shape, count
 from .layers.registry import lookup
 from .netfilter import NetState, filter_layers
 from .pb import caffe_pb2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -26,7 +28,7 @@ def test_training_log_nets_curves_and_echo():
         ("data", [(2, 3)], 24), ("ip", [(2, 4)], 56)]
     assert 'num_output: 4' in net.echo and 'type: "SGD"' in s.solver_echo
     assert [(r["iteration"], r["loss"], r.get("lr")) for r in s.train] == [(0, 2.30, 0.01), (2, 1.90, 0.01)]
-    assert s.test == [{"iteration": 2, "net": 0, "accuracy": 0.5}]
+    assert list(s.test) == [{"iteration": 2, "net": 0, "accuracy": 0.5}]
     assert classify(s) is None
 
 
@@ -34,7 +36,7 @@ def test_crlf_without_glog_prefixes_gives_the_same_summary():
     a, b = summarize(str(DATA / "train_ok.log")), summarize(str(DATA / "train_ok_crlf_noprefix.log"))
     assert [(l.name, l.shapes, l.memory_after) for l in a.nets[0].layers] == \
         [(l.name, l.shapes, l.memory_after) for l in b.nets[0].layers]
-    assert a.train == b.train and a.nets[0].echo.strip() == b.nets[0].echo.strip()
+    assert list(a.train) == list(b.train) and a.nets[0].echo.strip() == b.nets[0].echo.strip()
 
 
 def test_truncated_binary_log_parses_as_far_as_it_goes():
@@ -153,3 +155,31 @@ def test_crosscheck_agrees_with_the_prototxt_that_made_the_log():
     assert crosscheck(s, str(folder / "deploy.prototxt")).startswith("net: agrees")
     other = shared_or_skip("oracle", "googlenet_deploy", "deploy.prototxt")
     assert "in the log" in crosscheck(s, str(other))
+
+
+def test_json_is_strict_and_streams_every_curve_row(tmp_path):
+    out = tmp_path / "edge.json"
+    p = subprocess.run([sys.executable, "-m", "caffemem", "log", str(DATA / "curves_edge.log"),
+                        "--format", "json", "-o", str(out)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+
+    def no_constants(name):
+        raise AssertionError(f"{name} is not JSON")
+
+    d = json.loads(out.read_text(), parse_constant=no_constants)
+    assert [r["iteration"] for r in d["train"]][:3] == [0, 20, 40]
+    assert d["train"][0]["loss"] is None and d["train"][0]["lr"] == 1e-05  # logged -nan: null
+    assert "lr" not in d["train"][2]  # not logged: left out
+    assert d["test"][1] == {"iteration": 0, "net": 1, "top5": 0.5}
+    assert d["failure"] is None and d["stopped_at"]["lines"] == 31
+
+
+def test_csv_has_one_row_per_train_and_test_row(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "caffemem", "log", str(DATA / "curves_edge.log"),
+                        "--format", "csv"], capture_output=True, text=True)
+    rows = list(csv.reader(io.StringIO(p.stdout)))
+    head = rows[0]
+    assert head[:5] == ["phase", "iteration", "seconds", "lr", "loss"] and "top5" in head
+    assert [r[0] for r in rows[1:]].count("train") == 10 and [r[0] for r in rows[1:]].count("test") == 3
+    first = dict(zip(head, rows[1]))
+    assert (first["iteration"], first["seconds"], first["lr"], first["loss"]) == ("0", "0.118", "1e-05", "nan")

@@ -5,10 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..analysis import analyze_file
-from ..report.caffelog import header, net_lines
-from ..report.memview import render
-from ..report.netview import net_summary, net_table, net_to_dict, nets_csv, nets_markdown
 from .common import (add_format_option, add_memory_options, add_net_options, analysis_options, emit,
                      memory_report)
 
@@ -34,6 +30,11 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..analysis import analyze_file
+    from ..report.caffelog import header, net_lines
+    from ..report.memview import render
+    from ..report.netview import net_summary, net_table, nets_csv, nets_markdown
+
     loaded, nets = analyze_file(args.prototxt, analysis_options(args))
     if args.caffe_log:
         lines = []
@@ -71,6 +72,7 @@ def json_document(args, nets, report) -> dict:
     """``--format json``: the nets (shapes, log figures) with each layer's modeled bytes by
     kind, and the model's totals at the top level (``total_bytes``)."""
     from ..memory import bridge, fits, naive_estimates
+    from ..report.netview import net_to_dict
 
     mem = report.to_dict()
     for n in mem["nets"]:  # per-layer bytes go into the layers of "nets" below

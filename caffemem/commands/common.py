@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
-from typing import Optional
+import sys
+from typing import TYPE_CHECKING, Iterator, Optional, TextIO
 
-from ..analysis import AnalysisOptions
 from ..errors import UserError
 from ..units import parse_size
+
+if TYPE_CHECKING:
+    from ..analysis import AnalysisOptions
+    from ..memory import MemoryEnv
 
 _INPUT = re.compile(r"^([^=]+)=([0-9*?]+(?:[,x ][0-9]+)*)$")
 
@@ -48,6 +53,8 @@ def add_net_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
 
 
 def analysis_options(args: argparse.Namespace, prefix: str = "") -> AnalysisOptions:
+    from ..analysis import AnalysisOptions
+
     inputs = dict(parse_input(t) for t in getattr(args, f"{prefix}input"))
     batch = getattr(args, f"{prefix}batch")
     if batch is not None and batch <= 0:
@@ -92,20 +99,28 @@ def add_format_option(p: argparse.ArgumentParser, choices=("text", "json", "csv"
     p.add_argument("-o", "--output", metavar="FILE", help="write the output to FILE instead of stdout")
 
 
+@contextlib.contextmanager
+def output_stream(args: argparse.Namespace) -> Iterator[TextIO]:
+    """stdout, or the ``--output`` file (a user error if it cannot be written)."""
+    out: Optional[str] = getattr(args, "output", None)
+    if not out:
+        yield sys.stdout
+        return
+    try:
+        f = open(out, "w")
+    except OSError as e:
+        raise UserError(f"cannot write {out}: {e.strerror}") from None
+    with f:
+        yield f
+
+
 def emit(args: argparse.Namespace, text: str) -> None:
     """Print ``text`` to stdout or the ``--output`` file."""
-    out: Optional[str] = getattr(args, "output", None)
-    if out:
-        try:
-            with open(out, "w") as f:
-                f.write(text if text.endswith("\n") else text + "\n")
-        except OSError as e:
-            raise UserError(f"cannot write {out}: {e.strerror}") from None
-    else:
-        print(text, end="" if text.endswith("\n") else "\n")
+    with output_stream(args) as f:
+        f.write(text if text.endswith("\n") else text + "\n")
 
 
-def memory_env(args: argparse.Namespace, loaded) -> "MemoryEnv":
+def memory_env(args: argparse.Namespace, loaded) -> MemoryEnv:
     """The allocation model's environment from the command line and the loaded file.
 
     A solver prototxt implies the train scenario with its own solver type, regularization,

@@ -5,10 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..analysis import analyze_file
-from ..diff import diff_costs
-from ..fit import data_batch
-from ..report.netview import format_table
 from ..units import human
 from .common import (add_format_option, add_memory_options, add_net_options, analysis_options, emit,
                      model_costs)
@@ -32,6 +28,11 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..analysis import analyze_file
+    from ..diff import diff_costs
+    from ..fit import data_batch
+    from ..report.netview import format_table
+
     old_loaded, old_nets = analyze_file(args.old, analysis_options(args, "old_"))
     new_loaded, new_nets = analyze_file(args.new, analysis_options(args, "new_"))
     (old_costs, old_total) = model_costs(args, old_loaded, old_nets)

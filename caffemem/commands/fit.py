@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..analysis import analyze_file
 from ..errors import UserError
-from ..fit import data_batch, fit_batch, fit_scale
 from ..units import human
 from .common import add_memory_options, add_net_options, analysis_options, emit, memory_env
 
@@ -33,6 +31,9 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..analysis import analyze_file
+    from ..fit import data_batch, fit_batch, fit_scale
+
     if not args.gpu_mem:
         raise UserError("fit needs --gpu-mem SIZE (e.g. --gpu-mem 8GiB)")
     options = analysis_options(args)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..layers import known_types
 
 
 def add_parser(sub) -> None:
@@ -16,6 +15,8 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..layers import known_types
+
     rows = sorted((name, rule.fork or "BVLC") for name, rule in known_types().items())
     if args.format == "json":
         print(json.dumps([{"type": n, "fork": f} for n, f in rows], indent=1))

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from ..errors import UserError
-from .common import add_memory_options, emit, memory_env
+from .common import add_memory_options, emit, memory_env, output_stream
 
 HELP = "parse a Caffe log: nets, curves, and for a crash its kind, phase, culprit and fixes"
 
@@ -28,7 +27,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..logparse import classify, summarize
-    from ..logparse.render import curves_csv, plot_curves, text, to_dict
+    from ..logparse.render import plot_curves, text, to_dict, write_csv, write_json
 
     try:
         s = summarize(args.logfile)
@@ -51,9 +50,11 @@ def run(args: argparse.Namespace) -> int:
         doc = to_dict(s, failure, diag)
         if cross:
             doc["crosscheck"] = cross
-        emit(args, json.dumps(doc, indent=1))
+        with output_stream(args) as out:
+            write_json(out, doc, s)
     elif args.format == "csv":
-        emit(args, curves_csv(s))
+        with output_stream(args) as out:
+            write_csv(out, s)
     else:
         emit(args, text(s, failure, diag_text))
     return 0

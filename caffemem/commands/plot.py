@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..analysis import analyze_file
-from ..diff import diff_costs
 from ..errors import UserError
 from .common import add_memory_options, add_net_options, analysis_options, model_costs
 
@@ -44,6 +42,9 @@ def _looks_like_log(path: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..analysis import analyze_file
+    from ..diff import diff_costs
+
     what = args.what or ("diff" if len(args.files) == 2 else
                          "curves" if _looks_like_log(args.files[0]) else "layers")
     if what == "curves":

@@ -3,7 +3,7 @@ Eltwise, Split, Silence, Crop, Tile, Reduction, ArgMax, Embed, BatchReindex, Fil
 
 from __future__ import annotations
 
-from .base import LayerCtx, LayerRule, NeedsInputShape, Setup, count
+from .base import LayerCtx, LayerRule, Setup, count
 from .registry import register
 
 

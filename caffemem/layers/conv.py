@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import LayerCtx, LayerRule, Setup, Shape, count
+from .base import LayerCtx, LayerRule, Setup, count
 from .registry import register
 
 
@@ -92,7 +92,7 @@ def geometry(ctx: LayerCtx, cp=None) -> ConvGeometry:
     stride = _spatial(ctx, cp, "stride", n, 1, "stride_h", "stride_w")
     dil = list(cp.dilation)
     if len(dil) not in (0, 1, n):
-        raise ctx.fail(f"dilation must be specified once, or once per spatial dimension")
+        raise ctx.fail("dilation must be specified once, or once per spatial dimension")
     dilation = [1] * n if not dil else (dil * n if len(dil) == 1 else dil)
     for k in kernel:
         if k <= 0:

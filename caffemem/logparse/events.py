@@ -6,7 +6,7 @@ Every event carries ``line``: the 1-based line number where it starts.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Iterator, Optional
 
 
 @dataclass
@@ -146,6 +146,43 @@ class ForeignOOM(Event):
 
 
 @dataclass
+class CurveBatch(Event):
+    """A run of consecutive curve lines (Iteration, LearningRate, Output, TestStart) as
+    columns: numpy arrays, one entry per line, in log order.  ``kind`` holds the codes of
+    :mod:`.fastscan`; ``index`` is the output number or the test net; ``name`` indexes
+    ``names`` for outputs (-1 otherwise).  :meth:`events` gives the same lines as the
+    one-line events."""
+
+    lines: Any
+    kind: Any
+    iteration: Any
+    value: Any
+    seconds: Any
+    index: Any
+    name: Any
+    names: list
+
+    def __len__(self) -> int:
+        return len(self.kind)
+
+    def events(self) -> Iterator[Event]:
+        from .fastscan import ITER, LR, TEST_START, TRAIN_OUT
+
+        for n, k, it, v, s, i, nm in zip(self.lines.tolist(), self.kind.tolist(),
+                                         self.iteration.tolist(), self.value.tolist(),
+                                         self.seconds.tolist(), self.index.tolist(),
+                                         self.name.tolist()):
+            if k == ITER:
+                yield Iteration(n, it, v, None if s != s else s)
+            elif k == LR:
+                yield LearningRate(n, it, v)
+            elif k == TEST_START:
+                yield TestStart(n, it, i)
+            else:
+                yield Output(n, "train" if k == TRAIN_OUT else "test", i, self.names[nm], v)
+
+
+@dataclass
 class Junk(Event):
     """Binary or unreadable lines (counted, not kept)."""
     count: int = 1
@@ -153,5 +190,5 @@ class Junk(Event):
 
 ALL = [SolverEcho, NetCreate, NetEcho, LayerWire, SettingUp, TopShape, LossWeight,
        MemoryRequired, NvTopMemory, BackwardNeed, NetDone, GpuInfo, Iteration, LearningRate,
-       Output, TestStart, SolveStart, Snapshot, Failure, StackFrame, ForeignOOM, Junk]
+       Output, TestStart, CurveBatch, SolveStart, Snapshot, Failure, StackFrame, ForeignOOM, Junk]
 __all__ = [c.__name__ for c in ALL] + ["Event"]

@@ -12,18 +12,23 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator, Union
+from typing import BinaryIO, Iterator, Optional, Union
+
+import numpy as np
 
 from . import events as ev
+from . import fastscan as fs
+from .reader import read_chunks
+from .scanahead import default_workers, scanned
 
 _PREFIX = re.compile(rb"^([IWEF])(\d{4}|\d{8}) +[\d:.]+ +\d+ +([\w.\-]+):(\d+)\] ?")
 _QUOTE = re.compile(rb"^(?:> ?)+")
 _TOP = re.compile(r"^Top shape: ((?:\d+ )*)\((\d+)\)")
 _NV_TOP = re.compile(r"^(TRAIN|TEST) Top shape for layer \d+ '([^']*)' ((?:\d+ )*)\((\d+)\)")
 _WIRE = re.compile(r"^(\S+) (<-|->) (\S+)( \(in-place\))?$")
-_ITER = re.compile(r"^Iteration (\d+)(?: \(([\d.]+) iter/s, ([\d.]+)s/\d+ iters\))?, loss = ([-\d.eE+naif]+)")
-_LR = re.compile(r"^Iteration (\d+), lr = ([-\d.eE+]+)")
-_OUT = re.compile(r"^\s*(Train|Test) net output #(\d+): (\S+) = ([-\d.eE+naif]+)")
+_ITER = re.compile(r"^Iteration (\d+)(?: \((\S+) iter/s, (\S+?)s/\d+ iters\))?, loss = (\S+)")
+_LR = re.compile(r"^Iteration (\d+), lr = (\S+)")
+_OUT = re.compile(r"^\s*(Train|Test) net output #(\d+): (\S+) = (\S+)")
 _TEST = re.compile(r"^Iteration (\d+), Testing net \(#(\d+)\)")
 _CREATE = re.compile(r"^Creating (training|test) net(?: \(#(\d+)\))?(?: specified by| from)? ?(.*)$")
 _GPU_MEM = re.compile(r"Total memory: (\d+), Free: (\d+)")
@@ -52,14 +57,19 @@ def _size(num: str, unit: str) -> int:
     return int(float(num) * _UNITS.get(unit, 1))
 
 
-def iter_events(source: Union[str, BinaryIO], stop: Stop = None) -> Iterator[ev.Event]:
-    """Events of a log file (path or binary file object), in order."""
+def iter_events(source: Union[str, BinaryIO], stop: Stop = None, fast: bool = True,
+                workers: Optional[int] = None, chunk: int = 0) -> Iterator[ev.Event]:
+    """Events of a log file (path or binary file object), in order.  Curve lines come as
+    :class:`~.events.CurveBatch` events.  ``fast=False`` sends every line through
+    :class:`LineParser` (the reference the fast path is tested against); ``workers``
+    threads scan a big file's chunks ahead (None: 2 on a multi-core machine for files of
+    32 MiB and more; 0: none); ``chunk`` is the read size in bytes."""
     stop = stop if stop is not None else Stop()
     if isinstance(source, str):
         with open(source, "rb") as f:
-            yield from _iter(f, stop)
+            yield from _iter(f, stop, fast, chunk, source, workers)
     else:
-        yield from _iter(source, stop)
+        yield from _iter(source, stop, fast, chunk, None, 0 if workers is None else workers)
 
 
 class LineParser:
@@ -164,64 +174,111 @@ class LineParser:
         self.stop.inside = "net initialization" if self.in_net else ""
 
 
-_CURVE = re.compile(
-    rb"^(?:> ?)?I\d{4,8} +[\d:.]+ +\d+ +[\w.]+:\d+\] (?:"
-    rb"Iteration (\d+)(?: \([\d.]+ iter/s, ([\d.]+)s/\d+ iters\))?, loss = ([-\d.eE+naifNAIF]+)"
-    rb"|Iteration (\d+), lr = ([-\d.eE+]+)"
-    rb"|\s*(Train|Test) net output #(\d+): (\S+) = ([-\d.eE+naifNAIF]+)[^\n]*"
-    rb")[ \t]*$", re.M)
+_CURVE_EVENTS = (ev.Iteration, ev.LearningRate, ev.Output, ev.TestStart)
 
 
-def _iter(f: BinaryIO, stop: Stop, chunk: int = 1 << 22) -> Iterator[ev.Event]:
-    """Chunks of the file; the curve lines that dominate training logs are matched in bulk
-    by one regex (C speed), everything between them goes through :class:`LineParser`."""
-    p = LineParser(stop)
-    n = 0
-    rest = b""
-    eof = False
-    while not eof:
-        block = f.read(chunk)
-        if not block:
-            eof = True
-            if not rest:
-                break
-            data, rest = rest + b"\n", b""
-            stop.cut_last_line = True
-            stop.bytes -= 1
+def _batch(events: list) -> ev.CurveBatch:
+    """One-line curve events (from :class:`LineParser`) as a :class:`~.events.CurveBatch`."""
+    kinds, its, values, secs, index, name, names = [], [], [], [], [], [], []
+    for e in events:
+        t = type(e)
+        if t is ev.Iteration:
+            k, it, v, sec, i, nm = fs.ITER, e.iteration, e.loss, e.seconds, -1, -1
+        elif t is ev.LearningRate:
+            k, it, v, sec, i, nm = fs.LR, e.iteration, e.lr, None, -1, -1
+        elif t is ev.TestStart:
+            k, it, v, sec, i, nm = fs.TEST_START, e.iteration, None, None, e.net, -1
         else:
-            data = rest + block
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                rest = data
+            if e.name not in names:
+                names.append(e.name)
+            k = fs.TRAIN_OUT if e.phase == "train" else fs.TEST_OUT
+            it, v, sec, i, nm = -1, e.value, None, e.index, names.index(e.name)
+        kinds.append(k)
+        its.append(it)
+        values.append(float("nan") if v is None else v)
+        secs.append(float("nan") if sec is None else sec)
+        index.append(i)
+        name.append(nm)
+    return ev.CurveBatch(events[0].line, np.array([e.line for e in events], np.int64),
+                         np.array(kinds, np.uint8), np.array(its, np.int64), np.array(values),
+                         np.array(secs), np.array(index, np.int64), np.array(name, np.int64), names)
+
+
+def _iter(f: BinaryIO, stop: Stop, fast: bool = True, chunk: int = 0, path: Optional[str] = None,
+          workers: Optional[int] = None) -> Iterator[ev.Event]:
+    """The file a chunk at a time (:mod:`.reader`).  The curve lines that make up most of a
+    training log are recognised for the whole chunk at once (:mod:`.fastscan`, ahead in
+    threads for big files: :mod:`.scanahead`) and come out as :class:`~.events.CurveBatch`
+    events; every other line goes through :class:`LineParser`, in order.  Curve events the
+    line parser finds (formats the fast path leaves to it) are batched the same way, so a
+    consumer sees curves only as batches."""
+    p = LineParser(stop)
+    n = 0  # lines before the current chunk
+    pending: list = []
+
+    def lines_of(events):
+        for e in events:
+            if type(e) in _CURVE_EVENTS:
+                pending.append(e)
                 continue
-            data, rest = data[:cut + 1], data[cut + 1:]
-        if b"\r" in data:
-            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        stop.bytes += len(data)
-        pos = 0
-        for m in _CURVE.finditer(data):
-            if m.start() > pos:
-                for raw in data[pos:m.start() - 1].split(b"\n"):
-                    n += 1
-                    yield from p.feed(raw, n)
-            n += 1
-            yield from p.interrupt()
-            g = m.groups()
-            if g[0] is not None:
-                yield ev.Iteration(n, int(g[0]), _float(g[2].decode()), float(g[1]) if g[1] else None)
-            elif g[3] is not None:
-                yield ev.LearningRate(n, int(g[3]), float(g[4]))
-            else:
-                yield ev.Output(n, g[5].decode().lower(), int(g[6]), g[7].decode("utf-8", "replace"),
-                                _float(g[8].decode()))
-            pos = m.end() + 1
-        if pos < len(data):
-            for raw in data[pos:len(data) - 1].split(b"\n"):
-                n += 1
-                yield from p.feed(raw, n)
+            if pending:
+                yield _batch(pending)
+                pending.clear()
+            yield e
+
+    chunks = read_chunks(f, stop, chunk)
+    if fast:
+        if workers is None:
+            workers = default_workers(path)
+        pairs = scanned(chunks, workers)
+    else:
+        pairs = ((c, None) for c in chunks)
+    for c, sc in pairs:
+        n += c.junk
+        if c.size:
+            n += yield from _chunk_events(c.data, c.size, sc, n, p, lines_of, pending)
         stop.lines = n
-    yield from p.finish()
+    yield from lines_of(p.finish())
+    if pending:
+        yield _batch(pending)
     stop.lines = n
+
+
+def _chunk_events(arr: np.ndarray, size: int, sc: Optional[fs.ChunkScan], n: int, p: LineParser,
+                  lines_of, pending: list):
+    """The events of one chunk (``arr[:size]``, whole lines, zero padding after) whose curve
+    lines ``sc`` recognised (None: none were): the curve runs as batches, every other line
+    through the line parser, in order.  Returns the chunk's number of lines."""
+    if sc is not None:
+        ends, curve = sc.ends, sc.lines
+    else:
+        ends, curve = np.flatnonzero(arr[:size] == 10), np.empty(0, np.int64)
+    is_curve = np.zeros(len(ends), bool)
+    is_curve[curve] = True
+    others = np.flatnonzero(~is_curve)
+    runs = np.searchsorted(curve, others).tolist()
+    line_ends = ends[others].tolist()
+    line_starts = np.where(others > 0, ends[others - 1] + 1, 0).tolist()
+    done = 0  # curve lines of the chunk already given out
+
+    def run_upto(upto: int):
+        yield from lines_of(p.interrupt())
+        if pending:
+            yield _batch(pending)
+            pending.clear()
+        sel = slice(done, upto)
+        yield ev.CurveBatch(n + int(curve[done]) + 1, n + curve[sel] + 1, sc.kind[sel],
+                            sc.iteration[sel], sc.value[sel], sc.seconds[sel], sc.index[sel],
+                            sc.name[sel], sc.names)
+
+    for j, upto, start, end in zip(others.tolist(), runs, line_starts, line_ends):
+        if upto > done:
+            yield from run_upto(upto)
+            done = upto
+        yield from lines_of(p.feed(arr[start:end].tobytes(), n + j + 1))
+    if len(curve) > done:
+        yield from run_upto(len(curve))
+    return len(ends)
 
 
 def _flush(kind: str, start: int, lines: list[str]) -> ev.Event:
@@ -265,11 +322,11 @@ def _dispatch(n: int, src: str, body: str):
             return ev.TestStart(n, int(m.group(1)), int(m.group(2)))
         m = _LR.match(body)
         if m:
-            return ev.LearningRate(n, int(m.group(1)), float(m.group(2)))
+            return ev.LearningRate(n, int(m.group(1)), _float(m.group(2)))
         m = _ITER.match(body)
         if m:
             return ev.Iteration(n, int(m.group(1)), _float(m.group(4)),
-                                float(m.group(3)) if m.group(3) else None)
+                                _float(m.group(3)) if m.group(3) else None)
         return None
     if "net output #" in body:
         m = _OUT.match(body)
@@ -282,8 +339,9 @@ def _dispatch(n: int, src: str, body: str):
             return ev.NetCreate(n, label, m.group(3).strip())
     if body.startswith("Solving ") or body.rstrip() == "Solving":
         return ev.SolveStart(n, body[7:].strip())
-    if body.startswith("Snapshotting to"):
-        return ev.Snapshot(n, body.split(" ", 3)[-1])
+    if body.startswith("Snapshotting"):  # "... to binary proto file X", "... to HDF5 file X"
+        return ev.Snapshot(n, body.rsplit(" file ", 1)[-1].strip() if " file " in body
+                           else body.split(" to ", 1)[-1].strip())
     if "Total memory" in body or body.startswith("GPU ") or "Using GPUs" in body or "Device id" in body:
         m = _GPU_MEM.search(body)
         return ev.GpuInfo(n, body.strip(), int(m.group(1)) if m else None, int(m.group(2)) if m else None)

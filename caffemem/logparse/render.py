@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import csv
-import io
-from typing import Optional
+import json
+import math
+from typing import Optional, TextIO
+
+import numpy as np
 
 from ..units import human
 from .failure import FailureReport
@@ -12,6 +15,7 @@ from .summary import LogSummary
 
 
 def to_dict(s: LogSummary, failure: Optional[FailureReport], diagnosis: Optional[dict]) -> dict:
+    """Everything but the curves (which :func:`write_json` streams in)."""
     return {
         "path": s.path,
         "nets": [{"label": n.label, "name": n.name, "phase": n.phase, "line": n.line,
@@ -21,7 +25,7 @@ def to_dict(s: LogSummary, failure: Optional[FailureReport], diagnosis: Optional
                               "memory_required_for_data": l.memory_after,
                               "loss_weights": l.loss_weights, "needs_backward": l.needs_backward}
                              for l in n.layers]} for n in s.nets],
-        "train": s.train, "test": s.test, "gpus": s.gpus, "snapshots": s.snapshots,
+        "gpus": s.gpus, "snapshots": s.snapshots,
         "failure": failure.to_dict() if failure else None,
         "diagnosis": diagnosis,
         "stopped_at": {"lines": s.stop.lines, "bytes": s.stop.bytes,
@@ -30,22 +34,41 @@ def to_dict(s: LogSummary, failure: Optional[FailureReport], diagnosis: Optional
     }
 
 
-def curves_csv(s: LogSummary) -> str:
+def _json_row(row: dict) -> str:
+    # a logged nan or inf is not JSON: null (a value the log did not print is left out)
+    return json.dumps({k: (v if v == v and v not in (math.inf, -math.inf) else None)
+                       for k, v in row.items()})
+
+
+def write_json(out: TextIO, doc: dict, s: LogSummary) -> None:
+    """``doc`` with the train and test curves added as lists of rows, streamed (a 1 GB log
+    gives millions of rows; they are never all in memory)."""
+    head = json.dumps(doc, indent=1)
+    out.write(head[:-2] + ",\n")
+    for i, (key, table) in enumerate((("train", s.train), ("test", s.test))):
+        out.write(f' "{key}": [')
+        for j, row in enumerate(table.rows()):
+            out.write(("\n  " if j == 0 else ",\n  ") + _json_row(row))
+        out.write("\n ]" + (",\n" if i == 0 else "\n"))
+    out.write("}\n")
+
+
+def _cell(v) -> str:
+    return "" if v is None else repr(v) if isinstance(v, float) else str(v)
+
+
+def write_csv(out: TextIO, s: LogSummary) -> None:
     """Two tables like Caffe's tools/extra/parse_log.py (train, then test), in one CSV with a
-    leading ``phase`` column: phase, iteration, seconds, learning rate, then every output."""
-    keys: list[str] = []
-    for row in s.train + s.test:
-        for k in row:
-            if k not in ("iteration", "seconds", "lr", "net", "loss") and k not in keys:
-                keys.append(k)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["phase", "iteration", "seconds", "lr", "loss"] + keys)
-    for phase, rows in (("train", s.train), ("test", s.test)):
-        for r in rows:
-            w.writerow([phase, r.get("iteration"), r.get("seconds", ""), r.get("lr", ""),
-                        r.get("loss", "")] + [r.get(k, "") for k in keys])
-    return buf.getvalue()
+    leading ``phase`` column: phase, iteration, seconds, learning rate, loss, then every
+    output.  Streamed row by row."""
+    fixed = ("iteration", "seconds", "lr", "loss")
+    keys = [k for k in s.train.names + s.test.names if k not in fixed + ("net",)]
+    keys = list(dict.fromkeys(keys))
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["phase", *fixed] + keys)
+    for phase, table in (("train", s.train), ("test", s.test)):
+        for r in table.rows():
+            w.writerow([phase] + [_cell(r.get(k)) for k in fixed + tuple(keys)])
 
 
 def text(s: LogSummary, failure: Optional[FailureReport], diagnosis_text: str = "") -> str:
@@ -60,12 +83,14 @@ def text(s: LogSummary, failure: Optional[FailureReport], diagnosis_text: str = 
         out.append(f"{n.label}: {n.name or '(unnamed)'} ({n.phase}), {len(n.layers)} layers"
                    + (f", Memory required for data {fig:,} bytes ({human(fig)})" if fig is not None else "")
                    + ("" if n.done else ", initialization not finished"))
-    if s.train:
-        last = s.train[-1]
-        out.append(f"training: {len(s.train)} logged iterations, last {last.get('iteration')} "
-                   f"(loss {last.get('loss')})")
-    if s.test:
-        out.append(f"testing: {len(s.test)} test passes")
+    if len(s.train):
+        last = s.train.last()
+        out.append(f"training: {len(s.train):,} logged iterations, last {last['iteration']}"
+                   + (f" (loss {last['loss']:g})" if "loss" in last else ""))
+    if len(s.test):
+        last = s.test.last()
+        outs = ", ".join(f"{k} {v:g}" for k, v in last.items() if k not in ("iteration", "net"))
+        out.append(f"testing: {len(s.test):,} test passes" + (f", last: {outs}" if outs else ""))
     if failure is None:
         out.append("no failure in the log")
     else:
@@ -93,24 +118,24 @@ def plot_curves(s: LogSummary, out_path: str):
     check_output(out_path)
     plt = _pyplot()
     fig, (ax, axlr) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
-    tr = [r for r in s.train if r.get("loss") is not None]
-    losses = []
-    if tr:
-        ax.plot([r["iteration"] for r in tr], [r["loss"] for r in tr], label="train loss", color="#4C72B0")
-        losses += [r["loss"] for r in tr]
+    its, loss = s.train.column("loss")
+    losses = [loss]
+    if len(its):
+        ax.plot(its, loss, label="train loss", color="#4C72B0")
     acc_ax = None
-    for key in sorted({k for r in s.test for k in r if k not in ("iteration", "net")}):
-        pts = [(r["iteration"], r[key]) for r in s.test if key in r]
-        values = [p[1] for p in pts]
-        if "acc" in key.lower() or (values and all(0 <= v <= 1 for v in values)):
+    for key in s.test.names:
+        if key in ("iteration", "net"):
+            continue
+        x, values = s.test.column(key)
+        if "acc" in key.lower() or (len(values) and ((values >= 0) & (values <= 1)).all()):
             acc_ax = acc_ax or ax.twinx()
-            acc_ax.plot([p[0] for p in pts], values, marker="o", markersize=3, color="#55A868",
-                        label=f"test {key}")
+            acc_ax.plot(x, values, marker="o", markersize=3, color="#55A868", label=f"test {key}")
         else:
-            ax.plot([p[0] for p in pts], values, marker="o", markersize=3, label=f"test {key}")
-            losses += values
-    positive = [v for v in losses if v == v and v > 0]
-    if positive and max(positive) / min(positive) > 50:
+            ax.plot(x, values, marker="o", markersize=3, label=f"test {key}")
+            losses.append(values)
+    every = np.concatenate(losses)
+    positive = every[every > 0]
+    if len(positive) and positive.max() / positive.min() > 50:
         ax.set_yscale("log")  # an early spike would flatten everything else
     ax.set_ylabel("loss")
     handles, labels = ax.get_legend_handles_labels()
@@ -120,8 +145,7 @@ def plot_curves(s: LogSummary, out_path: str):
         h2, l2 = acc_ax.get_legend_handles_labels()
         handles, labels = handles + h2, labels + l2
     ax.legend(handles, labels, fontsize=8, loc="center right")
-    lr = [r for r in s.train if "lr" in r]
-    axlr.plot([r["iteration"] for r in lr], [r["lr"] for r in lr], color="#C44E52", label="learning rate")
+    axlr.plot(*s.train.column("lr"), color="#C44E52", label="learning rate")
     axlr.set_ylabel("learning rate")
     axlr.set_xlabel("iteration")
     fig.suptitle(f"{s.path}: training curves")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Optional
 
+import numpy as np
+
 from . import events as ev
+from . import fastscan as fs
+from .curves import CurveTable
 from .parser import Stop, iter_events
 
 
@@ -58,8 +61,10 @@ class LogSummary:
     path: str
     solver_echo: str = ""
     nets: list[NetSeen] = field(default_factory=list)
-    train: list[dict] = field(default_factory=list)  # rows: iteration, seconds, lr, outputs
-    test: list[dict] = field(default_factory=list)
+    #: one row per "Iteration N, loss" line: seconds, lr, loss, then the train outputs
+    train: CurveTable = field(default_factory=lambda: CurveTable(("seconds", "lr", "loss")))
+    #: one row per test pass: the test net's number, then its outputs
+    test: CurveTable = field(default_factory=lambda: CurveTable(("net",)))
     gpus: list[str] = field(default_factory=list)
     gpu_total_bytes: Optional[int] = None
     failures: list[ev.Failure] = field(default_factory=list)
@@ -68,7 +73,6 @@ class LogSummary:
     snapshots: list[str] = field(default_factory=list)
     last_iteration: Optional[int] = None
     testing_at_failure: bool = False
-    events_before_failure: list[str] = field(default_factory=list)  # the last few kinds seen
     #: a net was being set up when the log ended or failed (wiring/setup lines, no "done")
     init_open: bool = False
     solving: bool = False  # "Solving NAME": the solver's loop started
@@ -88,45 +92,81 @@ def _layer_of(net: NetSeen, by_name: dict[str, LayerSeen], name: str) -> LayerSe
     return layer
 
 
-def summarize(path: str) -> LogSummary:
-    """Read a log once, streaming, and fold it (memory grows with nets and curves only)."""
+def _last(mask: np.ndarray) -> int:
+    """Index of the last True, -1 if none."""
+    hits = np.flatnonzero(mask)
+    return int(hits[-1]) if len(hits) else -1
+
+
+def _fill(table: CurveTable, b: ev.CurveBatch, sel: np.ndarray, rows: np.ndarray) -> None:
+    """Outputs of the batch (``sel``) into their rows, by name."""
+    ids = b.name[sel]
+    for i in np.unique(ids).tolist():
+        same = ids == i
+        table.assign(b.names[i], rows[same], b.value[sel][same])
+
+
+def add_curves(s: LogSummary, b: ev.CurveBatch) -> None:
+    """Fold a batch of curve lines into the tables, as Caffe's order implies: an
+    "Iteration N, loss" line opens a train row that the train outputs and the "lr" line of
+    the same iteration fill in; "Testing net" opens a test row for the test outputs."""
+    k = b.kind
+    is_iter, is_lr, is_ts = k == fs.ITER, k == fs.LR, k == fs.TEST_START
+    train_out, test_out = k == fs.TRAIN_OUT, k == fs.TEST_OUT
+    row = len(s.train) - 1 + np.cumsum(is_iter)  # the train row each line belongs to
+    s.train.append(b.iteration[is_iter], {"loss": b.value[is_iter], "seconds": b.seconds[is_iter]})
+    lr = np.flatnonzero(is_lr & (row >= 0))
+    if len(lr):
+        same = s.train.iterations_at(row[lr]) == b.iteration[lr]
+        s.train.assign("lr", row[lr][same], b.value[lr][same])
+    out = np.flatnonzero(train_out & (row >= 0))
+    if len(out):
+        _fill(s.train, b, out, row[out])
+    trow = len(s.test) - 1 + np.cumsum(is_ts)
+    s.test.append(b.iteration[is_ts], {"net": b.index[is_ts].astype(np.float64)})
+    out = np.flatnonzero(test_out & (trow >= 0))
+    if len(out):
+        _fill(s.test, b, out, trow[out])
+    s.train.settle()
+    s.test.settle()
+    # the state the failure classifier reads, as the lines in order would leave it
+    moves = is_iter | is_lr
+    last_move, last_ts, last_tout = _last(moves), _last(is_ts), _last(test_out)
+    if last_move >= 0:
+        later_ts = b.iteration[last_move + 1:][is_ts[last_move + 1:]]
+        s.last_iteration = int(max([b.iteration[last_move], *later_ts.tolist()]))
+    elif last_ts >= 0:
+        s.last_iteration = int(max([s.last_iteration or 0, *b.iteration[is_ts].tolist()]))
+    if not s.failures:
+        if last_move >= 0 or last_ts >= 0:
+            s.init_open = False
+        ends_testing = max(last_tout, last_move)
+    else:
+        ends_testing = last_tout
+    if last_ts > ends_testing:
+        s.testing_at_failure = True
+    elif ends_testing >= 0:
+        s.testing_at_failure = False
+
+
+def summarize(path: str, fast: bool = True, workers: Optional[int] = None, chunk: int = 0) -> LogSummary:
+    """Read a log once, streaming, and fold it.  Memory holds the nets' set-up and the
+    curves' open blocks only (:mod:`.curves`), whatever the log's length.  The options are
+    :func:`~.parser.iter_events`'s."""
     s = LogSummary(path)
     net: Optional[NetSeen] = None
     layer: Optional[LayerSeen] = None
     pending_label = ""
     by_name: dict[str, LayerSeen] = {}
-    recent: deque = deque(maxlen=8)
-    train_row: Optional[dict] = None
-    test_row: Optional[dict] = None
-    for e in iter_events(path, s.stop):
+    for e in iter_events(path, s.stop, fast, workers, chunk):
         t = type(e)
-        # the curve events, which make up most of a training log, first and cheaply
-        if t is ev.Output:
-            if e.phase == "test":
-                s.testing_at_failure = False  # Test() prints its outputs when it has finished
-            row = train_row if e.phase == "train" else test_row
-            if row is not None:
-                row[e.name] = e.value
-            continue
-        if t is ev.Iteration or t is ev.LearningRate:
-            s.last_iteration = e.iteration
-            if not s.failures:
-                s.init_open = False
-                if test_row is not None:
-                    s.testing_at_failure = False
-            if t is ev.Iteration:
-                train_row = {"iteration": e.iteration, "loss": e.loss}
-                if e.seconds is not None:
-                    train_row["seconds"] = e.seconds
-                s.train.append(train_row)
-            elif train_row is not None and train_row["iteration"] == e.iteration:
-                train_row["lr"] = e.lr
+        if t is ev.CurveBatch:
+            add_curves(s, e)
             continue
         if not s.failures:
-            recent.append(t.__name__)
             if t in (ev.LayerWire, ev.SettingUp, ev.TopShape, ev.MemoryRequired, ev.NetEcho):
                 s.init_open = True
-            elif t in (ev.NetDone, ev.TestStart):
+            elif t is ev.NetDone:
                 s.init_open = False
         if t is ev.TopShape:
             if net is not None and layer is not None:
@@ -162,15 +202,8 @@ def summarize(path: str) -> LogSummary:
                 net.done = True
         elif t is ev.SolverEcho:
             s.solver_echo = s.solver_echo or e.text
-        elif t is ev.TestStart:
-            s.testing_at_failure = True
-            s.last_iteration = max(s.last_iteration or 0, e.iteration)
-            test_row = {"iteration": e.iteration, "net": e.net}
-            s.test.append(test_row)
         elif t is ev.Failure:
             if e.severity == "F" or "out of memory" in e.message or "Check failed" in e.message:
-                if not s.failures:
-                    s.events_before_failure = list(recent)
                 s.failures.append(e)
         elif t is ev.StackFrame:
             if len(s.frames) < 200:

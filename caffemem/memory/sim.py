@@ -385,7 +385,7 @@ class NetSim:
     def setup(self) -> None:
         """``Net::Init``: every layer's SetUp (param fills, eager buffers, prefetch batches,
         loss-weight diffs), then ``ShareWeights`` (shared params drop their own copies)."""
-        env, mem = self.env, self.memory
+        mem = self.memory
         for li, layer in enumerate(self.net.layers):
             st = self.layers[li]
             mem.context = f"{self.label}: {layer.name} SetUp"

@@ -1,0 +1,162 @@
+"""Training curves kept as columns, in flat memory.
+
+A long training log holds millions of curve rows (one per displayed iteration, one per test
+pass).  A :class:`CurveTable` keeps them as numpy columns: ``iteration`` (int64) and one
+float64 column per value (``seconds``, ``lr``, ``loss``, every net output by name).  Rows
+are appended in blocks; whenever more than ``block_rows`` are held, all but the last row
+(the only one a later line can still fill in) go to a temporary file.  So memory is the same
+for a 10 MB log and a 10 GB one; reading the table back streams the blocks.
+
+A value the log did not print for a row is "missing", which is not the same as a logged
+``nan`` (a diverged loss): missing cells hold a NaN with a payload of our own, told apart
+bit by bit.
+"""
+
+from __future__ import annotations
+
+import struct
+import tempfile
+from typing import IO, Iterator, Optional, Sequence
+
+import numpy as np
+
+_MISSING_BITS = 0x7FF8_CAFE_0000_0001
+MISSING = struct.unpack("<d", struct.pack("<Q", _MISSING_BITS))[0]
+
+
+def missing(values: np.ndarray) -> np.ndarray:
+    """Which cells were never logged (as opposed to logged as nan)."""
+    return values.view(np.uint64) == np.uint64(_MISSING_BITS)
+
+
+class CurveTable:
+    """Rows of one phase (train or test), as columns; see the module docstring."""
+
+    def __init__(self, fixed: Sequence[str], block_rows: int = 1 << 16) -> None:
+        self.names: list[str] = ["iteration", *fixed]
+        self.block_rows = block_rows
+        self._cap = 1024
+        self._cols: dict[str, np.ndarray] = {"iteration": np.zeros(self._cap, np.int64)}
+        for name in fixed:
+            self._cols[name] = np.full(self._cap, MISSING)
+        self._n = 0  # rows held in memory
+        self._base = 0  # rows spilled before them
+        self._spill: Optional[IO[bytes]] = None
+        self._blocks: list[tuple[list[str], int, int]] = []  # names, rows, file offset
+
+    def __len__(self) -> int:
+        return self._base + self._n
+
+    def _reserve(self, rows: int) -> None:
+        if rows <= self._cap:
+            return
+        cap = max(rows, 2 * self._cap)
+        for name, col in self._cols.items():
+            grown = np.zeros(cap, np.int64) if name == "iteration" else np.full(cap, MISSING)
+            grown[:self._n] = col[:self._n]
+            self._cols[name] = grown
+        self._cap = cap
+
+    def _column(self, name: str) -> np.ndarray:
+        col = self._cols.get(name)
+        if col is None:
+            col = self._cols[name] = np.full(self._cap, MISSING)
+            self.names.append(name)
+        return col
+
+    def append(self, iterations: np.ndarray, values: dict[str, np.ndarray]) -> None:
+        """New rows: their iterations and any columns they already have."""
+        k = len(iterations)
+        if not k:
+            return
+        self._reserve(self._n + k)
+        self._cols["iteration"][self._n:self._n + k] = iterations
+        for name, v in values.items():
+            self._column(name)[self._n:self._n + k] = v
+        self._n += k
+
+    def iterations_at(self, rows: np.ndarray) -> np.ndarray:
+        """Iterations of rows still in memory (the last row always is)."""
+        return self._cols["iteration"][rows - self._base]
+
+    def assign(self, name: str, rows: np.ndarray, values: np.ndarray) -> None:
+        """Set a column in rows still in memory; a later value for the same row wins."""
+        if len(rows):
+            self._column(name)[rows - self._base] = values
+
+    def settle(self) -> None:
+        """Spill all but the last row once more than ``block_rows`` are held."""
+        if self._n <= self.block_rows:
+            return
+        if self._spill is None:
+            self._spill = tempfile.TemporaryFile(prefix="caffemem-curves-")
+        keep = self._n - 1
+        self._spill.seek(0, 2)
+        self._blocks.append((list(self.names), keep, self._spill.tell()))
+        for name in self.names:
+            np.save(self._spill, self._cols[name][:keep], allow_pickle=False)
+        for name in self.names:
+            col = self._cols[name]
+            col[0] = col[keep]
+            col[1:] = 0 if name == "iteration" else MISSING
+        self._base += keep
+        self._n = 1
+
+    def blocks(self) -> Iterator[dict[str, np.ndarray]]:
+        """The whole table in row order, a block at a time, every block with every column."""
+        for names, rows, offset in self._blocks:
+            self._spill.seek(offset)
+            got = {name: np.load(self._spill, allow_pickle=False) for name in names}
+            yield {name: got[name] if name in got else np.full(rows, MISSING) for name in self.names}
+        if self._n:
+            yield {name: self._cols[name][:self._n] for name in self.names}
+
+    def rows(self) -> Iterator[dict]:
+        """Each row as a dict of the values the log printed (missing cells left out)."""
+        for block in self.blocks():
+            its = block["iteration"].tolist()
+            cols = [(name, block[name].tolist(), missing(block[name]).tolist())
+                    for name in self.names[1:]]
+            for i, it in enumerate(its):
+                row = {"iteration": it}
+                for name, values, gone in cols:
+                    if not gone[i]:
+                        row[name] = int(values[i]) if name == "net" else values[i]
+                yield row
+
+    __iter__ = rows
+
+    def last(self) -> Optional[dict]:
+        if not len(self):
+            return None
+        row = {"iteration": int(self._cols["iteration"][self._n - 1])}
+        for name in self.names[1:]:
+            v = self._cols[name][self._n - 1:self._n]
+            if not missing(v)[0]:
+                row[name] = float(v[0])
+        return row
+
+    def column(self, name: str, max_points: int = 200_000) -> tuple[np.ndarray, np.ndarray]:
+        """(iterations, values) of the rows that logged ``name``, thinned to at most about
+        ``max_points`` by keeping every k-th row (for plots: flat memory at any length)."""
+        if name not in self.names:
+            return np.empty(0, np.int64), np.empty(0)
+        step = max(1, -(-len(self) // max_points))
+        its, vals = [], []
+        offset = 0
+        for block in self.blocks():
+            n = len(block["iteration"])
+            take = np.arange((-offset) % step, n, step)
+            offset += n
+            v = block[name][take]
+            keep = ~missing(v)
+            its.append(block["iteration"][take][keep])
+            vals.append(v[keep])
+        if not its:
+            return np.empty(0, np.int64), np.empty(0)
+        return np.concatenate(its), np.concatenate(vals)
+
+    def close(self) -> None:
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None

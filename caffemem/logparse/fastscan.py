@@ -1,0 +1,399 @@
+"""Recognising a training log's curve lines a whole chunk at a time, with numpy.
+
+Nearly every line of a long Caffe log is one of five lines the solver prints again and again
+(solver.cpp, sgd_solver.cpp)::
+
+    Iteration 20 (5.01 iter/s, 3.992s/20 iters), loss = 1.2345     (older Caffe: "Iteration 20, loss = 1.2345")
+        Train net output #1: loss = 1.2345 (* 1 = 1.2345 loss)
+    Iteration 20, lr = 0.01
+    Iteration 1000, Testing net (#0)
+        Test net output #0: accuracy = 0.5
+
+Reading them one by one in Python is what makes log parsers slow, so this module finds them
+for a whole chunk at once: newline and ``]`` positions give each line's glog body, 8-byte
+words read at those positions are compared with the fixed texts, and numbers are parsed
+digit column by digit column across all lines together.
+
+Only lines that match a template exactly (glog prefix ``I`` + date, every literal, every
+number well formed, nothing left over where the template ends the line) are taken here;
+anything else is left to :class:`~caffemem.logparse.parser.LineParser`, which understands
+every line.  So this is purely a fast path: it never changes what a line means.
+
+Decimal values are parsed exactly as Python's ``float`` would: a mantissa below 2**53 and a
+power of ten up to 10**22 are both exact doubles, so one multiplication or division rounds
+correctly (Clinger's fast path).  Values outside it (and ``nan``/``inf``) go through
+``float`` one by one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+ITER, LR, TRAIN_OUT, TEST_OUT, TEST_START = 1, 2, 3, 4, 5
+KIND_NAMES = {ITER: "Iteration", LR: "LearningRate", TRAIN_OUT: "Output", TEST_OUT: "Output",
+              TEST_START: "TestStart"}
+
+#: zero bytes the caller leaves after the chunk, so reads past its end stay inside the buffer
+PAD = 64
+
+# character classes of a number token
+_TERM, _DIGIT, _DOT, _EXP, _SIGN, _WORD = 0, 1, 2, 3, 4, 5
+_NUM_CLASS = np.zeros(256, np.uint8)
+_NUM_CLASS[48:58] = _DIGIT
+_NUM_CLASS[ord(".")] = _DOT
+for _c in b"eE":
+    _NUM_CLASS[_c] = _EXP
+for _c in b"+-":
+    _NUM_CLASS[_c] = _SIGN
+for _c in b"naifNAIFty":  # nan, inf, infinity
+    _NUM_CLASS[_c] = _WORD
+_NAME_END = np.zeros(256, bool)
+for _c in b" \t\r\n\x00":
+    _NAME_END[_c] = True
+_POW10 = np.array([10.0 ** k for k in range(23)])
+_POW10_INT = np.array([10 ** k for k in range(9)], np.int64)
+_EXACT = 2 ** 53
+
+
+@dataclass
+class ChunkScan:
+    """The recognised lines of one chunk, in line order (index = line number in the chunk)."""
+
+    ends: np.ndarray  # offset of every line's newline in the chunk
+    lines: np.ndarray  # chunk line index of each recognised line
+    kind: np.ndarray  # ITER, LR, TRAIN_OUT, TEST_OUT, TEST_START
+    iteration: np.ndarray  # ITER, LR, TEST_START; -1 otherwise
+    value: np.ndarray  # loss, lr or the output's value; NaN for TEST_START
+    seconds: np.ndarray  # ITER with a rate: seconds per display interval; NaN otherwise
+    index: np.ndarray  # output number (#k) or test net number
+    name: np.ndarray  # outputs: index into ``names``; -1 otherwise
+    names: list[str]
+
+
+_U = np.uint64
+_BITS = _U(0x0102040810204080)  # bytes that are 0 or 1 -> one bit per byte (byte j -> bit j)
+_MASKS = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [2**64 - 1], np.uint64)
+_ZEROS_LOW = np.array([int.from_bytes(b"0" * k, "little") for k in range(9)], np.uint64)
+_TRAILING_ONES = np.array([(v ^ (v + 1)).bit_length() - 1 for v in range(256)], np.int64)
+_ONES = np.array([bin(v).count("1") for v in range(256)], np.int64)
+_SHIFT8 = np.arange(9, dtype=np.uint64) * _U(8)
+
+
+def _words(a: np.ndarray) -> np.ndarray:
+    """Every 8-byte little-endian word of the buffer, one per byte offset (a strided view)."""
+    return np.ndarray((len(a) - 7,), dtype="<u8", buffer=a, offset=0, strides=(1,))
+
+
+def _lit(text: bytes) -> list[tuple[int, int, int]]:
+    """A literal as (offset, mask, value) 8-byte pieces."""
+    out = []
+    for off in range(0, len(text), 8):
+        piece = text[off:off + 8]
+        out.append((off, (1 << (8 * len(piece))) - 1, int.from_bytes(piece, "little")))
+    return out
+
+
+def _is(a: np.ndarray, w: np.ndarray, pos: np.ndarray, lit: list, first: np.ndarray = None) -> np.ndarray:
+    """Whether the literal stands at each position (``first``: the words at ``pos``, if
+    already read).  One-byte pieces are read as bytes, which is cheaper."""
+    ok = None
+    for off, mask, value in lit:
+        if mask == 0xFF:
+            hit = a[pos + off] == value
+        else:
+            word = first if off == 0 and first is not None else w[pos + off]
+            hit = (word & _U(mask)) == _U(value) if mask != 2**64 - 1 else word == _U(value)
+        ok = hit if ok is None else ok & hit
+    return ok
+
+
+def _flags(mask8: np.ndarray) -> np.ndarray:
+    """An (M, 8) boolean matrix as one byte per row, bit j = column j."""
+    return ((mask8.view(np.uint64).ravel() * _BITS) >> _U(56)).astype(np.int64)
+
+
+def _digits8(z: np.ndarray) -> np.ndarray:
+    """Eight ASCII digits per word (first character most significant) as integers, by the
+    SWAR trick: pairs, then quads, then the whole word, three multiplications in all."""
+    v = z - _U(0x3030303030303030)
+    v = ((v & _U(0x0F0F0F0F0F0F0F0F)) * _U(2561)) >> _U(8)
+    v = ((v & _U(0x00FF00FF00FF00FF)) * _U(6553601)) >> _U(16)
+    v = ((v & _U(0x0000FFFF0000FFFF)) * _U(42949672960001)) >> _U(32)
+    return v.astype(np.int64)
+
+
+def _int_run(x: np.ndarray):
+    """The leading digits of each word: (their value, their count 0..8)."""
+    n = _TRAILING_ONES[_flags((x.view(np.uint8).reshape(-1, 8) - 48) < 10)]
+    k = np.maximum(n, 1).astype(np.uint64)
+    z = ((x & _MASKS[k]) << _SHIFT8[8 - k]) | _ZEROS_LOW[8 - k]
+    return np.where(n > 0, _digits8(z), 0), n
+
+
+def _int_token(a: np.ndarray, w: np.ndarray, pos: np.ndarray):
+    """Unsigned decimal integers of 1 to 15 digits at ``pos``: (values, end offsets, well
+    formed)."""
+    value, n = _int_run(w[pos])
+    ok = (n > 0) & (n < 8)
+    long = np.flatnonzero(n == 8)
+    if len(long):  # eight digits and more: the next word continues the number
+        v2, n2 = _int_run(w[pos[long] + 8])
+        value[long] = value[long] * _POW10_INT[n2] + v2
+        n[long] += n2
+        ok[long] = n2 < 8
+    return value, pos + n, ok
+
+
+def _float_token(a: np.ndarray, w: np.ndarray, pos: np.ndarray):
+    """Decimal numbers at ``pos``: (values, end offsets, well formed).  A token ends at the
+    first character no number has.  Plain ones (``0.01``, ``1.2345``: at most 7 digits and
+    a dot) are read word-wise here; the others by :func:`_float_general`."""
+    x = w[pos]
+    xb = x.view(np.uint8).reshape(-1, 8)
+    digit = (xb - 48) < 10
+    dot = xb == 46
+    n = _TRAILING_ONES[_flags(digit | dot)]  # length of the digits-and-dots run
+    dots = _flags(dot)
+    runmask = (1 << n) - 1
+    ndots = _ONES[dots & runmask]
+    ends = a[pos + n]
+    plain = (n < 8) & (ndots <= 1) & (n > ndots) & (_NUM_CLASS[ends] == _TERM)
+    p = np.where(ndots == 1, _TRAILING_ONES[~dots & 255], n)  # dot position (n if none)
+    p = np.minimum(p, 7).astype(np.uint64)
+    L = np.where(plain, n - ndots, 1).astype(np.uint64)
+    lo = x & _MASKS[p]
+    hi = (x >> _SHIFT8[np.minimum(p + _U(1), _U(7))]) << _SHIFT8[p]
+    y = (lo | hi) & _MASKS[L]
+    z = (y << _SHIFT8[8 - L]) | _ZEROS_LOW[8 - L]
+    frac = np.where(ndots == 1, n - 1 - p.astype(np.int64), 0)
+    value = _digits8(z) / _POW10[frac]
+    end = pos + n
+    ok = plain.copy()
+    rest = np.flatnonzero(~plain)
+    if len(rest):
+        v2, e2, ok2 = _float_general(w, pos[rest])
+        value[rest], end[rest], ok[rest] = v2, e2, ok2
+    return value, end, ok
+
+
+def _bytes16(w: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """The 16 bytes at each position, as an (M, 16) uint8 matrix."""
+    m = np.empty((len(pos), 2), np.uint64)
+    m[:, 0] = w[pos]
+    m[:, 1] = w[pos + 8]
+    return m.view(np.uint8)
+
+
+def _float_general(w: np.ndarray, pos: np.ndarray):
+    """Any decimal token up to 15 characters (sign, exponent, nan, inf), column by column."""
+    t = _bytes16(w, pos)
+    cls = _NUM_CLASS[t]
+    n = np.argmin(cls != _TERM, axis=1)  # token length; 0 when 16 number characters in a row
+    m = len(pos)
+    ok = n > 0
+    value = np.full(m, np.nan)
+    if not m:
+        return value, pos + n, ok
+    width = int(n.max())
+    cols = np.arange(16)
+    inside = cols[None, :] < n[:, None]
+    neg = t[:, 0] == ord("-")
+    start = (cls[:, 0] == _SIGN).astype(np.int64)
+    is_exp = (cls == _EXP) & inside
+    has_exp = is_exp.any(1)
+    epos = np.where(has_exp, np.argmax(is_exp, axis=1), n)
+    in_mant = inside & (cols[None, :] < epos[:, None]) & (cols[None, :] >= start[:, None])
+    mant_cls = np.where(in_mant, cls, _DIGIT)
+    dots = ((mant_cls == _DOT)).sum(1)
+    mant_digits = (in_mant & (cls == _DIGIT)).sum(1)
+    simple = (((mant_cls == _DIGIT) | (mant_cls == _DOT)).all(1) & (dots <= 1) & (mant_digits > 0)
+              & (mant_digits <= 17) & ok)
+    dpos = np.where(dots > 0, np.argmax(mant_cls == _DOT, axis=1), epos)
+    mant = np.zeros(m, np.int64)
+    frac = np.zeros(m, np.int64)
+    for j in range(width):
+        d = t[:, j].astype(np.int64) - 48
+        take = in_mant[:, j] & (cls[:, j] == _DIGIT)
+        mant = np.where(take, mant * 10 + d, mant)
+        frac += take & (j > dpos)
+    exp = np.zeros(m, np.int64)
+    rows = np.flatnonzero(has_exp & simple)
+    if len(rows):  # the exponent: "e", an optional sign, 1 to 3 digits ending the token
+        te, end = t[rows], n[rows]
+        e0 = epos[rows] + 1
+        first = te[np.arange(len(rows)), np.minimum(e0, 15)]
+        signed = _NUM_CLASS[first] == _SIGN
+        d0 = e0 + signed
+        e_ok = (end - d0 >= 1) & (end - d0 <= 3)
+        ev = np.zeros(len(rows), np.int64)
+        for j in range(width):
+            take = (j >= d0) & (j < end)
+            digit = te[:, j].astype(np.int64) - 48
+            e_ok &= ~take | ((digit >= 0) & (digit <= 9))
+            ev = np.where(take, ev * 10 + digit, ev)
+        exp[rows] = np.where(signed & (first == ord("-")), -ev, ev)
+        simple[rows[~e_ok]] = False
+    k = exp - frac
+    fast = simple & (mant < _EXACT) & (k >= -22) & (k <= 22)
+    kk = np.clip(np.abs(k), 0, 22)
+    scale = _POW10[kk]
+    mf = mant.astype(np.float64)
+    v = np.where(k >= 0, mf * scale, mf / scale)
+    value = np.where(fast, np.where(neg, -v, v), value)
+    slow = np.flatnonzero(ok & ~fast)
+    for i in slow:  # nan, inf, long mantissas, large exponents: float() itself
+        text = t[i, :n[i]].tobytes()
+        try:
+            value[i] = float(text)
+        except ValueError:
+            ok[i] = False
+    return value, pos + n, ok
+
+
+_ITERATION = _lit(b"Iteration ")
+_LOSS = _lit(b", loss = ")
+_LR = _lit(b", lr = ")
+_RATE = _lit(b" (")
+_ITERS_PER_S = _lit(b" iter/s, ")
+_S_SLASH = _lit(b"s/")
+_ITERS_LOSS = _lit(b" iters), loss = ")
+_TESTING = _lit(b", Testing net (#")
+_CLOSE = _lit(b")")
+_TRAIN = _lit(b"    Train net output #")
+_TEST = _lit(b"    Test net output #")
+_COLON = _lit(b": ")
+_EQUALS = _lit(b" = ")
+
+
+def _name_ids(nw: np.ndarray, nlen: np.ndarray, key: np.ndarray, names: list[str]):
+    """Ids (into ``names``, extended as needed) of the output names whose masked words are
+    the rows of ``nw`` (M, 4).  Caffe prints the same name for the same output number, so
+    the number is tried as the key first and every row checked against it byte for byte;
+    if that does not hold, the names are told apart by sorting."""
+    if key.max() < 4096:
+        ref = np.zeros((int(key.max()) + 1, 4), np.uint64)
+        ref[key] = nw  # any row of each key serves as its reference
+        if (ref[key] == nw).all():
+            ids = np.full(len(ref), -1, np.int64)
+            for k in np.flatnonzero(np.bincount(key)).tolist():
+                ids[k] = _name_id(ref[k], names)
+            return ids[key]
+    uniq, inverse = np.unique(np.ascontiguousarray(nw).view(np.dtype((np.void, 32))).ravel(),
+                              return_inverse=True)
+    ids = np.array([_name_id(np.frombuffer(bytes(u), np.uint64), names) for u in uniq], np.int64)
+    return ids[inverse.ravel()]
+
+
+def _name_id(words: np.ndarray, names: list[str]) -> int:
+    text = words.tobytes().rstrip(b"\x00").decode("utf-8", "replace")
+    if text not in names:
+        names.append(text)
+    return names.index(text)
+
+
+def scan_chunk(a: np.ndarray, size: int) -> ChunkScan:
+    """Recognise the curve lines of ``a[:size]``, which ends with a newline and is followed by
+    at least :data:`PAD` zero bytes."""
+    body = a[:size]
+    ends = np.flatnonzero(body == 10)
+    starts = np.empty_like(ends)
+    if len(ends):
+        starts[0] = 0
+        starts[1:] = ends[:-1] + 1
+    w = _words(a)
+    # glog's info prefix: "I", 4 (or 8) date digits and a space, ..., then the first "] "
+    cand = np.flatnonzero(a[starts] == 73)
+    st = starts[cand]
+    cand = cand[((a[st + 5] == 32) | (a[st + 9] == 32)) & ((a[st + 1] - 48) < 10)]
+    brackets = np.append(np.flatnonzero(body == 93), size)
+    if len(brackets) == len(ends) + 1 and len(cand) == len(ends) and (brackets[:-1] < ends).all() \
+            and (brackets[1:-1] > ends[:-1]).all():
+        br = brackets[:-1]  # one "]" on every line: the k-th is line k's
+    else:
+        br = brackets[np.searchsorted(brackets, starts[cand])]
+    line_end = ends[cand]
+    good = (br < line_end) & (a[br + 1] == 32) & ((a[br - 1] - 48) < 10)
+    cand, br, line_end = cand[good], br[good], line_end[good]
+    b = br + 2
+    m = len(cand)
+    kind = np.zeros(m, np.uint8)
+    iteration = np.full(m, -1, np.int64)
+    value = np.full(m, np.nan)
+    seconds = np.full(m, np.nan)
+    index = np.full(m, -1, np.int64)
+    name = np.full(m, -1, np.int64)
+    first = w[b]
+
+    # "Iteration N..." lines
+    it_rows = np.flatnonzero(_is(a, w, b, _ITERATION[:1], first) & (a[b + 8] == ord("n"))
+                             & (a[b + 9] == 32))
+    if len(it_rows):
+        it, p, ok = _int_token(a, w, b[it_rows] + 10)
+        le = line_end[it_rows]
+        after = w[p]
+        for lit, width, k in ((_LOSS, 9, ITER), (_LR, 7, LR)):
+            sel = np.flatnonzero(ok & _is(a, w, p, lit, after))
+            if len(sel):
+                v, e, vok = _float_token(a, w, p[sel] + width)
+                rows = it_rows[sel[vok & (e == le[sel])]]
+                kind[rows], iteration[rows], value[rows] = k, it[sel][vok & (e == le[sel])], v[vok & (e == le[sel])]
+        sel = np.flatnonzero(ok & _is(a, w, p, _RATE, after))
+        if len(sel):  # "Iteration N (R iter/s, Ss/K iters), loss = V"
+            _, e1, ok1 = _float_token(a, w, p[sel] + 2)
+            ok1 &= _is(a, w, e1, _ITERS_PER_S)
+            secs, e2, ok2 = _float_token(a, w, e1 + 9)
+            ok2 &= ok1 & _is(a, w, e2, _S_SLASH)
+            _, e3, ok3 = _int_token(a, w, e2 + 2)
+            ok3 &= ok2 & _is(a, w, e3, _ITERS_LOSS)
+            v, e4, ok4 = _float_token(a, w, e3 + 16)
+            fine = ok3 & ok4 & (e4 == le[sel])
+            rows = it_rows[sel[fine]]
+            kind[rows], iteration[rows], value[rows], seconds[rows] = ITER, it[sel][fine], v[fine], secs[fine]
+        sel = np.flatnonzero(ok & _is(a, w, p, _TESTING, after))
+        if len(sel):  # "Iteration N, Testing net (#K)"
+            net, e, nok = _int_token(a, w, p[sel] + 16)
+            fine = nok & (a[e] == ord(")")) & (e + 1 == le[sel])
+            rows = it_rows[sel[fine]]
+            kind[rows], iteration[rows], index[rows] = TEST_START, it[sel][fine], net[fine]
+
+    # "    Train net output #K: NAME = V ..." and the Test one
+    names: list[str] = []
+    for lit, width, k in ((_TRAIN, 22, TRAIN_OUT), (_TEST, 21, TEST_OUT)):
+        rows = np.flatnonzero(_is(a, w, b, lit[:1], first))
+        if not len(rows):
+            continue
+        rows = rows[_is(a, w, b[rows], lit[1:])]
+        idx, e, ok = _int_token(a, w, b[rows] + width)
+        ok &= (a[e] == ord(":")) & (a[e + 1] == 32)
+        ns = e + 2
+        nw = np.zeros((len(rows), 4), np.uint64)  # the name: up to 31 bytes
+        nw[:, 0] = w[ns]
+        nw[:, 1] = w[ns + 8]
+        nb = nw.view(np.uint8)
+        stop = (nb[:, :16] == 32) | (nb[:, :16] < 14)  # space, tab, CR, LF, NUL
+        longer = np.flatnonzero(~stop.any(1))
+        nlen = np.argmax(stop, axis=1)
+        if len(longer):  # names of 16 bytes and more
+            nw[longer, 2] = w[ns[longer] + 16]
+            nw[longer, 3] = w[ns[longer] + 24]
+            lb = nw[longer].view(np.uint8)
+            lstop = (lb == 32) | (lb < 14)
+            nlen[longer] = np.where(lstop.any(1), np.argmax(lstop, axis=1), 0)
+        ok &= nlen > 0
+        v, ve, vok = _float_token(a, w, ns + nlen + 3)
+        ok &= _is(a, w, ns + nlen, _EQUALS) & vok & ((a[ve] == 32) | (a[ve] == 10))
+        fine = np.flatnonzero(ok)
+        if not len(fine):
+            continue
+        nw, nlen = nw[fine], nlen[fine]
+        for j in range(4):  # keep the name's bytes only
+            nw[:, j] &= _MASKS[np.clip(nlen - 8 * j, 0, 8)]
+        r = rows[fine]
+        kind[r], value[r], index[r] = k, v[fine], idx[fine]
+        name[r] = _name_ids(nw, nlen, idx[fine], names)
+
+    keep = np.flatnonzero(kind)
+    return ChunkScan(ends, cand[keep], kind[keep], iteration[keep], value[keep], seconds[keep],
+                     index[keep], name[keep], names)

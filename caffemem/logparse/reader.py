@@ -1,0 +1,89 @@
+"""A log file as chunks of whole lines, in flat memory.
+
+The file is read in binary, ``chunk`` bytes at a time into one reused buffer; each chunk
+ends at its last line end and the cut line is carried to the next.  Line ends are LF, CRLF
+or CR (the last two are normalized to LF in a copy); a file whose last line has no end was
+cut, and gets one; a "line" longer than :data:`MAX_LINE` with no end in sight is binary junk
+and is skipped as one line.  Every chunk is followed by :data:`~.fastscan.PAD` zero bytes,
+which the vectorized scanner reads past the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator
+
+import numpy as np
+
+from .fastscan import PAD
+
+CHUNK = 1 << 22
+#: a "line" longer than this (binary junk without newlines) is dropped as one junk line
+MAX_LINE = 1 << 24
+
+
+@dataclass
+class Chunk:
+    """Whole lines: ``data[:size]`` (a view of the reader's buffer, valid until the next
+    chunk is read), and ``junk``: over-long junk lines skipped just before them."""
+
+    data: np.ndarray
+    size: int
+    junk: int = 0
+
+
+def read_chunks(f: BinaryIO, stop, chunk: int = 0) -> Iterator[Chunk]:
+    """Chunks of the file, in order, updating ``stop`` (bytes read, cut last line, junk)."""
+    chunk = chunk or CHUNK
+    buf = bytearray(2 * chunk + PAD)
+    filled = 0  # bytes of a cut line carried to the front of buf
+    skipping = False  # inside an over-long junk line
+    while True:
+        if len(buf) < filled + chunk + PAD:  # a long cut line: a bigger buffer (the old
+            grown = bytearray(2 * filled + chunk + PAD)  # one may still be viewed)
+            grown[:filled] = buf[:filled]
+            buf = grown
+        got = f.readinto(memoryview(buf)[filled:filled + chunk])
+        end = filled + (got or 0)
+        if not got:
+            if not filled:
+                return
+            if buf[end - 1] != 13:  # the last line has no line end: the file was cut
+                buf[end:end + 1] = b"\n"
+                end += 1
+                stop.cut_last_line = True
+                stop.bytes -= 1
+        cut = buf.rfind(b"\n", 0, end)
+        if cut < 0:  # old Mac line ends; a CR last in the buffer may start a CRLF: not yet
+            cut = buf.rfind(b"\r", 0, end if not got else end - 1)
+        if cut < 0:
+            if end > MAX_LINE:  # no line end in sight: binary junk
+                stop.bytes += end
+                if not skipping:
+                    stop.junk_lines += 1
+                    yield Chunk(np.zeros(PAD, np.uint8), 0, junk=1)
+                skipping, filled = True, 0
+            else:
+                filled = end
+            continue
+        size = cut + 1
+        stop.bytes += size
+        tail = bytes(buf[size:end])  # the cut line, carried to the next read
+        lo = 0
+        if skipping:  # the rest of an over-long junk line
+            lo = buf.find(b"\n", 0, size) + 1
+            skipping = False
+        if buf.find(b"\r", lo, size) >= 0:  # CRLF or CR line ends: a normalized copy
+            data = bytes(buf[lo:size]).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            arr, n = np.frombuffer(data + bytes(PAD), np.uint8), len(data)
+        else:  # the common case reads the buffer in place
+            if lo:
+                buf[:size - lo] = buf[lo:size]
+            n = size - lo
+            buf[n:n + PAD] = bytes(PAD)
+            arr = np.frombuffer(buf, np.uint8)
+        if n:
+            yield Chunk(arr, n)
+        del arr
+        buf[:len(tail)] = tail
+        filled = len(tail)
