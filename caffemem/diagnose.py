@@ -197,12 +197,18 @@ def loaded_from_log(nets: list[LoggedNet], solver_text: Optional[str]) -> tuple[
 
 
 def diagnose(nets: list[LoggedNet], solver_text: Optional[str], env, capacity: Optional[int]) -> Diagnosis:
-    """Model the logged run and propose fixes that fit ``capacity`` (bytes, per GPU)."""
+    """Model the logged run (the nets the log echoes) and propose fixes that fit
+    ``capacity`` (bytes, per GPU)."""
+    return diagnose_loaded(*loaded_from_log(nets, solver_text), env, capacity)
+
+
+def diagnose_loaded(loaded: Loaded, options: AnalysisOptions, env, capacity: Optional[int]) -> Diagnosis:
+    """Model a run of these nets (from a log's echoes or from the user's prototxt) and
+    propose fixes that fit ``capacity`` (bytes, per GPU)."""
     from .fit import data_batch, fit_batch
     from .memory import fits, model_memory
     from .memory.model import replay
 
-    loaded, options = loaded_from_log(nets, solver_text)
     built = build_loaded(loaded, options)
     report = model_memory(built, env)
     need = fits(report, capacity).needed if capacity else report.total_bytes

@@ -183,3 +183,21 @@ def test_csv_has_one_row_per_train_and_test_row(tmp_path):
     assert [r[0] for r in rows[1:]].count("train") == 10 and [r[0] for r in rows[1:]].count("test") == 3
     first = dict(zip(head, rows[1]))
     assert (first["iteration"], first["seconds"], first["lr"], first["loss"]) == ("0", "0.118", "1e-05", "nan")
+
+
+def test_a_bare_oom_line_is_diagnosed_from_the_net_given(tmp_path):
+    """A log cut down to its F line says nothing of the run; --net supplies the nets."""
+    log = str(DATA / "oom_bare.log")
+    r = classify(summarize(log))
+    assert r.kind == GPU_OOM and r.phase.startswith("not shown")
+    assert any("SyncedMemory::to_gpu" in e for e in r.explanation)
+    net = str(Path(__file__).resolve().parents[1] / "samples" / "small_cnn_train.prototxt")
+    out = tmp_path / "d.json"
+    for cap, fits in (("8GiB", True), ("200MiB", False)):
+        p = subprocess.run([sys.executable, "-m", "caffemem", "log", log, "--net", net, "--gpu-mem", cap,
+                            "--format", "json", "-o", str(out)], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        d = json.loads(out.read_text())["diagnosis"]
+        assert d["capacity_bytes"] == (8 << 30 if fits else 200 << 20)
+        assert (d["modeled_total_bytes"] <= d["capacity_bytes"]) == fits
+        assert any("taken outside this run" in n for n in d["notes"]) == fits

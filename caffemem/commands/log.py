@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UserError
-from .common import add_memory_options, emit, memory_env, output_stream
+from .common import (add_memory_options, add_net_options, analysis_options, emit, memory_env,
+                     output_stream)
 
 HELP = "parse a Caffe log: nets, curves, and for a crash its kind, phase, culprit and fixes"
 
@@ -16,11 +17,13 @@ def add_parser(sub) -> None:
                               "needed; give --gpu-mem when the log does not print the GPU's size.")
     p.add_argument("logfile", help="a Caffe/glog log (BVLC, NVCaffe, forks; prefixes optional)")
     p.add_argument("--net", metavar="PROTOTXT",
-                   help="cross-check the log against this net or solver prototxt")
+                   help="cross-check the log against this net or solver prototxt; when the log "
+                        "does not echo its nets, the diagnosis of a crash models this one")
     p.add_argument("--format", choices=["text", "json", "csv"], default="text",
                    help="text [default]; json: everything; csv: training curves like parse_log.py")
     p.add_argument("--plot", metavar="OUT", help="draw loss, outputs and learning rate (.png/.svg/.pdf)")
     p.add_argument("-o", "--output", metavar="FILE", help="write the output to FILE")
+    add_net_options(p)
     add_memory_options(p)
     p.set_defaults(run=run)
 
@@ -37,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{args.logfile}: is a directory") from None
     failure = classify(s)
     diag, diag_text, cross = None, "", None
-    if failure is not None and failure.is_oom and s.nets:
+    if failure is not None and failure.is_oom and (s.nets or args.net):
         diag, diag_text = _diagnose(s, failure, args)
     if args.net:
         from ..logparse.crosscheck import crosscheck
@@ -63,21 +66,32 @@ def run(args: argparse.Namespace) -> int:
 def _diagnose(s, failure, args):
     """The model's diagnosis of an out-of-memory failure, with the command line's memory
     options; defaults follow the failure (CPU for a host allocation failure, the CAFFE engine
-    when an im2col buffer failed)."""
-    from ..diagnose import diagnose, loaded_from_log, nets_from_summary
+    when an im2col buffer failed, the test scenario for an inference run).  The nets are the
+    log's own echoes, or the ``--net`` prototxt when the log has none."""
+    from ..diagnose import diagnose_loaded, loaded_from_log, nets_from_summary
 
     nets = nets_from_summary(s)
     if args.mode is None:
         args.mode = "cpu" if failure.kind == "host allocation failure" else "gpu"
     if args.engine is None:
         args.engine = "caffe" if failure.allocation and "im2col" in failure.allocation else "cudnn"
-    if args.scenario is None and not s.solver_echo and not any(n.label.startswith("train") for n in nets):
+    inference = failure.phase.startswith("inference")
+    if args.scenario is None and (inference or (nets and not s.solver_echo
+                                                and not any(n.label.startswith("train") for n in nets))):
         args.scenario = "test"
     try:
-        loaded, _ = loaded_from_log(nets, s.solver_echo or None)
+        if nets:
+            source = "the log's nets"
+            loaded, options = loaded_from_log(nets, s.solver_echo or None)
+        else:
+            from ..analysis import analyze_file
+
+            source = args.net
+            options = analysis_options(args)
+            loaded, _ = analyze_file(args.net, options)
         env = memory_env(args, loaded)
-        d = diagnose(nets, s.solver_echo or None, env, args.gpu_mem or failure.gpu_total_bytes)
+        d = diagnose_loaded(loaded, options, env, args.gpu_mem or failure.gpu_total_bytes)
     except UserError as e:
-        return {"error": str(e)}, f"diagnosis: the logged nets could not be rebuilt: {e}"
-    return d.to_dict(), (f"diagnosis (allocation model, {env.scenario}, {env.mode}, engine {env.engine}):\n"
-                         + d.text())
+        return {"error": str(e)}, f"diagnosis: the nets could not be rebuilt: {e}"
+    return d.to_dict(), (f"diagnosis (allocation model of {source}, {env.scenario}, {env.mode}, "
+                         f"engine {env.engine}):\n" + d.text())

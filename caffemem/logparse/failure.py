@@ -186,6 +186,14 @@ def _explain(r: FailureReport, s: LogSummary) -> None:
                  "or the input size of the layer named")
     if r.kind == GPU_OOM and r.allocation:
         e.append(f"the allocation that failed: {r.allocation}")
+    elif r.kind == GPU_OOM and "syncedmem" in r.source:
+        e.append("the allocation that failed: a blob's GPU buffer (cudaMalloc in "
+                 "SyncedMemory::to_gpu, at its first use on the GPU); the log does not say whose")
+    if r.kind in (GPU_OOM, HOST_ALLOC) and r.phase.startswith("not shown"):
+        e.append("the log holds no set-up, iteration or stack lines, so neither the phase nor the "
+                 "layer shows; with the whole log (from the start), or with the net given "
+                 "(--net train_val.prototxt --gpu-mem SIZE), caffemem models the run and says what "
+                 "would fit")
     if r.requested_bytes and r.gpu_free_bytes is not None:
         e.append(f"it asked for {r.requested_bytes:,} bytes with {r.gpu_free_bytes:,} free "
                  f"of {r.gpu_total_bytes:,}")
