@@ -113,6 +113,8 @@ def test_every_realworld_log_parses_and_is_classified_as_the_thread_concluded():
         assert r.kind == expected[key]["kind"], key
         if "phase" in expected[key]:
             assert r.phase == expected[key]["phase"], key
+        if "requested_bytes" in expected[key]:
+            assert r.requested_bytes == expected[key]["requested_bytes"], key
         if key.startswith("controls/") and key.endswith("log.txt"):
             assert not r.is_oom, key
 
@@ -201,3 +203,18 @@ def test_a_bare_oom_line_is_diagnosed_from_the_net_given(tmp_path):
         assert d["capacity_bytes"] == (8 << 30 if fits else 200 << 20)
         assert (d["modeled_total_bytes"] <= d["capacity_bytes"]) == fits
         assert any("taken outside this run" in n for n in d["notes"]) == fits
+
+
+def test_lines_of_the_scripts_around_caffe(tmp_path):
+    f = tmp_path / "demo.log"
+    f.write_text("Loaded network /models/vgg16_faster_rcnn.caffemodel\n"
+                 "Memory need is 426752000\nMemery need is106752000\n"
+                 "F1010 11:27:03.680461  8528 syncedmem.cpp:57] Check failed: error == cudaSuccess (2 vs. 0)  out of memory\n")
+    r = classify(summarize(str(f)))
+    assert (r.kind, r.phase, r.requested_bytes) == (GPU_OOM, "inference forward", 106752000)
+    f.write_text("2015-03-22 14:01:32 [20150322-140130-3826] [INFO ] Train Caffe Model task started.\n"
+                 "2015-03-22 14:01:47 [20150322-140130-3826] [ERROR] Train Caffe Model: Check failed: "
+                 "error == cudaSuccess (2 vs. 0) out of memory\n")
+    s = summarize(str(f))
+    assert s.solving and s.failure.message.startswith("Check failed")
+    assert classify(s).phase == "first iteration"

@@ -123,6 +123,18 @@ class Snapshot(Event):
 
 
 @dataclass
+class WeightsLoaded(Event):
+    """A script loaded trained weights into a built net (py-faster-rcnn: "Loaded network")."""
+    path: str
+
+
+@dataclass
+class AllocationPrint(Event):
+    """An allocation size printed by a debugging patch in SyncedMemory ("Memory need is N")."""
+    bytes: int
+
+
+@dataclass
 class Failure(Event):
     severity: str  # "F" or "E"
     source: str  # e.g. "syncedmem.cpp:71"
@@ -190,5 +202,5 @@ class Junk(Event):
 
 ALL = [SolverEcho, NetCreate, NetEcho, LayerWire, SettingUp, TopShape, LossWeight,
        MemoryRequired, NvTopMemory, BackwardNeed, NetDone, GpuInfo, Iteration, LearningRate,
-       Output, TestStart, CurveBatch, SolveStart, Snapshot, Failure, StackFrame, ForeignOOM, Junk]
+       Output, TestStart, CurveBatch, SolveStart, Snapshot, WeightsLoaded, AllocationPrint, Failure, StackFrame, ForeignOOM, Junk]
 __all__ = [c.__name__ for c in ALL] + ["Event"]

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional
 
+from ..units import human
 from .summary import LogSummary
 
 GPU_OOM, HOST_ALLOC, CUDNN, INT_MAX, SHAPE, OTHER, NOT_OOM = (
@@ -153,6 +154,8 @@ def _phase(s: LogSummary, frames: str, r: FailureReport) -> str:
     solver = bool(s.solver_echo) or "Solver" in frames or s.train or s.test or it is not None \
         or s.solving
     if not solver:
+        if s.weights_loaded and "Backward" not in frames:
+            return "inference forward"  # a script built the net, loaded weights, ran it
         if not frames and not s.nets:
             return "not shown in the log (no net set-up, iteration or stack lines)"
         return "inference forward" if "Backward" not in frames else "inference backward"
@@ -194,6 +197,10 @@ def _explain(r: FailureReport, s: LogSummary) -> None:
                  "layer shows; with the whole log (from the start), or with the net given "
                  "(--net train_val.prototxt --gpu-mem SIZE), caffemem models the run and says what "
                  "would fit")
+    if r.kind == GPU_OOM and s.allocation_print is not None:
+        r.requested_bytes = r.requested_bytes or s.allocation_print
+        e.append(f"the last allocation the log printed before failing (a debugging print in "
+                 f"SyncedMemory): {s.allocation_print:,} bytes ({human(s.allocation_print)})")
     if r.requested_bytes and r.gpu_free_bytes is not None:
         e.append(f"it asked for {r.requested_bytes:,} bytes with {r.gpu_free_bytes:,} free "
                  f"of {r.gpu_total_bytes:,}")

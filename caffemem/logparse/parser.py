@@ -37,6 +37,9 @@ _PROTO_LINE = re.compile(r"^\s*(?:[\w.\[\]/]+\s*[:{]|\}|#|$)")
 _BARE_TAG = re.compile(r"^([\w.\-]+\.(?:cpp|hpp|cu|cc|h)):(\d+)\] ?(.*)$")
 _TF_SHAPE = re.compile(r"OOM when allocating tensor with shape\s*\[?([\d, ]+)\]?")
 _TORCH = re.compile(r"CUDA out of memory\. Tried to allocate ([\d.]+) ([KMGT]i?B)")
+_DIGITS = re.compile(r"^\d{4}-\d\d-\d\d [\d:]+ \[[^\]]*\] \[(\w+) *\] (.*)$")
+_LOADED = re.compile(r"^\s*Loaded network (\S+)")
+_NEED = re.compile(r"(?i)^\s*mem[eo]ry need(?:ed)? is\s*(\d+)\s*$")
 _UNITS = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "KB": 2**10, "MB": 2**20,
           "GB": 2**30, "TB": 2**40}
 
@@ -118,10 +121,17 @@ class LineParser:
                     yield self.pending
                     self.pending = None
                 return
-            foreign = _foreign(n, text)
+            foreign = _foreign(n, text) or _around_caffe(n, text)
             if foreign is not None:
                 yield foreign
                 return
+            dm = _DIGITS.match(text)
+            if dm:  # a DIGITS job log line: the message, without DIGITS' wrapper
+                text = dm.group(2)
+                if text.endswith("task started."):
+                    yield ev.SolveStart(n, text.split(" task started")[0])
+                    return
+                text = text.split(": ", 1)[1] if "Check failed" in text and ": " in text else text
             tm = _BARE_TAG.match(text.strip())
             if tm and ("Check failed" in tm.group(3) or "out of memory" in tm.group(3)):
                 yield ev.Failure(n, "F", f"{tm.group(1)}:{tm.group(2)}", tm.group(3).strip())
@@ -353,6 +363,19 @@ def _float(text: str) -> float:
         return float(text)
     except ValueError:
         return float("nan")
+
+
+def _around_caffe(n: int, text: str):
+    """Lines the scripts around Caffe print: py-faster-rcnn's demos after building the net
+    ("Loaded network X.caffemodel"), and the allocation sizes people print from
+    SyncedMemory::to_gpu when they hunt an out-of-memory error ("Memory need is N")."""
+    m = _LOADED.match(text)
+    if m:
+        return ev.WeightsLoaded(n, m.group(1))
+    m = _NEED.match(text)
+    if m:
+        return ev.AllocationPrint(n, int(m.group(1)))
+    return None
 
 
 def _foreign(n: int, text: str):

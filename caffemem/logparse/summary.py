@@ -76,6 +76,9 @@ class LogSummary:
     #: a net was being set up when the log ended or failed (wiring/setup lines, no "done")
     init_open: bool = False
     solving: bool = False  # "Solving NAME": the solver's loop started
+    weights_loaded: str = ""  # a script loaded trained weights (then ran the net)
+    #: the last allocation size a debugging print showed before the failure
+    allocation_print: Optional[int] = None
     stop: Stop = field(default_factory=Stop)
 
     @property
@@ -220,4 +223,9 @@ def summarize(path: str, fast: bool = True, workers: Optional[int] = None, chunk
             s.init_open = False
         elif t is ev.Snapshot:
             s.snapshots.append(e.path)
+        elif t is ev.WeightsLoaded:
+            s.weights_loaded = e.path
+        elif t is ev.AllocationPrint:
+            if not s.failures:
+                s.allocation_print = e.bytes
     return s
