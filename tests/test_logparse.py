@@ -28,7 +28,8 @@ def test_training_log_nets_curves_and_echo():
         ("data", [(2, 3)], 24), ("ip", [(2, 4)], 56)]
     assert 'num_output: 4' in net.echo and 'type: "SGD"' in s.solver_echo
     assert [(r["iteration"], r["loss"], r.get("lr")) for r in s.train] == [(0, 2.30, 0.01), (2, 1.90, 0.01)]
-    assert list(s.test) == [{"iteration": 2, "net": 0, "accuracy": 0.5}]
+    assert list(s.test) == [{"iteration": 2, "seconds": 1.0, "net": 0, "accuracy": 0.5}]
+    assert [r["seconds"] for r in s.train] == [0.0, 1.000002]  # no "Solving": from the first clock
     assert classify(s) is None
 
 
@@ -36,7 +37,10 @@ def test_crlf_without_glog_prefixes_gives_the_same_summary():
     a, b = summarize(str(DATA / "train_ok.log")), summarize(str(DATA / "train_ok_crlf_noprefix.log"))
     assert [(l.name, l.shapes, l.memory_after) for l in a.nets[0].layers] == \
         [(l.name, l.shapes, l.memory_after) for l in b.nets[0].layers]
-    assert list(a.train) == list(b.train) and a.nets[0].echo.strip() == b.nets[0].echo.strip()
+    def clockless(t):  # a log without glog prefixes has no clock
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in t]
+
+    assert all("seconds" not in r for r in b.train) and clockless(a.train) == list(b.train) and a.nets[0].echo.strip() == b.nets[0].echo.strip()
 
 
 def test_truncated_binary_log_parses_as_far_as_it_goes():
@@ -172,7 +176,7 @@ def test_json_is_strict_and_streams_every_curve_row(tmp_path):
     assert [r["iteration"] for r in d["train"]][:3] == [0, 20, 40]
     assert d["train"][0]["loss"] is None and d["train"][0]["lr"] == 1e-05  # logged -nan: null
     assert "lr" not in d["train"][2]  # not logged: left out
-    assert d["test"][1] == {"iteration": 0, "net": 1, "top5": 0.5}
+    assert d["test"][1] == {"iteration": 0, "seconds": 1.0, "net": 1, "top5": 0.5}
     assert d["failure"] is None and d["stopped_at"]["lines"] == 31
 
 
@@ -184,7 +188,8 @@ def test_csv_has_one_row_per_train_and_test_row(tmp_path):
     assert head[:5] == ["phase", "iteration", "seconds", "lr", "loss"] and "top5" in head
     assert [r[0] for r in rows[1:]].count("train") == 10 and [r[0] for r in rows[1:]].count("test") == 3
     first = dict(zip(head, rows[1]))
-    assert (first["iteration"], first["seconds"], first["lr"], first["loss"]) == ("0", "0.118", "1e-05", "nan")
+    assert (first["iteration"], first["seconds"], first["lr"], first["loss"]) == ("0", "1.0", "1e-05", "nan")
+    assert first["interval_seconds"] == "0.118" and head[-1] == "interval_seconds"
 
 
 def test_a_bare_oom_line_is_diagnosed_from_the_net_given(tmp_path):

@@ -67,7 +67,7 @@ def test_the_five_templates_and_their_fields():
                f"{PREFIX}    Test net output #0: accuracy = 0.5\n")
     assert sc.kind.tolist() == [fs.ITER, fs.TRAIN_OUT, fs.LR, fs.TEST_START, fs.TEST_OUT]
     assert sc.iteration.tolist() == [20, -1, 20, 1000, -1]
-    assert sc.seconds[0] == 3.992 and sc.index.tolist()[1:] == [1, -1, 2, 0]
+    assert sc.interval[0] == 3.992 and sc.index.tolist()[1:] == [1, -1, 2, 0]
     assert [sc.names[i] for i in sc.name.tolist() if i >= 0] == ["loss", "accuracy"]
 
 
@@ -135,12 +135,40 @@ def test_fast_path_changes_nothing_on_every_shared_log():
 def test_the_edge_log_means_what_it_says():
     s = summarize(str(DATA / "curves_edge.log"), chunk=97)
     rows = {r["iteration"]: r for r in s.train}
-    assert rows[0]["seconds"] == 0.118 and rows[0]["lr"] == 1e-05 and math.isnan(rows[0]["loss"])
+    assert rows[0]["interval_seconds"] == 0.118 and rows[0]["lr"] == 1e-05 and math.isnan(rows[0]["loss"])
+    assert rows[0]["seconds"] == 1.0 and "interval_seconds" not in rows[20]
     assert rows[0]["name16bytes_abcd"] == 0.25
     assert rows[0]["a_very_long_output_name_that_is_longer_than_32_bytes"] == 0.5
     assert "lr" not in rows[80]  # its lr line says 79: not this row's
     assert rows[140]["lr"] == 0.25 and rows[140]["loss"] == 2.0  # a quoted line and a W line
-    assert rows[123456789012]["loss"] == 0.5 and rows[180]["seconds"] == 1.6
+    assert rows[123456789012]["loss"] == 0.5 and rows[180]["interval_seconds"] == 1.6
     assert [(r["iteration"], r["net"]) for r in s.test] == [(0, 0), (0, 1), (160, 0)]
-    assert list(s.test)[1] == {"iteration": 0, "net": 1, "top5": 0.5}
+    assert list(s.test)[1] == {"iteration": 0, "seconds": 1.0, "net": 1, "top5": 0.5}
     assert s.snapshots == ["edge_iter_160.caffemodel"]
+
+
+def test_glog_clocks_read_the_same_both_ways_and_as_datetime_counts():
+    import datetime
+
+    rng = random.Random(3)
+    stamps = []
+    for _ in range(500):
+        d = datetime.datetime(rng.randint(1999, 2031), 1, 1) + datetime.timedelta(
+            seconds=rng.randint(0, 366 * 86400), microseconds=rng.randint(0, 999999))
+        long = rng.random() < 0.5
+        stamps.append((d.strftime("%Y%m%d" if long else "%m%d"), d.strftime("%H:%M:%S.%f"), d, long))
+    text = "".join(f"I{date} {clock}  4242 solver.cpp:218] Iteration 1, loss = 1\n" for date, clock, _, _ in stamps)
+    sc = _scan(text + "I1322 10:00:00.000000  4242 solver.cpp:218] Iteration 1, loss = 1\n")
+    assert sc.time.tolist() == [fs.glog_time(date, clock) for date, clock, _, _ in stamps] + [-1]
+    longs = [(t, d) for t, (_, _, d, long) in zip(sc.time.tolist(), stamps) if long]
+    t0, d0 = longs[0]
+    for t, d in longs:  # differences are exact microseconds, as datetime counts them
+        assert t - t0 == (d - d0) // datetime.timedelta(microseconds=1)
+
+
+def test_seconds_run_on_across_new_year(tmp_path):
+    f = tmp_path / "ny.log"
+    f.write_text("I1231 23:59:59.500000  1 solver.cpp:294] Solving Net\n"
+                 "I1231 23:59:59.750000  1 solver.cpp:218] Iteration 0, loss = 1\n"
+                 "I0101 00:00:01.000000  1 solver.cpp:218] Iteration 20, loss = 1\n")
+    assert [r["seconds"] for r in summarize(str(f)).train] == [0.25, 1.5]

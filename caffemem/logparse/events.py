@@ -89,7 +89,8 @@ class GpuInfo(Event):
 class Iteration(Event):
     iteration: int
     loss: Optional[float] = None
-    seconds: Optional[float] = None
+    interval: Optional[float] = None  # "Ss/K iters": seconds of the last display interval
+    time: int = -1  # glog's clock, microseconds (fastscan.glog_time); -1 if not printed
 
 
 @dataclass
@@ -110,11 +111,13 @@ class Output(Event):
 class TestStart(Event):
     iteration: int
     net: int
+    time: int = -1
 
 
 @dataclass
 class SolveStart(Event):
     net: str
+    time: int = -1
 
 
 @dataclass
@@ -169,7 +172,8 @@ class CurveBatch(Event):
     kind: Any
     iteration: Any
     value: Any
-    seconds: Any
+    interval: Any
+    time: Any
     index: Any
     name: Any
     names: list
@@ -180,16 +184,16 @@ class CurveBatch(Event):
     def events(self) -> Iterator[Event]:
         from .fastscan import ITER, LR, TEST_START, TRAIN_OUT
 
-        for n, k, it, v, s, i, nm in zip(self.lines.tolist(), self.kind.tolist(),
-                                         self.iteration.tolist(), self.value.tolist(),
-                                         self.seconds.tolist(), self.index.tolist(),
-                                         self.name.tolist()):
+        for n, k, it, v, s, t, i, nm in zip(self.lines.tolist(), self.kind.tolist(),
+                                            self.iteration.tolist(), self.value.tolist(),
+                                            self.interval.tolist(), self.time.tolist(),
+                                            self.index.tolist(), self.name.tolist()):
             if k == ITER:
-                yield Iteration(n, it, v, None if s != s else s)
+                yield Iteration(n, it, v, None if s != s else s, t)
             elif k == LR:
                 yield LearningRate(n, it, v)
             elif k == TEST_START:
-                yield TestStart(n, it, i)
+                yield TestStart(n, it, i, t)
             else:
                 yield Output(n, "train" if k == TRAIN_OUT else "test", i, self.names[nm], v)
 

@@ -66,7 +66,8 @@ class ChunkScan:
     kind: np.ndarray  # ITER, LR, TRAIN_OUT, TEST_OUT, TEST_START
     iteration: np.ndarray  # ITER, LR, TEST_START; -1 otherwise
     value: np.ndarray  # loss, lr or the output's value; NaN for TEST_START
-    seconds: np.ndarray  # ITER with a rate: seconds per display interval; NaN otherwise
+    interval: np.ndarray  # ITER with a rate: seconds of the last display interval; NaN otherwise
+    time: np.ndarray  # ITER, TEST_START: glog's clock in microseconds (see glog_time); -1 otherwise
     index: np.ndarray  # output number (#k) or test net number
     name: np.ndarray  # outputs: index into ``names``; -1 otherwise
     names: list[str]
@@ -267,6 +268,74 @@ _COLON = _lit(b": ")
 _EQUALS = _lit(b" = ")
 
 
+_DAYS_BEFORE_MONTH = np.array([0, 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334, 365], np.int64)
+
+
+def glog_time(date: str, clock: str) -> int:
+    """glog's timestamp (``1122`` or ``20261122``, ``10:00:00.123456``) in microseconds since
+    an epoch of its own: the proleptic Gregorian day when the year is printed, else the day
+    of a non-leap year (the summary turns these into seconds since the solver started).
+    -1 when it does not read as a date and a clock."""
+    try:
+        hh, mm, ss = clock.split(":")
+        sec, _, frac = ss.partition(".")
+        if not 1 <= len(frac) <= 6:
+            return -1
+        if len(date) == 8:
+            year, month, day = int(date[:4]), int(date[4:6]), int(date[6:])
+        elif len(date) == 4:
+            year, month, day = 0, int(date[:2]), int(date[2:])
+        else:
+            return -1
+        if not (1 <= month <= 12 and 1 <= day <= 31 and len(hh) == len(mm) == len(sec) == 2
+                and frac.isdigit()):
+            return -1
+        days = _DAYS_BEFORE_MONTH[month] + day
+        if year:
+            y = year - 1
+            leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+            days += 365 * y + y // 4 - y // 100 + y // 400 + (month > 2 and leap)
+        micro = int(frac.ljust(6, "0"))
+        return ((int(days) * 24 + int(hh)) * 60 + int(mm)) * 60_000_000 + int(sec) * 1_000_000 + micro
+    except ValueError:
+        return -1
+
+
+def _two(a: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two-digit numbers at ``pos`` and whether both characters are digits."""
+    hi, lo = a[pos].astype(np.int64) - 48, a[pos + 1].astype(np.int64) - 48
+    return hi * 10 + lo, (hi >= 0) & (hi <= 9) & (lo >= 0) & (lo <= 9)
+
+
+def _clock(a: np.ndarray, w: np.ndarray, st: np.ndarray) -> np.ndarray:
+    """:func:`glog_time` of the glog lines starting at ``st``, all at once (-1 where the
+    prefix does not read as a date and a clock)."""
+    long_date = a[st + 5] != 32  # "I20261122 ..." rather than "I1122 ..."
+    c = st + np.where(long_date, 10, 6)  # the clock: HH:MM:SS.uuuuuu
+    month, ok1 = _two(a, c - 5)
+    day, ok2 = _two(a, c - 3)
+    hh, ok3 = _two(a, c)
+    mm, ok4 = _two(a, c + 3)
+    ss, ok5 = _two(a, c + 6)
+    micro, nmicro = _int_run(w[c + 9])
+    ok = (ok1 & ok2 & ok3 & ok4 & ok5 & (a[c + 2] == 58) & (a[c + 5] == 58) & (a[c + 8] == 46)
+          & (nmicro > 0) & (nmicro <= 6) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= 31))
+    micro = micro * _POW10_INT[np.clip(6 - nmicro, 0, 6)]
+    days = _DAYS_BEFORE_MONTH[np.clip(month, 0, 13)] + day
+    if long_date.any():
+        year = np.zeros(len(st), np.int64)
+        for k in range(4):
+            digit = a[st + 1 + k].astype(np.int64) - 48
+            ok &= ~long_date | ((digit >= 0) & (digit <= 9))
+            year = year * 10 + digit
+        y = year - 1
+        leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+        days = np.where(long_date, days + 365 * y + y // 4 - y // 100 + y // 400
+                        + ((month > 2) & leap), days)
+    t = ((days * 24 + hh) * 60 + mm) * 60_000_000 + ss * 1_000_000 + micro
+    return np.where(ok, t, -1)
+
+
 def _name_ids(nw: np.ndarray, nlen: np.ndarray, key: np.ndarray, names: list[str]):
     """Ids (into ``names``, extended as needed) of the output names whose masked words are
     the rows of ``nw`` (M, 4).  Caffe prints the same name for the same output number, so
@@ -321,7 +390,7 @@ def scan_chunk(a: np.ndarray, size: int) -> ChunkScan:
     kind = np.zeros(m, np.uint8)
     iteration = np.full(m, -1, np.int64)
     value = np.full(m, np.nan)
-    seconds = np.full(m, np.nan)
+    interval = np.full(m, np.nan)
     index = np.full(m, -1, np.int64)
     name = np.full(m, -1, np.int64)
     first = w[b]
@@ -350,7 +419,7 @@ def scan_chunk(a: np.ndarray, size: int) -> ChunkScan:
             v, e4, ok4 = _float_token(a, w, e3 + 16)
             fine = ok3 & ok4 & (e4 == le[sel])
             rows = it_rows[sel[fine]]
-            kind[rows], iteration[rows], value[rows], seconds[rows] = ITER, it[sel][fine], v[fine], secs[fine]
+            kind[rows], iteration[rows], value[rows], interval[rows] = ITER, it[sel][fine], v[fine], secs[fine]
         sel = np.flatnonzero(ok & _is(a, w, p, _TESTING, after))
         if len(sel):  # "Iteration N, Testing net (#K)"
             net, e, nok = _int_token(a, w, p[sel] + 16)
@@ -395,5 +464,9 @@ def scan_chunk(a: np.ndarray, size: int) -> ChunkScan:
         name[r] = _name_ids(nw, nlen, idx[fine], names)
 
     keep = np.flatnonzero(kind)
-    return ChunkScan(ends, cand[keep], kind[keep], iteration[keep], value[keep], seconds[keep],
-                     index[keep], name[keep], names)
+    time = np.full(len(keep), -1, np.int64)
+    timed = np.flatnonzero((kind[keep] == ITER) | (kind[keep] == TEST_START))
+    if len(timed):
+        time[timed] = _clock(a, w, starts[cand[keep[timed]]])
+    return ChunkScan(ends, cand[keep], kind[keep], iteration[keep], value[keep], interval[keep],
+                     time, index[keep], name[keep], names)

@@ -21,7 +21,7 @@ from . import fastscan as fs
 from .reader import read_chunks
 from .scanahead import default_workers, scanned
 
-_PREFIX = re.compile(rb"^([IWEF])(\d{4}|\d{8}) +[\d:.]+ +\d+ +([\w.\-]+):(\d+)\] ?")
+_PREFIX = re.compile(rb"^([IWEF])(\d{4}|\d{8}) +([\d:.]+) +\d+ +([\w.\-]+):(\d+)\] ?")
 _QUOTE = re.compile(rb"^(?:> ?)+")
 _TOP = re.compile(r"^Top shape: ((?:\d+ )*)\((\d+)\)")
 _NV_TOP = re.compile(r"^(TRAIN|TEST) Top shape for layer \d+ '([^']*)' ((?:\d+ )*)\((\d+)\)")
@@ -155,12 +155,12 @@ class LineParser:
         if self.block_kind is not None:
             yield _flush(self.block_kind, self.block_start, self.block)
             self.block_kind = None
-        sev, src, body = chr(m.group(1)[0]), m.group(3).decode(), raw[m.end():].decode("utf-8", "replace")
+        sev, src, body = chr(m.group(1)[0]), m.group(4).decode(), raw[m.end():].decode("utf-8", "replace")
         if self.pending is not None:
             yield self.pending
             self.pending = None
         if sev in "FE":
-            f = ev.Failure(n, sev, f"{src}:{m.group(4).decode()}", body.strip())
+            f = ev.Failure(n, sev, f"{src}:{m.group(5).decode()}", body.strip())
             if body.strip():
                 yield f
             else:
@@ -177,6 +177,8 @@ class LineParser:
         if e is not None:
             if isinstance(e, ev.NetDone):
                 self.in_net = False
+            elif isinstance(e, _TIMED):
+                e.time = fs.glog_time(m.group(2).decode(), m.group(3).decode())
             yield e
 
     def finish(self) -> Iterator[ev.Event]:
@@ -184,20 +186,22 @@ class LineParser:
         self.stop.inside = "net initialization" if self.in_net else ""
 
 
+_TIMED = (ev.Iteration, ev.TestStart, ev.SolveStart)  # the events whose glog clock is kept
 _CURVE_EVENTS = (ev.Iteration, ev.LearningRate, ev.Output, ev.TestStart)
 
 
 def _batch(events: list) -> ev.CurveBatch:
     """One-line curve events (from :class:`LineParser`) as a :class:`~.events.CurveBatch`."""
-    kinds, its, values, secs, index, name, names = [], [], [], [], [], [], []
+    kinds, its, values, secs, times, index, name, names = [], [], [], [], [], [], [], []
     for e in events:
         t = type(e)
+        clock = -1
         if t is ev.Iteration:
-            k, it, v, sec, i, nm = fs.ITER, e.iteration, e.loss, e.seconds, -1, -1
+            k, it, v, sec, i, nm, clock = fs.ITER, e.iteration, e.loss, e.interval, -1, -1, e.time
         elif t is ev.LearningRate:
             k, it, v, sec, i, nm = fs.LR, e.iteration, e.lr, None, -1, -1
         elif t is ev.TestStart:
-            k, it, v, sec, i, nm = fs.TEST_START, e.iteration, None, None, e.net, -1
+            k, it, v, sec, i, nm, clock = fs.TEST_START, e.iteration, None, None, e.net, -1, e.time
         else:
             if e.name not in names:
                 names.append(e.name)
@@ -207,11 +211,13 @@ def _batch(events: list) -> ev.CurveBatch:
         its.append(it)
         values.append(float("nan") if v is None else v)
         secs.append(float("nan") if sec is None else sec)
+        times.append(clock)
         index.append(i)
         name.append(nm)
     return ev.CurveBatch(events[0].line, np.array([e.line for e in events], np.int64),
                          np.array(kinds, np.uint8), np.array(its, np.int64), np.array(values),
-                         np.array(secs), np.array(index, np.int64), np.array(name, np.int64), names)
+                         np.array(secs), np.array(times, np.int64), np.array(index, np.int64),
+                         np.array(name, np.int64), names)
 
 
 def _iter(f: BinaryIO, stop: Stop, fast: bool = True, chunk: int = 0, path: Optional[str] = None,
@@ -278,8 +284,8 @@ def _chunk_events(arr: np.ndarray, size: int, sc: Optional[fs.ChunkScan], n: int
             pending.clear()
         sel = slice(done, upto)
         yield ev.CurveBatch(n + int(curve[done]) + 1, n + curve[sel] + 1, sc.kind[sel],
-                            sc.iteration[sel], sc.value[sel], sc.seconds[sel], sc.index[sel],
-                            sc.name[sel], sc.names)
+                            sc.iteration[sel], sc.value[sel], sc.interval[sel], sc.time[sel],
+                            sc.index[sel], sc.name[sel], sc.names)
 
     for j, upto, start, end in zip(others.tolist(), runs, line_starts, line_ends):
         if upto > done:

@@ -59,11 +59,12 @@ def _cell(v) -> str:
 
 def write_csv(out: TextIO, s: LogSummary) -> None:
     """Two tables like Caffe's tools/extra/parse_log.py (train, then test), in one CSV with a
-    leading ``phase`` column: phase, iteration, seconds, learning rate, loss, then every
-    output.  Streamed row by row."""
+    leading ``phase`` column: phase, iteration, seconds (since the solver started), learning
+    rate, loss, then every output, and Caffe's own seconds of the last display interval.
+    Streamed row by row."""
     fixed = ("iteration", "seconds", "lr", "loss")
-    keys = [k for k in s.train.names + s.test.names if k not in fixed + ("net",)]
-    keys = list(dict.fromkeys(keys))
+    keys = [k for k in s.train.names + s.test.names if k not in fixed + ("net", "interval_seconds")]
+    keys = list(dict.fromkeys(keys)) + ["interval_seconds"]
     w = csv.writer(out, lineterminator="\n")
     w.writerow(["phase", *fixed] + keys)
     for phase, table in (("train", s.train), ("test", s.test)):

@@ -9,7 +9,7 @@ import numpy as np
 
 from . import events as ev
 from . import fastscan as fs
-from .curves import CurveTable
+from .curves import MISSING, CurveTable
 from .parser import Stop, iter_events
 
 
@@ -61,10 +61,14 @@ class LogSummary:
     path: str
     solver_echo: str = ""
     nets: list[NetSeen] = field(default_factory=list)
-    #: one row per "Iteration N, loss" line: seconds, lr, loss, then the train outputs
-    train: CurveTable = field(default_factory=lambda: CurveTable(("seconds", "lr", "loss")))
-    #: one row per test pass: the test net's number, then its outputs
-    test: CurveTable = field(default_factory=lambda: CurveTable(("net",)))
+    #: one row per "Iteration N, loss" line: seconds since the solver started (from glog's
+    #: clock, as parse_log.py counts them), the last display interval's seconds ("Ss/K
+    #: iters"), lr, loss, then the train outputs
+    train: CurveTable = field(default_factory=lambda: CurveTable(("seconds", "interval_seconds", "lr", "loss")))
+    #: one row per test pass: seconds since the solver started, the test net's number, outputs
+    test: CurveTable = field(default_factory=lambda: CurveTable(("seconds", "net")))
+    #: glog's clock when the solver started ("Solving"; else the first timed curve line)
+    start_time: Optional[int] = None
     gpus: list[str] = field(default_factory=list)
     gpu_total_bytes: Optional[int] = None
     failures: list[ev.Failure] = field(default_factory=list)
@@ -103,10 +107,32 @@ def _last(mask: np.ndarray) -> int:
 
 def _fill(table: CurveTable, b: ev.CurveBatch, sel: np.ndarray, rows: np.ndarray) -> None:
     """Outputs of the batch (``sel``) into their rows, by name."""
-    ids = b.name[sel]
-    for i in np.unique(ids).tolist():
+    ids, values = b.name[sel], b.value[sel]
+    present = np.flatnonzero(np.bincount(ids)).tolist()
+    if len(present) == 1:
+        table.assign(b.names[present[0]], rows, values)
+        return
+    for i in present:
         same = ids == i
-        table.assign(b.names[i], rows[same], b.value[sel][same])
+        table.assign(b.names[i], rows[same], values[same])
+
+
+_YEAR = 365 * 86400 * 10**6
+
+
+def _elapsed(s: LogSummary, times: np.ndarray) -> np.ndarray:
+    """Seconds since the solver started, from glog clocks in microseconds (MISSING where the
+    line had no clock).  A clock before the start is a new year (glog's short date omits it)."""
+    out = np.full(len(times), MISSING)
+    known = times >= 0
+    if not known.any():
+        return out
+    if s.start_time is None:
+        s.start_time = int(times[known][0])
+    t = times[known] - s.start_time
+    t = np.where(t < 0, t + _YEAR, t)
+    out[known] = t / 1e6
+    return out
 
 
 def add_curves(s: LogSummary, b: ev.CurveBatch) -> None:
@@ -117,7 +143,10 @@ def add_curves(s: LogSummary, b: ev.CurveBatch) -> None:
     is_iter, is_lr, is_ts = k == fs.ITER, k == fs.LR, k == fs.TEST_START
     train_out, test_out = k == fs.TRAIN_OUT, k == fs.TEST_OUT
     row = len(s.train) - 1 + np.cumsum(is_iter)  # the train row each line belongs to
-    s.train.append(b.iteration[is_iter], {"loss": b.value[is_iter], "seconds": b.seconds[is_iter]})
+    interval = b.interval[is_iter]
+    interval = np.where(np.isnan(interval), MISSING, interval)  # no "(... iter/s ...)" part
+    s.train.append(b.iteration[is_iter], {"loss": b.value[is_iter], "interval_seconds": interval,
+                                          "seconds": _elapsed(s, b.time[is_iter])})
     lr = np.flatnonzero(is_lr & (row >= 0))
     if len(lr):
         same = s.train.iterations_at(row[lr]) == b.iteration[lr]
@@ -126,7 +155,8 @@ def add_curves(s: LogSummary, b: ev.CurveBatch) -> None:
     if len(out):
         _fill(s.train, b, out, row[out])
     trow = len(s.test) - 1 + np.cumsum(is_ts)
-    s.test.append(b.iteration[is_ts], {"net": b.index[is_ts].astype(np.float64)})
+    s.test.append(b.iteration[is_ts], {"net": b.index[is_ts].astype(np.float64),
+                                       "seconds": _elapsed(s, b.time[is_ts])})
     out = np.flatnonzero(test_out & (trow >= 0))
     if len(out):
         _fill(s.test, b, out, trow[out])
@@ -220,6 +250,8 @@ def summarize(path: str, fast: bool = True, workers: Optional[int] = None, chunk
             s.foreign.append(e)
         elif t is ev.SolveStart:
             s.solving = True
+            if e.time >= 0 and not len(s.train) and not len(s.test):
+                s.start_time = e.time
             s.init_open = False
         elif t is ev.Snapshot:
             s.snapshots.append(e.path)
