@@ -245,7 +245,7 @@ def diagnose_loaded(loaded: Loaded, options: AnalysisOptions, env, capacity: Opt
                                f"to keep an effective batch of {current}, use batch_size {even} with "
                                f"iter_size {iters} ({even * iters} samples per update)", fb.best_total, True))
         elif fb.best is None:
-            d.notes.append("even batch 1 does not fit: the net itself (parameters, solver state, "
+            d.notes.append("even batch 1 does not fit with this engine: the net itself (parameters, solver state, "
                            "workspaces) or the input resolution is too large for this GPU")
     # 2. a smaller test batch, when test nets are part of the run
     tests = [n for n in built if n.label.startswith("test")]
@@ -261,8 +261,12 @@ def diagnose_loaded(loaded: Loaded, options: AnalysisOptions, env, capacity: Opt
     # 3. cuDNN instead of the CAFFE engine (im2col buffers)
     if env.gpu and env.engine == "caffe" and report.by_kind.get("im2col"):
         t = total_with(options, env.with_(engine="cudnn"))
+        cols = sorted(((l.device.get("im2col", 0), l.name) for n in report.nets for l in n.layers
+                       if l.device.get("im2col")), reverse=True)
+        named = ", ".join(f"{name} {human(b)}" for b, name in cols[:4]) + (", ..." if len(cols) > 4 else "")
         d.fixes.append(Fix(f"build with cuDNN (engine: CUDNN): drops {human(report.by_kind['im2col'])} "
-                           f"of im2col buffers, adds cuDNN workspaces", t, t <= capacity))
+                           f"of im2col buffers (the largest: {named}), adds cuDNN workspaces",
+                           t, t <= capacity))
     # 4. no test net during training
     if tests and env.scenario == "train":
         t = total_with(options, env.with_(test_interval=0, test_initialization=False)) \

@@ -55,3 +55,19 @@ def test_cut_echo_completed_from_creation_lines():
                     layers=[("in", [], ["x"]), ("r", ["x"], ["y"]), ("ip", ["y"], ["z"])])
     d = diagnose([net], None, MemoryEnv(scenario="test"), GiB)
     assert any("glog cut" in n for n in d.notes)
+
+
+def test_cudnn_fix_names_the_largest_im2col_layers_and_is_checked():
+    from caffemem.analysis import AnalysisOptions
+    from caffemem.diagnose import diagnose_loaded
+    from caffemem.loader import load
+
+    path = str(SAMPLES / "segnet_new.prototxt")
+    env = MemoryEnv(solver_type="SGD", engine="caffe")
+    d = diagnose_loaded(load(path), AnalysisOptions(), env, 8 * GiB)
+    assert d.total_bytes > 8 * GiB
+    (fix,) = [f for f in d.fixes if f.what.startswith("build with cuDNN")]
+    named = fix.what.split("the largest: ")[1]
+    assert named.startswith("conv_decode1 2.3 GiB, conv1 2.3 GiB")  # the two 64-channel 384x512 layers
+    cudnn = model_memory(analyze_file(path)[1], env.with_(engine="cudnn"))
+    assert fix.fits and fix.total_bytes == fits(cudnn, 8 * GiB).needed
