@@ -23,7 +23,9 @@ def add_parser(sub) -> None:
                    help="text [default]; json: everything; csv: training curves like parse_log.py")
     p.add_argument("--plot", metavar="OUT", help="draw loss, outputs and learning rate (.png/.svg/.pdf)")
     p.add_argument("-o", "--output", metavar="FILE", help="write the output to FILE")
-    add_net_options(p)
+    add_net_options(p.add_argument_group(
+        "building the --net prototxt", "(used when the log does not echo its nets; the log's own "
+        "nets are rebuilt as they ran)"))
     add_memory_options(p)
     p.set_defaults(run=run)
 
