@@ -172,3 +172,27 @@ def test_seconds_run_on_across_new_year(tmp_path):
                  "I1231 23:59:59.750000  1 solver.cpp:218] Iteration 0, loss = 1\n"
                  "I0101 00:00:01.000000  1 solver.cpp:218] Iteration 20, loss = 1\n")
     assert [r["seconds"] for r in summarize(str(f)).train] == [0.25, 1.5]
+
+
+def test_mangled_logs_never_break_either_path_and_they_agree(tmp_path):
+    """Seeded random damage (bytes changed, dropped, doubled; NULs; cut anywhere) to our logs:
+    no exception, and the fast path still means what the line parser means."""
+    rng = random.Random(11)
+    sources = [(DATA / n).read_bytes() for n in ("curves_edge.log", "train_ok.log", "oom_forward_im2col.log")]
+    alphabet = b"0123456789.:e-+ #()[]\n\r\x00Iteration, lr=loss Train Test net output"
+    f = tmp_path / "m.log"
+    for trial in range(120):
+        data = bytearray(rng.choice(sources))
+        for _ in range(rng.randint(1, 12)):
+            i = rng.randrange(len(data))
+            op = rng.random()
+            if op < 0.5:
+                data[i] = rng.choice(alphabet)
+            elif op < 0.75:
+                del data[i:i + rng.randint(1, 5)]
+            else:
+                data[i:i] = data[i:i + rng.randint(1, 30)]
+        data = data[:rng.randint(len(data) // 2, len(data))]
+        f.write_bytes(bytes(data))
+        chunk = rng.choice([0, 64, 257, 4096])
+        _same(summarize(str(f), chunk=chunk, workers=rng.choice([0, 2])), summarize(str(f), fast=False))

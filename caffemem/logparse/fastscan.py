@@ -276,7 +276,7 @@ def glog_time(date: str, clock: str) -> int:
     try:
         hh, mm, ss = clock.split(":")
         sec, _, frac = ss.partition(".")
-        if not 1 <= len(frac) <= 6:
+        if not (1 <= len(frac) <= 6 and (hh + mm + sec + frac + date).isdigit()):
             return -1
         if len(date) == 8:
             year, month, day = int(date[:4]), int(date[4:6]), int(date[6:])
@@ -316,7 +316,8 @@ def _clock(a: np.ndarray, w: np.ndarray, st: np.ndarray) -> np.ndarray:
     ss, ok5 = _two(a, c + 6)
     micro, nmicro = _int_run(w[c + 9])
     ok = (ok1 & ok2 & ok3 & ok4 & ok5 & (a[c + 2] == 58) & (a[c + 5] == 58) & (a[c + 8] == 46)
-          & (nmicro > 0) & (nmicro <= 6) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= 31))
+          & (nmicro > 0) & (nmicro <= 6) & (a[c + 9 + nmicro] == 32)
+          & (month >= 1) & (month <= 12) & (day >= 1) & (day <= 31))
     micro = micro * _POW10_INT[np.clip(6 - nmicro, 0, 6)]
     days = _DAYS_BEFORE_MONTH[np.clip(month, 0, 13)] + day
     if long_date.any():
@@ -359,9 +360,10 @@ def _name_id(words: np.ndarray, names: list[str]) -> int:
     return names.index(text)
 
 
-def scan_chunk(a: np.ndarray, size: int) -> ChunkScan:
+def scan_chunk(a: np.ndarray, size: int, nul: bool = True) -> ChunkScan:
     """Recognise the curve lines of ``a[:size]``, which ends with a newline and is followed by
-    at least :data:`PAD` zero bytes."""
+    at least :data:`PAD` zero bytes.  ``nul``: the chunk may hold NUL bytes, whose lines are
+    junk, not curve lines (False lets a caller that knows skip looking)."""
     body = a[:size]
     ends = np.flatnonzero(body == 10)
     starts = np.empty_like(ends)
@@ -370,9 +372,15 @@ def scan_chunk(a: np.ndarray, size: int) -> ChunkScan:
         starts[1:] = ends[:-1] + 1
     w = _words(a)
     # glog's info prefix: "I", 4 (or 8) date digits and a space, ..., then the first "] "
-    cand = np.flatnonzero(a[starts] == 73)
+    info = a[starts] == 73
+    if nul:  # a line holding a NUL byte is binary junk
+        zeros = np.flatnonzero(body == 0)
+        if len(zeros):
+            info[np.searchsorted(ends, zeros)] = False
+    cand = np.flatnonzero(info)
     st = starts[cand]
-    cand = cand[((a[st + 5] == 32) | (a[st + 9] == 32)) & ((a[st + 1] - 48) < 10)]
+    _, date_digits = _int_run(w[st + 1])
+    cand = cand[((date_digits == 4) & (a[st + 5] == 32)) | ((date_digits == 8) & (a[st + 9] == 32))]
     brackets = np.append(np.flatnonzero(body == 93), size)
     if len(brackets) == len(ends) + 1 and len(cand) == len(ends) and (brackets[:-1] < ends).all() \
             and (brackets[1:-1] > ends[:-1]).all():

@@ -21,7 +21,11 @@ from . import fastscan as fs
 from .reader import read_chunks
 from .scanahead import default_workers, scanned
 
-_PREFIX = re.compile(rb"^([IWEF])(\d{4}|\d{8}) +([\d:.]+) +\d+ +([\w.\-]+):(\d+)\] ?")
+#: glog's prefix: severity, date (MMDD or YYYYMMDD), clock, thread id, file:line
+_PREFIX = re.compile(rb"^([IWEF])(\d{4}|\d{8}) ([\d:.]+) +\d+ +([\w.\-]+):(\d+)\] ?")
+#: an info line whose prefix is damaged between the date and the "]" (a garbled clock or
+#: thread id): still an info line, exactly as :mod:`.fastscan` decides it is one
+_LOOSE = re.compile(rb"^(I)(\d{4}|\d{8}) ([^\s\]]*)[^\]]*?(?:([\w.\-]+):(\d+)|\d)\] ")
 _QUOTE = re.compile(rb"^(?:> ?)+")
 _TOP = re.compile(r"^Top shape: ((?:\d+ )*)\((\d+)\)")
 _NV_TOP = re.compile(r"^(TRAIN|TEST) Top shape for layer \d+ '([^']*)' ((?:\d+ )*)\((\d+)\)")
@@ -56,8 +60,11 @@ class Stop:
     inside: str = ""  # "net initialization" when the log ends while a net is being built
 
 
-def _size(num: str, unit: str) -> int:
-    return int(float(num) * _UNITS.get(unit, 1))
+def _size(num: str, unit: str) -> Optional[int]:
+    try:
+        return int(float(num) * _UNITS.get(unit, 1))
+    except ValueError:  # "1.2.3 GiB": a damaged line
+        return None
 
 
 def iter_events(source: Union[str, BinaryIO], stop: Stop = None, fast: bool = True,
@@ -99,7 +106,7 @@ class LineParser:
             self.stop.junk_lines += 1
             return
         raw = _QUOTE.sub(b"", raw, count=1) if raw[:1] == b">" else raw
-        m = _PREFIX.match(raw)
+        m = _PREFIX.match(raw) or (_LOOSE.match(raw) if raw[:1] == b"I" else None)
         if m is None:
             fm = _FRAME.match(raw)
             if fm:
@@ -155,12 +162,13 @@ class LineParser:
         if self.block_kind is not None:
             yield _flush(self.block_kind, self.block_start, self.block)
             self.block_kind = None
-        sev, src, body = chr(m.group(1)[0]), m.group(4).decode(), raw[m.end():].decode("utf-8", "replace")
+        sev, src = chr(m.group(1)[0]), (m.group(4) or b"").decode("utf-8", "replace")
+        body = raw[m.end():].decode("utf-8", "replace")
         if self.pending is not None:
             yield self.pending
             self.pending = None
         if sev in "FE":
-            f = ev.Failure(n, sev, f"{src}:{m.group(5).decode()}", body.strip())
+            f = ev.Failure(n, sev, f"{src}:{(m.group(5) or b'').decode()}", body.strip())
             if body.strip():
                 yield f
             else:
@@ -171,14 +179,15 @@ class LineParser:
             self.in_net = True
             return
         if body.startswith("Initializing solver from parameters"):
-            self.block_kind, self.block_start, self.block = "solver", n, [body.split(":", 1)[1]] if body.rstrip().endswith(":") is False else []
+            rest = body.split(":", 1)[1] if ":" in body else ""  # NVCaffe puts the first field here
+            self.block_kind, self.block_start, self.block = "solver", n, [rest] if rest.strip() else []
             return
         e = _dispatch(n, src, body)
         if e is not None:
             if isinstance(e, ev.NetDone):
                 self.in_net = False
             elif isinstance(e, _TIMED):
-                e.time = fs.glog_time(m.group(2).decode(), m.group(3).decode())
+                e.time = fs.glog_time(m.group(2).decode(), m.group(3).decode("utf-8", "replace"))
             yield e
 
     def finish(self) -> Iterator[ev.Event]:
@@ -316,11 +325,12 @@ def _dispatch(n: int, src: str, body: str):
             if mm:
                 return ev.NvTopMemory(n, mm.group(1), int(mm.group(2)), int(mm.group(3)))
         if body.startswith("Memory required for data: "):
-            return ev.MemoryRequired(n, int(body[26:].strip()))
+            figure = body[26:].strip()
+            return ev.MemoryRequired(n, int(figure)) if figure.isdigit() else None
         if body.startswith("Setting up "):
             return ev.SettingUp(n, body[11:].strip())
         if body.startswith("    with loss weight "):
-            return ev.LossWeight(n, float(body[21:]))
+            return ev.LossWeight(n, _float(body[21:]))
         if body.endswith("needs backward computation."):
             return ev.BackwardNeed(n, body[:-len(" needs backward computation.")], True)
         if body.endswith("does not need backward computation."):

@@ -25,11 +25,13 @@ MAX_LINE = 1 << 24
 @dataclass
 class Chunk:
     """Whole lines: ``data[:size]`` (a view of the reader's buffer, valid until the next
-    chunk is read), and ``junk``: over-long junk lines skipped just before them."""
+    chunk is read), ``junk``: over-long junk lines skipped just before them, and ``nul``:
+    whether a NUL byte is among them (such lines are binary junk)."""
 
     data: np.ndarray
     size: int
     junk: int = 0
+    nul: bool = True
 
 
 def read_chunks(f: BinaryIO, stop, chunk: int = 0) -> Iterator[Chunk]:
@@ -73,6 +75,7 @@ def read_chunks(f: BinaryIO, stop, chunk: int = 0) -> Iterator[Chunk]:
         if skipping:  # the rest of an over-long junk line
             lo = buf.find(b"\n", 0, size) + 1
             skipping = False
+        nul = buf.find(b"\x00", lo, size) >= 0
         if buf.find(b"\r", lo, size) >= 0:  # CRLF or CR line ends: a normalized copy
             data = bytes(buf[lo:size]).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
             arr, n = np.frombuffer(data + bytes(PAD), np.uint8), len(data)
@@ -83,7 +86,7 @@ def read_chunks(f: BinaryIO, stop, chunk: int = 0) -> Iterator[Chunk]:
             buf[n:n + PAD] = bytes(PAD)
             arr = np.frombuffer(buf, np.uint8)
         if n:
-            yield Chunk(arr, n)
+            yield Chunk(arr, n, nul=nul)
         del arr
         buf[:len(tail)] = tail
         filled = len(tail)

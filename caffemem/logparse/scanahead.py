@@ -37,7 +37,7 @@ def scanned(chunks: Iterator[Chunk], workers: int) -> Iterator[tuple[Chunk, Opti
     """Each chunk with its scan (None for an empty chunk), in order."""
     if workers <= 0:
         for c in chunks:
-            yield c, fs.scan_chunk(c.data, c.size) if c.size else None
+            yield c, fs.scan_chunk(c.data, c.size, c.nul) if c.size else None
         return
     import concurrent.futures as cf
 
@@ -45,8 +45,8 @@ def scanned(chunks: Iterator[Chunk], workers: int) -> Iterator[tuple[Chunk, Opti
     flight: deque = deque()
     try:
         for c in chunks:
-            own = Chunk(c.data[:c.size + fs.PAD].copy(), c.size, c.junk)
-            flight.append((own, pool.submit(fs.scan_chunk, own.data, own.size) if own.size else None))
+            own = Chunk(c.data[:c.size + fs.PAD].copy(), c.size, c.junk, c.nul)
+            flight.append((own, pool.submit(fs.scan_chunk, own.data, own.size, own.nul) if own.size else None))
             while len(flight) > workers:
                 yield _done(*flight.popleft())
         while flight:

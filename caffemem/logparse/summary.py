@@ -125,10 +125,8 @@ def _elapsed(s: LogSummary, times: np.ndarray) -> np.ndarray:
     line had no clock).  A clock before the start is a new year (glog's short date omits it)."""
     out = np.full(len(times), MISSING)
     known = times >= 0
-    if not known.any():
+    if not known.any() or s.start_time is None:
         return out
-    if s.start_time is None:
-        s.start_time = int(times[known][0])
     t = times[known] - s.start_time
     t = np.where(t < 0, t + _YEAR, t)
     out[known] = t / 1e6
@@ -142,6 +140,10 @@ def add_curves(s: LogSummary, b: ev.CurveBatch) -> None:
     k = b.kind
     is_iter, is_lr, is_ts = k == fs.ITER, k == fs.LR, k == fs.TEST_START
     train_out, test_out = k == fs.TRAIN_OUT, k == fs.TEST_OUT
+    if s.start_time is None:  # no "Solving" line: the clock starts at the first timed line
+        timed = (is_iter | is_ts) & (b.time >= 0)
+        if timed.any():
+            s.start_time = int(b.time[np.argmax(timed)])
     row = len(s.train) - 1 + np.cumsum(is_iter)  # the train row each line belongs to
     interval = b.interval[is_iter]
     interval = np.where(np.isnan(interval), MISSING, interval)  # no "(... iter/s ...)" part
