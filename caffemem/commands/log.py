@@ -73,6 +73,10 @@ def _diagnose(s, failure, args):
     from ..diagnose import diagnose_loaded, loaded_from_log, nets_from_summary
 
     nets = nets_from_summary(s)
+    if not nets and not args.net:
+        return ({"error": "the log's net echoes are unreadable"},
+                "diagnosis: the log's net echoes are unreadable (cut or damaged); give the net "
+                "with --net train_val.prototxt to model it")
     if args.mode is None:
         args.mode = "cpu" if failure.kind == "host allocation failure" else "gpu"
     if args.engine is None:
