@@ -148,6 +148,8 @@ def test_curves_plot_has_loss_accuracy_and_lr(tmp_path):
     ax, axlr = fig.axes[0], fig.axes[1]
     assert [l.get_label() for l in ax.get_lines()] == ["train loss"]
     assert list(ax.get_lines()[0].get_ydata()) == [2.30, 1.90]
+    labels = [l.get_label() for a in fig.axes for l in a.get_lines()]
+    assert sorted(labels) == ["learning rate", "test accuracy", "train loss"]  # no clock columns
     acc = [l for a in fig.axes for l in a.get_lines() if l.get_label() == "test accuracy"]
     assert acc and list(acc[0].get_ydata()) == [0.5]
     assert list(axlr.get_lines()[0].get_ydata()) == [0.01, 0.01]

@@ -63,3 +63,10 @@ def test_column_thins_to_max_points_across_blocks():
     assert len(its) <= 101 and its[0] == 0 and (np.diff(its) == 11).all()
     assert (v == its).all()
     assert t.column("nothing")[0].size == 0
+
+
+def test_outputs_are_the_columns_the_log_brought():
+    t = CurveTable(("seconds", "net"))
+    t.append(np.array([0]), {"seconds": np.array([1.0])})
+    t.assign("accuracy", np.array([0]), np.array([0.5]))
+    assert t.outputs == ["accuracy"] and t.names == ["iteration", "seconds", "net", "accuracy"]

@@ -34,6 +34,7 @@ class CurveTable:
 
     def __init__(self, fixed: Sequence[str], block_rows: int = 1 << 16) -> None:
         self.names: list[str] = ["iteration", *fixed]
+        self.fixed = tuple(fixed)
         self.block_rows = block_rows
         self._cap = 1024
         self._cols: dict[str, np.ndarray] = {"iteration": np.zeros(self._cap, np.int64)}
@@ -46,6 +47,11 @@ class CurveTable:
 
     def __len__(self) -> int:
         return self._base + self._n
+
+    @property
+    def outputs(self) -> list[str]:
+        """The columns first seen in the log (net outputs), after the fixed ones."""
+        return self.names[1 + len(self.fixed):]
 
     def _reserve(self, rows: int) -> None:
         if rows <= self._cap:

@@ -63,7 +63,7 @@ def write_csv(out: TextIO, s: LogSummary) -> None:
     rate, loss, then every output, and Caffe's own seconds of the last display interval.
     Streamed row by row."""
     fixed = ("iteration", "seconds", "lr", "loss")
-    keys = [k for k in s.train.names + s.test.names if k not in fixed + ("net", "interval_seconds")]
+    keys = [k for k in s.train.outputs + s.test.outputs if k not in fixed]
     keys = list(dict.fromkeys(keys)) + ["interval_seconds"]
     w = csv.writer(out, lineterminator="\n")
     w.writerow(["phase", *fixed] + keys)
@@ -90,7 +90,7 @@ def text(s: LogSummary, failure: Optional[FailureReport], diagnosis_text: str = 
                    + (f" (loss {last['loss']:g})" if "loss" in last else ""))
     if len(s.test):
         last = s.test.last()
-        outs = ", ".join(f"{k} {v:g}" for k, v in last.items() if k not in ("iteration", "net"))
+        outs = ", ".join(f"{k} {last[k]:g}" for k in s.test.outputs if k in last)
         out.append(f"testing: {len(s.test):,} test passes" + (f", last: {outs}" if outs else ""))
     if failure is None:
         out.append("no failure in the log")
@@ -122,11 +122,10 @@ def plot_curves(s: LogSummary, out_path: str):
     its, loss = s.train.column("loss")
     losses = [loss]
     if len(its):
-        ax.plot(its, loss, label="train loss", color="#4C72B0")
+        ax.plot(its, loss, label="train loss", color="#4C72B0",
+                marker="o" if len(its) < 50 else None, markersize=3)  # a few points must show
     acc_ax = None
-    for key in s.test.names:
-        if key in ("iteration", "net"):
-            continue
+    for key in s.test.outputs:
         x, values = s.test.column(key)
         if "acc" in key.lower() or (len(values) and ((values >= 0) & (values <= 1)).all()):
             acc_ax = acc_ax or ax.twinx()
@@ -146,7 +145,9 @@ def plot_curves(s: LogSummary, out_path: str):
         h2, l2 = acc_ax.get_legend_handles_labels()
         handles, labels = handles + h2, labels + l2
     ax.legend(handles, labels, fontsize=8, loc="center right")
-    axlr.plot(*s.train.column("lr"), color="#C44E52", label="learning rate")
+    lr_its, lr = s.train.column("lr")
+    axlr.plot(lr_its, lr, color="#C44E52", label="learning rate", marker="o" if len(lr_its) < 50 else None,
+              markersize=3)
     axlr.set_ylabel("learning rate")
     axlr.set_xlabel("iteration")
     fig.suptitle(f"{s.path}: training curves")
