@@ -247,3 +247,11 @@ def test_damaged_logs_never_give_an_internal_error(tmp_path, capsys):
         for fmt in ("text", "json"):
             assert main(["log", str(f), "--format", fmt, "--gpu-mem", "2GiB"]) == 0
     capsys.readouterr()
+
+
+def test_text_report_gives_duration_and_best_test_values():
+    from caffemem.logparse.render import text
+
+    out = text(summarize(str(DATA / "curves_edge.log")), None)
+    assert "10 logged iterations, last 180 (loss -0.5), 0:00:01 after the solver started" in out
+    assert "  best accuracy: 0.875 at iteration 160" in out and "best top5" not in out

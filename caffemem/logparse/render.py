@@ -87,11 +87,14 @@ def text(s: LogSummary, failure: Optional[FailureReport], diagnosis_text: str = 
     if len(s.train):
         last = s.train.last()
         out.append(f"training: {len(s.train):,} logged iterations, last {last['iteration']}"
-                   + (f" (loss {last['loss']:g})" if "loss" in last else ""))
+                   + (f" (loss {last['loss']:g})" if "loss" in last else "")
+                   + (f", {_duration(last['seconds'])} after the solver started" if "seconds" in last else ""))
     if len(s.test):
         last = s.test.last()
         outs = ", ".join(f"{k} {last[k]:g}" for k in s.test.outputs if k in last)
         out.append(f"testing: {len(s.test):,} test passes" + (f", last: {outs}" if outs else ""))
+        for key, best in _best_tests(s):
+            out.append(f"  best {key}: {best}")
     if failure is None:
         out.append("no failure in the log")
     else:
@@ -110,6 +113,29 @@ def text(s: LogSummary, failure: Optional[FailureReport], diagnosis_text: str = 
         out.append("")
         out.append(diagnosis_text)
     return "\n".join(out)
+
+
+def _duration(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+
+
+def _best_tests(s: LogSummary) -> list[tuple[str, str]]:
+    """The best value of each test output over the run: highest for accuracy-like outputs
+    (named acc..., map, eval, precision, recall, iou), lowest for losses; others left out."""
+    out = []
+    for key in s.test.outputs:
+        low = key.lower()
+        higher = any(w in low for w in ("acc", "map", "eval", "precision", "recall", "iou"))
+        if not higher and "loss" not in low:
+            continue
+        its, values = s.test.column(key, max_points=len(s.test) or 1)
+        finite = np.isfinite(values)
+        if finite.sum() < 2:
+            continue
+        i = int(np.flatnonzero(finite)[np.argmax(values[finite]) if higher else np.argmin(values[finite])])
+        out.append((key, f"{values[i]:g} at iteration {int(its[i])}"))
+    return out
 
 
 def plot_curves(s: LogSummary, out_path: str):
