@@ -132,6 +132,9 @@ def test_oracle_oom_runs_match_expected_phase():
         r = classify(summarize(str(root / f"{name}.log")))
         assert r.kind == HOST_ALLOC and r.phase == words[e["phase"]], name
         assert r.requested_bytes == e["bytes"], name
+        assert r.layer == e["layer"], name  # pinned by the failed size, or left open
+        if e["layer"] is None:  # several layers' tops have that size: they are named
+            assert len(r.candidates) > 1 and f"{e['bytes']:,} bytes match" in " ".join(r.explanation)
 
 
 def test_oracle_failures_are_classified():

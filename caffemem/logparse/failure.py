@@ -3,6 +3,7 @@ glog stack frames and what the log was doing just before."""
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Optional
@@ -112,15 +113,54 @@ def classify(s: LogSummary) -> Optional[FailureReport]:
     if m:
         r.requested_bytes = int(m.group(1))
     r.gpu_total_bytes = r.gpu_total_bytes or s.gpu_total_bytes
+    if r.kind == GPU_OOM and s.allocation_print is not None:
+        r.requested_bytes = r.requested_bytes or s.allocation_print
     r.phase = _phase(s, joined, r)
     if r.layer_class and not r.layer and s.nets:
-        net = next((n for n in reversed(s.nets) if r.net_label and n.label.startswith(r.net_label)), s.nets[-1])
+        trains = [n for n in s.nets if n.label.startswith("train")]
+        running = any(w in r.phase for w in ("iteration", "forward", "backward"))
+        wanted = r.net_label or ("train" if trains and running else "")
+        net = next((n for n in reversed(s.nets) if wanted and n.label.startswith(wanted)), s.nets[-1])
         pat = re.compile(r'name: "([^"]+)"\s*\n\s*type: "' + re.escape(r.layer_class) + '"')
         r.candidates = pat.findall(net.echo)
         if len(r.candidates) == 1:
             r.layer = r.candidates[0]
+        elif r.candidates and r.requested_bytes:
+            _pin_by_size(r, net)
     _explain(r, s)
     return r
+
+
+def _pin_by_size(r: FailureReport, net) -> None:
+    """Narrow the failing layer down by the failed allocation's size: in a forward pass (or
+    set-up) a layer's top, in a backward pass the diff of its bottom, of exactly that many
+    bytes (float, or half for NVCaffe's fp16), from the log's own Top shape lines."""
+    shapes = net.top_shapes()
+    backward = "backward" in r.phase
+    for size in (4, 2):
+        hits = []
+        for layer in net.layers:
+            if layer.name not in r.candidates:
+                continue
+            for blob in (layer.bottoms if backward else layer.tops):
+                shape = shapes.get(blob)
+                if shape and math.prod(shape) * size == r.requested_bytes:
+                    hits.append((layer.name, blob, shape))
+                    break
+        if hits:
+            break
+    if not hits:
+        return
+    what = "the diff of its bottom" if backward else "its top"
+    names = ", ".join(f"{name} ({blob}: {' x '.join(map(str, shape))})" for name, blob, shape in hits)
+    if len(hits) == 1:
+        r.layer = hits[0][0]
+        r.explanation.append(f"the failed {r.requested_bytes:,} bytes are exactly {what} in "
+                             f"{r.net_label or net.label}: {names}")
+    else:
+        r.candidates = [h[0] for h in hits]
+        r.explanation.append(f"the failed {r.requested_bytes:,} bytes match {what} of "
+                             f"{len(hits)} layers: {names}")
 
 
 def _phase(s: LogSummary, frames: str, r: FailureReport) -> str:
@@ -198,7 +238,6 @@ def _explain(r: FailureReport, s: LogSummary) -> None:
                  "(--net train_val.prototxt --gpu-mem SIZE), caffemem models the run and says what "
                  "would fit")
     if r.kind == GPU_OOM and s.allocation_print is not None:
-        r.requested_bytes = r.requested_bytes or s.allocation_print
         e.append(f"the last allocation the log printed before failing (a debugging print in "
                  f"SyncedMemory): {s.allocation_print:,} bytes ({human(s.allocation_print)})")
     if r.requested_bytes and r.gpu_free_bytes is not None:
