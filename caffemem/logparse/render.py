@@ -103,9 +103,11 @@ def text(s: LogSummary, failure: Optional[FailureReport], diagnosis_text: str = 
         out.append(f"  {failure.source + ': ' if failure.source else ''}{failure.message}")
         if failure.layer or failure.layer_class:
             where = failure.layer or f"a {failure.layer_class} layer"
-            if failure.candidates:
-                where += f" (the net has {len(failure.candidates)}: {', '.join(failure.candidates[:6])}"
+            if failure.candidates and not failure.layer:
+                where += f" ({len(failure.candidates)} candidates: {', '.join(failure.candidates[:6])}"
                 where += " ...)" if len(failure.candidates) > 6 else ")"
+            elif failure.layer and len(failure.candidates) > 1:
+                where += f" (a {failure.layer_class} layer; the net has {len(failure.candidates)})"
             out.append(f"  at: {where}")
         for e in failure.explanation:
             out.append(f"  {e}")
