@@ -159,7 +159,8 @@ def _pin_by_size(r: FailureReport, net) -> None:
                              f"{r.net_label or net.label}: {names}")
     else:
         r.candidates = [h[0] for h in hits]
-        r.explanation.append(f"the failed {r.requested_bytes:,} bytes match {what} of "
+        each = "the diff of a bottom" if backward else "a top"
+        r.explanation.append(f"the failed {r.requested_bytes:,} bytes match {each} of each of "
                              f"{len(hits)} layers: {names}")
 
 
