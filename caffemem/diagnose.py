@@ -245,8 +245,10 @@ def diagnose_loaded(loaded: Loaded, options: AnalysisOptions, env, capacity: Opt
                                f"to keep an effective batch of {current}, use batch_size {even} with "
                                f"iter_size {iters} ({even * iters} samples per update)", fb.best_total, True))
         elif fb.best is None:
-            d.notes.append("even batch 1 does not fit with this engine: the net itself (parameters, solver state, "
-                           "workspaces) or the input resolution is too large for this GPU")
+            keeping = " with the test batch as it is" if any(n.label.startswith("test") for n in built) else ""
+            d.notes.append(f"even train batch 1 does not fit{keeping}, with this engine: the net itself "
+                           f"(parameters, solver state, workspaces) or the input resolution is too large "
+                           f"for this capacity")
     # 2. a smaller test batch, when test nets are part of the run
     tests = [n for n in built if n.label.startswith("test")]
     if tests and current:
@@ -258,6 +260,22 @@ def diagnose_loaded(loaded: Loaded, options: AnalysisOptions, env, capacity: Opt
                     d.fixes.append(Fix(f"test batch {tb} -> {cand} (raise test_iter by {math.ceil(tb / cand)}x "
                                        f"to test as many images)", t, True))
                     break
+        # 2b. when neither alone fits: both batches down together, in proportion
+        if tb and not any(f.fits for f in d.fixes):
+            from .fit import largest_fitting
+
+            def test_batch(b: int) -> int:
+                return max(1, math.ceil(tb * b / current))
+
+            both = largest_fitting(lambda b: total_with(replace(options, batch=b, test_batch=test_batch(b),
+                                                                batch_train_only=True), env),
+                                   capacity, limit=current, what="batch")
+            if both.best is not None:
+                b, t = both.best, test_batch(both.best)
+                iters = math.ceil(current / b)
+                d.fixes.append(Fix(f"batch_size {current} -> {b} with iter_size {iters} ({b * iters} samples "
+                                   f"per update) and test batch {tb} -> {t} (test_iter {math.ceil(tb / t)}x): "
+                                   f"neither alone fits", both.best_total, True))
     # 3. cuDNN instead of the CAFFE engine (im2col buffers)
     if env.gpu and env.engine == "caffe" and report.by_kind.get("im2col"):
         t = total_with(options, env.with_(engine="cudnn"))

@@ -71,3 +71,19 @@ def test_cudnn_fix_names_the_largest_im2col_layers_and_is_checked():
     assert named.startswith("conv_decode1 2.3 GiB, conv1 2.3 GiB")  # the two 64-channel 384x512 layers
     cudnn = model_memory(analyze_file(path)[1], env.with_(engine="cudnn"))
     assert fix.fits and fix.total_bytes == fits(cudnn, 8 * GiB).needed
+
+
+def test_both_batches_down_when_neither_alone_fits():
+    """Caffe's GoogLeNet under a 1.5 GB host limit (oracle run L1500, died in the first test
+    pass): neither a smaller train batch nor a smaller test batch fits alone; both together do."""
+    from conftest import shared_or_skip
+
+    from caffemem.diagnose import nets_from_summary
+    from caffemem.logparse import summarize
+
+    s = summarize(str(shared_or_skip("oracle", "oom", "L1500.log")))
+    cap = 1_500_000_000
+    d = diagnose(nets_from_summary(s), s.solver_echo, MemoryEnv(mode="cpu", engine="caffe"), cap)
+    (both,) = [f for f in d.fixes if "neither alone fits" in f.what]
+    assert both.fits and both.total_bytes <= cap
+    assert not any(f.fits for f in d.fixes if f is not both)
