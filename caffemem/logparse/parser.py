@@ -1,25 +1,23 @@
-"""Streaming a Caffe log into typed events.
+"""One line of a Caffe log into typed events: :class:`LineParser`.
 
-The file is read in binary, line by line (LF, CRLF or CR), so memory stays flat whatever its
-size; bytes that are not UTF-8 are replaced, lines holding NUL bytes are counted as junk.
-Each line loses its decorations first: a markdown quote (``> ``), glog's prefix
+Bytes that are not UTF-8 are replaced; lines holding NUL bytes are counted as junk.  Each
+line loses its decorations first: a markdown quote (``> ``), glog's prefix
 (``I1122 12:31:06.245188 29034 net.cpp:131] ``, with or without the year), and is then
 dispatched on glog's source tag or, for lines without a prefix, on its first words.
-Multi-line blocks (the solver and net echoes) are the unprefixed lines that follow.
+Multi-line blocks (the solver and net echoes) are the unprefixed lines that follow.  The
+scripts around Caffe (DIGITS, py-faster-rcnn's demos) and other frameworks' out-of-memory
+reports (TensorFlow, PyTorch) are recognised too.  :mod:`.stream` feeds it every line the
+vectorized :mod:`.fastscan` does not take.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator, Optional, Union
-
-import numpy as np
+from typing import Iterator, Optional
 
 from . import events as ev
 from . import fastscan as fs
-from .reader import read_chunks
-from .scanahead import default_workers, scanned
 
 #: glog's prefix: severity, date (MMDD or YYYYMMDD), clock, thread id, file:line
 _PREFIX = re.compile(rb"^([IWEF])(\d{4}|\d{8}) ([\d:.]+) +\d+ +([\w.\-]+):(\d+)\] ?")
@@ -65,21 +63,6 @@ def _size(num: str, unit: str) -> Optional[int]:
         return int(float(num) * _UNITS.get(unit, 1))
     except ValueError:  # "1.2.3 GiB": a damaged line
         return None
-
-
-def iter_events(source: Union[str, BinaryIO], stop: Stop = None, fast: bool = True,
-                workers: Optional[int] = None, chunk: int = 0) -> Iterator[ev.Event]:
-    """Events of a log file (path or binary file object), in order.  Curve lines come as
-    :class:`~.events.CurveBatch` events.  ``fast=False`` sends every line through
-    :class:`LineParser` (the reference the fast path is tested against); ``workers``
-    threads scan a big file's chunks ahead (None: 2 on a multi-core machine for files of
-    32 MiB and more; 0: none); ``chunk`` is the read size in bytes."""
-    stop = stop if stop is not None else Stop()
-    if isinstance(source, str):
-        with open(source, "rb") as f:
-            yield from _iter(f, stop, fast, chunk, source, workers)
-    else:
-        yield from _iter(source, stop, fast, chunk, None, 0 if workers is None else workers)
 
 
 class LineParser:
@@ -196,114 +179,6 @@ class LineParser:
 
 
 _TIMED = (ev.Iteration, ev.TestStart, ev.SolveStart)  # the events whose glog clock is kept
-_CURVE_EVENTS = (ev.Iteration, ev.LearningRate, ev.Output, ev.TestStart)
-
-
-def _batch(events: list) -> ev.CurveBatch:
-    """One-line curve events (from :class:`LineParser`) as a :class:`~.events.CurveBatch`."""
-    kinds, its, values, secs, times, index, name, names = [], [], [], [], [], [], [], []
-    for e in events:
-        t = type(e)
-        clock = -1
-        if t is ev.Iteration:
-            k, it, v, sec, i, nm, clock = fs.ITER, e.iteration, e.loss, e.interval, -1, -1, e.time
-        elif t is ev.LearningRate:
-            k, it, v, sec, i, nm = fs.LR, e.iteration, e.lr, None, -1, -1
-        elif t is ev.TestStart:
-            k, it, v, sec, i, nm, clock = fs.TEST_START, e.iteration, None, None, e.net, -1, e.time
-        else:
-            if e.name not in names:
-                names.append(e.name)
-            k = fs.TRAIN_OUT if e.phase == "train" else fs.TEST_OUT
-            it, v, sec, i, nm = -1, e.value, None, e.index, names.index(e.name)
-        kinds.append(k)
-        its.append(it)
-        values.append(float("nan") if v is None else v)
-        secs.append(float("nan") if sec is None else sec)
-        times.append(clock)
-        index.append(i)
-        name.append(nm)
-    return ev.CurveBatch(events[0].line, np.array([e.line for e in events], np.int64),
-                         np.array(kinds, np.uint8), np.array(its, np.int64), np.array(values),
-                         np.array(secs), np.array(times, np.int64), np.array(index, np.int64),
-                         np.array(name, np.int64), names)
-
-
-def _iter(f: BinaryIO, stop: Stop, fast: bool = True, chunk: int = 0, path: Optional[str] = None,
-          workers: Optional[int] = None) -> Iterator[ev.Event]:
-    """The file a chunk at a time (:mod:`.reader`).  The curve lines that make up most of a
-    training log are recognised for the whole chunk at once (:mod:`.fastscan`, ahead in
-    threads for big files: :mod:`.scanahead`) and come out as :class:`~.events.CurveBatch`
-    events; every other line goes through :class:`LineParser`, in order.  Curve events the
-    line parser finds (formats the fast path leaves to it) are batched the same way, so a
-    consumer sees curves only as batches."""
-    p = LineParser(stop)
-    n = 0  # lines before the current chunk
-    pending: list = []
-
-    def lines_of(events):
-        for e in events:
-            if type(e) in _CURVE_EVENTS:
-                pending.append(e)
-                continue
-            if pending:
-                yield _batch(pending)
-                pending.clear()
-            yield e
-
-    chunks = read_chunks(f, stop, chunk)
-    if fast:
-        if workers is None:
-            workers = default_workers(path)
-        pairs = scanned(chunks, workers)
-    else:
-        pairs = ((c, None) for c in chunks)
-    for c, sc in pairs:
-        n += c.junk
-        if c.size:
-            n += yield from _chunk_events(c.data, c.size, sc, n, p, lines_of, pending)
-        stop.lines = n
-    yield from lines_of(p.finish())
-    if pending:
-        yield _batch(pending)
-    stop.lines = n
-
-
-def _chunk_events(arr: np.ndarray, size: int, sc: Optional[fs.ChunkScan], n: int, p: LineParser,
-                  lines_of, pending: list):
-    """The events of one chunk (``arr[:size]``, whole lines, zero padding after) whose curve
-    lines ``sc`` recognised (None: none were): the curve runs as batches, every other line
-    through the line parser, in order.  Returns the chunk's number of lines."""
-    if sc is not None:
-        ends, curve = sc.ends, sc.lines
-    else:
-        ends, curve = np.flatnonzero(arr[:size] == 10), np.empty(0, np.int64)
-    is_curve = np.zeros(len(ends), bool)
-    is_curve[curve] = True
-    others = np.flatnonzero(~is_curve)
-    runs = np.searchsorted(curve, others).tolist()
-    line_ends = ends[others].tolist()
-    line_starts = np.where(others > 0, ends[others - 1] + 1, 0).tolist()
-    done = 0  # curve lines of the chunk already given out
-
-    def run_upto(upto: int):
-        yield from lines_of(p.interrupt())
-        if pending:
-            yield _batch(pending)
-            pending.clear()
-        sel = slice(done, upto)
-        yield ev.CurveBatch(n + int(curve[done]) + 1, n + curve[sel] + 1, sc.kind[sel],
-                            sc.iteration[sel], sc.value[sel], sc.interval[sel], sc.time[sel],
-                            sc.index[sel], sc.name[sel], sc.names)
-
-    for j, upto, start, end in zip(others.tolist(), runs, line_starts, line_ends):
-        if upto > done:
-            yield from run_upto(upto)
-            done = upto
-        yield from lines_of(p.feed(arr[start:end].tobytes(), n + j + 1))
-    if len(curve) > done:
-        yield from run_upto(len(curve))
-    return len(ends)
 
 
 def _flush(kind: str, start: int, lines: list[str]) -> ev.Event:

@@ -10,7 +10,8 @@ import numpy as np
 from . import events as ev
 from . import fastscan as fs
 from .curves import MISSING, CurveTable
-from .parser import Stop, iter_events
+from .parser import Stop
+from .stream import iter_events
 
 
 @dataclass
