@@ -334,7 +334,7 @@ def _clock(a: np.ndarray, w: np.ndarray, st: np.ndarray) -> np.ndarray:
     return np.where(ok, t, -1)
 
 
-def _name_ids(nw: np.ndarray, nlen: np.ndarray, key: np.ndarray, names: list[str]):
+def _name_ids(nw: np.ndarray, key: np.ndarray, names: list[str]):
     """Ids (into ``names``, extended as needed) of the output names whose masked words are
     the rows of ``nw`` (M, 4).  Caffe prints the same name for the same output number, so
     the number is tried as the key first and every row checked against it byte for byte;
@@ -360,6 +360,31 @@ def _name_id(words: np.ndarray, names: list[str]) -> int:
     return names.index(text)
 
 
+@dataclass
+class _Lines:
+    """Per candidate line (glog info lines, in order): where its body starts and ends, and
+    what the templates found in it (kind 0: none)."""
+
+    line: np.ndarray  # chunk line index
+    body: np.ndarray  # offset of the text after "] "
+    end: np.ndarray  # offset of the newline
+    kind: np.ndarray = None
+    iteration: np.ndarray = None
+    value: np.ndarray = None
+    interval: np.ndarray = None
+    index: np.ndarray = None
+    name: np.ndarray = None
+
+    def __post_init__(self) -> None:
+        m = len(self.line)
+        self.kind = np.zeros(m, np.uint8)
+        self.iteration = np.full(m, -1, np.int64)
+        self.value = np.full(m, np.nan)
+        self.interval = np.full(m, np.nan)
+        self.index = np.full(m, -1, np.int64)
+        self.name = np.full(m, -1, np.int64)
+
+
 def scan_chunk(a: np.ndarray, size: int, nul: bool = True) -> ChunkScan:
     """Recognise the curve lines of ``a[:size]``, which ends with a newline and is followed by
     at least :data:`PAD` zero bytes.  ``nul``: the chunk may hold NUL bytes, whose lines are
@@ -371,7 +396,23 @@ def scan_chunk(a: np.ndarray, size: int, nul: bool = True) -> ChunkScan:
         starts[0] = 0
         starts[1:] = ends[:-1] + 1
     w = _words(a)
-    # glog's info prefix: "I", 4 (or 8) date digits and a space, ..., then the first "] "
+    c = _info_lines(a, w, body, ends, starts, nul)
+    first = w[c.body]  # the body's first 8 bytes, for every template
+    _iteration_lines(a, w, c, first)
+    names: list[str] = []
+    _output_lines(a, w, c, first, names)
+    keep = np.flatnonzero(c.kind)
+    time = np.full(len(keep), -1, np.int64)
+    timed = np.flatnonzero((c.kind[keep] == ITER) | (c.kind[keep] == TEST_START))
+    if len(timed):
+        time[timed] = _clock(a, w, starts[c.line[keep[timed]]])
+    return ChunkScan(ends, c.line[keep], c.kind[keep], c.iteration[keep], c.value[keep],
+                     c.interval[keep], time, c.index[keep], c.name[keep], names)
+
+
+def _info_lines(a, w, body, ends, starts, nul: bool) -> _Lines:
+    """The lines with glog's info prefix: "I", 4 (or 8) date digits and a space, ..., then
+    the line's first "] " after a digit (no NUL byte anywhere in the line)."""
     info = a[starts] == 73
     if nul:  # a line holding a NUL byte is binary junk
         zeros = np.flatnonzero(body == 0)
@@ -381,7 +422,7 @@ def scan_chunk(a: np.ndarray, size: int, nul: bool = True) -> ChunkScan:
     st = starts[cand]
     _, date_digits = _int_run(w[st + 1])
     cand = cand[((date_digits == 4) & (a[st + 5] == 32)) | ((date_digits == 8) & (a[st + 9] == 32))]
-    brackets = np.append(np.flatnonzero(body == 93), size)
+    brackets = np.append(np.flatnonzero(body == 93), len(body))
     if len(brackets) == len(ends) + 1 and len(cand) == len(ends) and (brackets[:-1] < ends).all() \
             and (brackets[1:-1] > ends[:-1]).all():
         br = brackets[:-1]  # one "]" on every line: the k-th is line k's
@@ -389,72 +430,63 @@ def scan_chunk(a: np.ndarray, size: int, nul: bool = True) -> ChunkScan:
         br = brackets[np.searchsorted(brackets, starts[cand])]
     line_end = ends[cand]
     good = (br < line_end) & (a[br + 1] == 32) & ((a[br - 1] - 48) < 10)
-    cand, br, line_end = cand[good], br[good], line_end[good]
-    b = br + 2
-    m = len(cand)
-    kind = np.zeros(m, np.uint8)
-    iteration = np.full(m, -1, np.int64)
-    value = np.full(m, np.nan)
-    interval = np.full(m, np.nan)
-    index = np.full(m, -1, np.int64)
-    name = np.full(m, -1, np.int64)
-    first = w[b]
+    return _Lines(cand[good], br[good] + 2, line_end[good])
 
-    # "Iteration N..." lines
-    it_rows = np.flatnonzero(_is(a, w, b, _ITERATION[:1], first) & (a[b + 8] == ord("n"))
-                             & (a[b + 9] == 32))
-    if len(it_rows):
-        it, p, ok = _int_token(a, w, b[it_rows] + 10)
-        le = line_end[it_rows]
-        after = w[p]
-        for lit, width, k in ((_LOSS, 9, ITER), (_LR, 7, LR)):
-            sel = np.flatnonzero(ok & _is(a, w, p, lit, after))
-            if len(sel):
-                v, e, vok = _float_token(a, w, p[sel] + width)
-                rows = it_rows[sel[vok & (e == le[sel])]]
-                kind[rows], iteration[rows], value[rows] = k, it[sel][vok & (e == le[sel])], v[vok & (e == le[sel])]
-        sel = np.flatnonzero(ok & _is(a, w, p, _RATE, after))
-        if len(sel):  # "Iteration N (R iter/s, Ss/K iters), loss = V"
-            _, e1, ok1 = _float_token(a, w, p[sel] + 2)
-            ok1 &= _is(a, w, e1, _ITERS_PER_S)
-            secs, e2, ok2 = _float_token(a, w, e1 + 9)
-            ok2 &= ok1 & _is(a, w, e2, _S_SLASH)
-            _, e3, ok3 = _int_token(a, w, e2 + 2)
-            ok3 &= ok2 & _is(a, w, e3, _ITERS_LOSS)
-            v, e4, ok4 = _float_token(a, w, e3 + 16)
-            fine = ok3 & ok4 & (e4 == le[sel])
-            rows = it_rows[sel[fine]]
-            kind[rows], iteration[rows], value[rows], interval[rows] = ITER, it[sel][fine], v[fine], secs[fine]
-        sel = np.flatnonzero(ok & _is(a, w, p, _TESTING, after))
-        if len(sel):  # "Iteration N, Testing net (#K)"
-            net, e, nok = _int_token(a, w, p[sel] + 16)
-            fine = nok & (a[e] == ord(")")) & (e + 1 == le[sel])
-            rows = it_rows[sel[fine]]
-            kind[rows], iteration[rows], index[rows] = TEST_START, it[sel][fine], net[fine]
 
-    # "    Train net output #K: NAME = V ..." and the Test one
-    names: list[str] = []
-    for lit, width, k in ((_TRAIN, 22, TRAIN_OUT), (_TEST, 21, TEST_OUT)):
-        rows = np.flatnonzero(_is(a, w, b, lit[:1], first))
+def _iteration_lines(a, w, c: _Lines, first: np.ndarray) -> None:
+    """ "Iteration N, loss = V", "Iteration N (R iter/s, Ss/K iters), loss = V",
+    "Iteration N, lr = V" and "Iteration N, Testing net (#K)", each ending its line."""
+    rows = np.flatnonzero(_is(a, w, c.body, _ITERATION[:1], first) & (a[c.body + 8] == ord("n"))
+                          & (a[c.body + 9] == 32))
+    if not len(rows):
+        return
+    it, p, ok = _int_token(a, w, c.body[rows] + 10)
+    end = c.end[rows]
+    after = w[p]  # what follows the number tells the four apart
+
+    def found(sel, fine, kind, value=None, interval=None, index=None):
+        r = rows[sel[fine]]
+        c.kind[r], c.iteration[r] = kind, it[sel][fine]
+        if value is not None:
+            c.value[r] = value[fine]
+        if interval is not None:
+            c.interval[r] = interval[fine]
+        if index is not None:
+            c.index[r] = index[fine]
+
+    for lit, width, kind in ((_LOSS, 9, ITER), (_LR, 7, LR)):
+        sel = np.flatnonzero(ok & _is(a, w, p, lit, after))
+        if len(sel):
+            v, e, vok = _float_token(a, w, p[sel] + width)
+            found(sel, vok & (e == end[sel]), kind, v)
+    sel = np.flatnonzero(ok & _is(a, w, p, _RATE, after))
+    if len(sel):
+        _, e1, ok1 = _float_token(a, w, p[sel] + 2)
+        ok1 &= _is(a, w, e1, _ITERS_PER_S)
+        secs, e2, ok2 = _float_token(a, w, e1 + 9)
+        ok2 &= ok1 & _is(a, w, e2, _S_SLASH)
+        _, e3, ok3 = _int_token(a, w, e2 + 2)
+        ok3 &= ok2 & _is(a, w, e3, _ITERS_LOSS)
+        v, e4, ok4 = _float_token(a, w, e3 + 16)
+        found(sel, ok3 & ok4 & (e4 == end[sel]), ITER, v, secs)
+    sel = np.flatnonzero(ok & _is(a, w, p, _TESTING, after))
+    if len(sel):
+        net, e, nok = _int_token(a, w, p[sel] + 16)
+        found(sel, nok & (a[e] == ord(")")) & (e + 1 == end[sel]), TEST_START, index=net)
+
+
+def _output_lines(a, w, c: _Lines, first: np.ndarray, names: list[str]) -> None:
+    """ "    Train net output #K: NAME = V" and the Test one (anything may follow V after a
+    space: Caffe adds "(* weight = weighted loss)")."""
+    for lit, width, kind in ((_TRAIN, 22, TRAIN_OUT), (_TEST, 21, TEST_OUT)):
+        rows = np.flatnonzero(_is(a, w, c.body, lit[:1], first))
         if not len(rows):
             continue
-        rows = rows[_is(a, w, b[rows], lit[1:])]
-        idx, e, ok = _int_token(a, w, b[rows] + width)
+        rows = rows[_is(a, w, c.body[rows], lit[1:])]
+        idx, e, ok = _int_token(a, w, c.body[rows] + width)
         ok &= (a[e] == ord(":")) & (a[e + 1] == 32)
         ns = e + 2
-        nw = np.zeros((len(rows), 4), np.uint64)  # the name: up to 31 bytes
-        nw[:, 0] = w[ns]
-        nw[:, 1] = w[ns + 8]
-        nb = nw.view(np.uint8)
-        stop = (nb[:, :16] == 32) | (nb[:, :16] < 14)  # space, tab, CR, LF, NUL
-        longer = np.flatnonzero(~stop.any(1))
-        nlen = np.argmax(stop, axis=1)
-        if len(longer):  # names of 16 bytes and more
-            nw[longer, 2] = w[ns[longer] + 16]
-            nw[longer, 3] = w[ns[longer] + 24]
-            lb = nw[longer].view(np.uint8)
-            lstop = (lb == 32) | (lb < 14)
-            nlen[longer] = np.where(lstop.any(1), np.argmax(lstop, axis=1), 0)
+        nw, nlen = _name_words(w, ns)
         ok &= nlen > 0
         v, ve, vok = _float_token(a, w, ns + nlen + 3)
         ok &= _is(a, w, ns + nlen, _EQUALS) & vok & ((a[ve] == 32) | (a[ve] == 10))
@@ -465,13 +497,24 @@ def scan_chunk(a: np.ndarray, size: int, nul: bool = True) -> ChunkScan:
         for j in range(4):  # keep the name's bytes only
             nw[:, j] &= _MASKS[np.clip(nlen - 8 * j, 0, 8)]
         r = rows[fine]
-        kind[r], value[r], index[r] = k, v[fine], idx[fine]
-        name[r] = _name_ids(nw, nlen, idx[fine], names)
+        c.kind[r], c.value[r], c.index[r] = kind, v[fine], idx[fine]
+        c.name[r] = _name_ids(nw, idx[fine], names)
 
-    keep = np.flatnonzero(kind)
-    time = np.full(len(keep), -1, np.int64)
-    timed = np.flatnonzero((kind[keep] == ITER) | (kind[keep] == TEST_START))
-    if len(timed):
-        time[timed] = _clock(a, w, starts[cand[keep[timed]]])
-    return ChunkScan(ends, cand[keep], kind[keep], iteration[keep], value[keep], interval[keep],
-                     time, index[keep], name[keep], names)
+
+def _name_words(w: np.ndarray, ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The output names starting at ``ns`` as 4 words each (up to 31 bytes) and their lengths
+    (0: no end within 32 bytes); the last two words are read only for long names."""
+    nw = np.zeros((len(ns), 4), np.uint64)
+    nw[:, 0] = w[ns]
+    nw[:, 1] = w[ns + 8]
+    nb = nw.view(np.uint8)
+    stop = (nb[:, :16] == 32) | (nb[:, :16] < 14)  # space, tab, CR, LF, NUL
+    longer = np.flatnonzero(~stop.any(1))
+    nlen = np.argmax(stop, axis=1)
+    if len(longer):
+        nw[longer, 2] = w[ns[longer] + 16]
+        nw[longer, 3] = w[ns[longer] + 24]
+        lb = nw[longer].view(np.uint8)
+        lstop = (lb == 32) | (lb < 14)
+        nlen[longer] = np.where(lstop.any(1), np.argmax(lstop, axis=1), 0)
+    return nw, nlen
