@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import shared_or_skip
+from conftest import damaged_logs, shared_or_skip
 
 from caffemem.logparse import classify, iter_events, summarize
 from caffemem.logparse import events as ev
@@ -233,20 +233,11 @@ def test_lines_of_the_scripts_around_caffe(tmp_path):
 def test_damaged_logs_never_give_an_internal_error(tmp_path, capsys):
     """Seeded random damage to our logs, through the whole command (text and JSON, with the
     diagnosis): exit 0, never 2."""
-    import random
-
     from caffemem.cli import main
 
-    rng = random.Random(5)
-    sources = [p.read_bytes() for p in sorted(DATA.glob("*.log"))]
-    alphabet = b"0123456789.:e-+ #()[]{}\"\n\r\x00Iteration, lr=loss Train Test net output layer name type"
     f = tmp_path / "m.log"
-    for _ in range(60):
-        data = bytearray(rng.choice(sources))
-        for _ in range(rng.randint(1, 8)):
-            i = rng.randrange(len(data))
-            data[i:i + rng.randint(0, 3)] = bytes([rng.choice(alphabet)]) * rng.randint(0, 2)
-        f.write_bytes(bytes(data[:rng.randint(len(data) // 2, len(data))]))
+    for data in damaged_logs(5, 60):
+        f.write_bytes(data)
         for fmt in ("text", "json"):
             assert main(["log", str(f), "--format", fmt, "--gpu-mem", "2GiB"]) == 0
     capsys.readouterr()

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SHARED
+from conftest import SHARED, damaged_logs
 
 from caffemem.logparse import fastscan as fs
 from caffemem.logparse import summarize
@@ -178,21 +178,8 @@ def test_mangled_logs_never_break_either_path_and_they_agree(tmp_path):
     """Seeded random damage (bytes changed, dropped, doubled; NULs; cut anywhere) to our logs:
     no exception, and the fast path still means what the line parser means."""
     rng = random.Random(11)
-    sources = [p.read_bytes() for p in sorted(DATA.glob("*.log"))]
-    alphabet = b"0123456789.:e-+ #()[]\n\r\x00Iteration, lr=loss Train Test net output"
     f = tmp_path / "m.log"
-    for trial in range(200):
-        data = bytearray(rng.choice(sources))
-        for _ in range(rng.randint(1, 12)):
-            i = rng.randrange(len(data))
-            op = rng.random()
-            if op < 0.5:
-                data[i] = rng.choice(alphabet)
-            elif op < 0.75:
-                del data[i:i + rng.randint(1, 5)]
-            else:
-                data[i:i] = data[i:i + rng.randint(1, 30)]
-        data = data[:rng.randint(len(data) // 2, len(data))]
-        f.write_bytes(bytes(data))
+    for data in damaged_logs(11, 200):
+        f.write_bytes(data)
         chunk = rng.choice([0, 64, 257, 4096])
         _same(summarize(str(f), chunk=chunk, workers=rng.choice([0, 2])), summarize(str(f), fast=False))

@@ -258,10 +258,8 @@ _ITERS_PER_S = _lit(b" iter/s, ")
 _S_SLASH = _lit(b"s/")
 _ITERS_LOSS = _lit(b" iters), loss = ")
 _TESTING = _lit(b", Testing net (#")
-_CLOSE = _lit(b")")
 _TRAIN = _lit(b"    Train net output #")
 _TEST = _lit(b"    Test net output #")
-_COLON = _lit(b": ")
 _EQUALS = _lit(b" = ")
 
 
