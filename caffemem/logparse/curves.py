@@ -32,9 +32,12 @@ def missing(values: np.ndarray) -> np.ndarray:
 class CurveTable:
     """Rows of one phase (train or test), as columns; see the module docstring."""
 
-    def __init__(self, fixed: Sequence[str], block_rows: int = 1 << 16) -> None:
+    def __init__(self, fixed: Sequence[str], block_rows: int = 1 << 16, whole: Sequence[str] = ()) -> None:
+        """``fixed``: the columns every row may have, in order (outputs follow as the log
+        brings them); ``whole``: those among them that hold integers (read back as int)."""
         self.names: list[str] = ["iteration", *fixed]
         self.fixed = tuple(fixed)
+        self.whole = frozenset(whole)
         self.block_rows = block_rows
         self._cap = 1024
         self._cols: dict[str, np.ndarray] = {"iteration": np.zeros(self._cap, np.int64)}
@@ -127,7 +130,7 @@ class CurveTable:
                 row = {"iteration": it}
                 for name, values, gone in cols:
                     if not gone[i]:
-                        row[name] = int(values[i]) if name == "net" else values[i]
+                        row[name] = int(values[i]) if name in self.whole else values[i]
                 yield row
 
     __iter__ = rows

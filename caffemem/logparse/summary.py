@@ -67,7 +67,7 @@ class LogSummary:
     #: iters"), lr, loss, then the train outputs
     train: CurveTable = field(default_factory=lambda: CurveTable(("seconds", "interval_seconds", "lr", "loss")))
     #: one row per test pass: seconds since the solver started, the test net's number, outputs
-    test: CurveTable = field(default_factory=lambda: CurveTable(("seconds", "net")))
+    test: CurveTable = field(default_factory=lambda: CurveTable(("seconds", "net"), whole=("net",)))
     #: glog's clock when the solver started ("Solving"; else the first timed curve line)
     start_time: Optional[int] = None
     gpus: list[str] = field(default_factory=list)
@@ -188,7 +188,7 @@ def add_curves(s: LogSummary, b: ev.CurveBatch) -> None:
 def summarize(path: str, fast: bool = True, workers: Optional[int] = None, chunk: int = 0) -> LogSummary:
     """Read a log once, streaming, and fold it.  Memory holds the nets' set-up and the
     curves' open blocks only (:mod:`.curves`), whatever the log's length.  The options are
-    :func:`~.parser.iter_events`'s."""
+    :func:`~.stream.iter_events`'s."""
     s = LogSummary(path)
     net: Optional[NetSeen] = None
     layer: Optional[LayerSeen] = None
