@@ -123,27 +123,25 @@ class CurveTable:
     def rows(self) -> Iterator[dict]:
         """Each row as a dict of the values the log printed (missing cells left out)."""
         for block in self.blocks():
-            its = block["iteration"].tolist()
-            cols = [(name, block[name].tolist(), missing(block[name]).tolist())
-                    for name in self.names[1:]]
-            for i, it in enumerate(its):
-                row = {"iteration": it}
-                for name, values, gone in cols:
-                    if not gone[i]:
-                        row[name] = int(values[i]) if name in self.whole else values[i]
-                yield row
+            yield from self._rows(block)
+
+    def _rows(self, block: dict[str, np.ndarray]) -> Iterator[dict]:
+        its = block["iteration"].tolist()
+        cols = [(name, block[name].tolist(), missing(block[name]).tolist()) for name in self.names[1:]]
+        for i, it in enumerate(its):
+            row = {"iteration": it}
+            for name, values, gone in cols:
+                if not gone[i]:
+                    row[name] = int(values[i]) if name in self.whole else values[i]
+            yield row
 
     __iter__ = rows
 
     def last(self) -> Optional[dict]:
+        """The last row, as :meth:`rows` gives it (it is always in memory)."""
         if not len(self):
             return None
-        row = {"iteration": int(self._cols["iteration"][self._n - 1])}
-        for name in self.names[1:]:
-            v = self._cols[name][self._n - 1:self._n]
-            if not missing(v)[0]:
-                row[name] = float(v[0])
-        return row
+        return next(self._rows({name: self._cols[name][self._n - 1:self._n] for name in self.names}))
 
     def column(self, name: str, max_points: int = 200_000) -> tuple[np.ndarray, np.ndarray]:
         """(iterations, values) of the rows that logged ``name``, thinned to at most about
