@@ -119,6 +119,8 @@ def test_every_realworld_log_parses_and_is_classified_as_the_thread_concluded():
             assert r.phase == expected[key]["phase"], key
         if "requested_bytes" in expected[key]:
             assert r.requested_bytes == expected[key]["requested_bytes"], key
+        if "layer" in expected[key]:
+            assert r.layer == expected[key]["layer"], key
         if key.startswith("controls/") and key.endswith("log.txt"):
             assert not r.is_oom, key
 
@@ -249,3 +251,21 @@ def test_text_report_gives_duration_and_best_test_values():
     out = text(summarize(str(DATA / "curves_edge.log")), None)
     assert "10 logged iterations, last 180 (loss -0.5), 0:00:01 after the solver started" in out
     assert "  best accuracy: 0.875 at iteration 160" in out and "best top5" not in out
+
+
+def test_data_layer_batches_failing_at_set_up_without_an_echo(tmp_path):
+    f = tmp_path / "b.log"
+    f.write_text("I0303 20:08:32.148350 42944 net.cpp:86] Creating Layer data\n"
+                 "I0303 20:08:32.148350 42944 net.cpp:382] data -> data\n"
+                 "I0303 20:08:32.149355 42944 net.cpp:382] data -> label\n"
+                 "I0303 20:08:32.177494 42944 data_layer.cpp:45] output data size: 5000,3,200,200\n"
+                 "F0303 20:08:36.003052 42944 syncedmem.cpp:78] Check failed: error == cudaSuccess (2 vs. 0)  out of memory\n")
+    s = summarize(str(f))
+    (net,) = s.nets
+    assert (net.echo, net.done, net.layers[0].data_size) == ("", False, (5000, 3, 200, 200))
+    r = classify(s)
+    assert (r.phase, r.layer, r.allocation) == ("net initialization", "data", "the data layer's prefetch batches")
+    assert "2,400,000,000 bytes" in " ".join(r.explanation)
+    f.write_text(f.read_text().replace("F0303", "I0303 20:09:00.000000 42944 sgd_solver.cpp:105] Iteration 0, lr = 0.1\nF0303"))
+    s = summarize(str(f))
+    assert s.nets[0].done and classify(s).phase == "first iteration"  # the solver ran: the net was built

@@ -74,9 +74,9 @@ def _diagnose(s, failure, args):
 
     nets = nets_from_summary(s)
     if not nets and not args.net:
-        return ({"error": "the log's net echoes are unreadable"},
-                "diagnosis: the log's net echoes are unreadable (cut or damaged); give the net "
-                "with --net train_val.prototxt to model it")
+        why = ("the log's net echoes are unreadable (cut or damaged)" if any(n.echo for n in s.nets)
+               else "the log does not echo its nets (\"Initializing net from parameters\")")
+        return {"error": why}, f"diagnosis: {why}; give the net with --net train_val.prototxt to model it"
     if args.mode is None:
         args.mode = "cpu" if failure.kind == "host allocation failure" else "gpu"
     if args.engine is None:

@@ -51,6 +51,12 @@ class TopShape(Event):
 
 
 @dataclass
+class DataSize(Event):
+    """A data layer's batch shape as its SetUp logs it ("output data size: N,C,H,W")."""
+    shape: tuple
+
+
+@dataclass
 class LossWeight(Event):
     weight: float
 
@@ -205,6 +211,6 @@ class Junk(Event):
 
 
 ALL = [SolverEcho, NetCreate, NetEcho, LayerWire, SettingUp, TopShape, LossWeight,
-       MemoryRequired, NvTopMemory, BackwardNeed, NetDone, GpuInfo, Iteration, LearningRate,
+       MemoryRequired, NvTopMemory, DataSize, BackwardNeed, NetDone, GpuInfo, Iteration, LearningRate,
        Output, TestStart, CurveBatch, SolveStart, Snapshot, WeightsLoaded, AllocationPrint, Failure, StackFrame, ForeignOOM, Junk]
 __all__ = [c.__name__ for c in ALL] + ["Event"]

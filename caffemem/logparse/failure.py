@@ -127,8 +127,25 @@ def classify(s: LogSummary) -> Optional[FailureReport]:
             r.layer = r.candidates[0]
         elif r.candidates and r.requested_bytes:
             _pin_by_size(r, net)
+    _data_batches(r, s)
     _explain(r, s)
     return r
+
+
+def _data_batches(r: FailureReport, s: LogSummary) -> None:
+    """A GPU failure while a data layer was being set up, whose batch shape the log shows
+    ("output data size"): the prefetched batches, with their size."""
+    if r.kind != GPU_OOM or not r.layer or r.allocation or "initialization" not in r.phase or not s.nets:
+        return
+    layer = next((l for l in s.nets[-1].layers if l.name == r.layer), None)
+    if layer is None or not layer.data_size:
+        return
+    nbytes = math.prod(layer.data_size) * 4
+    r.allocation = "the data layer's prefetch batches"
+    r.explanation.append(
+        f"data layer {layer.name} reads batches of {' x '.join(map(str, layer.data_size))}: {nbytes:,} "
+        f"bytes ({human(nbytes)}) of floats each, and Caffe keeps several prefetched batches on the "
+        f"GPU (DataParameter.prefetch, 4 by default; 3 in older versions): lower batch_size")
 
 
 def _pin_by_size(r: FailureReport, net) -> None:

@@ -233,6 +233,10 @@ def _dispatch(n: int, src: str, body: str):
         m = _OUT.match(body)
         if m:
             return ev.Output(n, m.group(1).lower(), int(m.group(2)), m.group(3), _float(m.group(4)))
+    if body.startswith("output data size: "):
+        dims = body[18:].strip().split(",")
+        if all(d.strip().isdigit() for d in dims):
+            return ev.DataSize(n, tuple(int(d) for d in dims))
     if body.startswith("Creating "):
         m = _CREATE.match(body)
         if m:

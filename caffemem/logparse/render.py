@@ -81,7 +81,8 @@ def text(s: LogSummary, failure: Optional[FailureReport], diagnosis_text: str = 
         out.append(f"  {g}")
     for n in s.nets:
         fig = n.memory_required_for_data
-        out.append(f"{n.label}: {n.name or '(unnamed)'} ({n.phase}), {len(n.layers)} layers"
+        what = f"{n.name or '(unnamed)'} ({n.phase})" if n.echo else "(its echo is not in the log)"
+        out.append(f"{n.label}: {what}, {len(n.layers)} layers"
                    + (f", Memory required for data {fig:,} bytes ({human(fig)})" if fig is not None else "")
                    + ("" if n.done else ", initialization not finished"))
     if len(s.train):

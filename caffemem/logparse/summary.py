@@ -23,6 +23,8 @@ class LayerSeen:
     memory_after: Optional[int] = None
     loss_weights: list[float] = field(default_factory=list)
     needs_backward: Optional[bool] = None
+    #: a data layer's "output data size: N,C,H,W" (data_layer.cpp), logged during its SetUp
+    data_size: Optional[tuple] = None
 
 
 @dataclass
@@ -173,6 +175,9 @@ def add_curves(s: LogSummary, b: ev.CurveBatch) -> None:
         s.last_iteration = int(max([b.iteration[last_move], *later_ts.tolist()]))
     elif last_ts >= 0:
         s.last_iteration = int(max([s.last_iteration or 0, *b.iteration[is_ts].tolist()]))
+    if last_move >= 0 or last_ts >= 0:
+        for n in s.nets:  # the solver runs: every net was built (an excerpt may skip the line)
+            n.done = True
     if not s.failures:
         if last_move >= 0 or last_ts >= 0:
             s.init_open = False
@@ -204,16 +209,23 @@ def summarize(path: str, fast: bool = True, workers: Optional[int] = None, chunk
                 s.init_open = True
             elif t is ev.NetDone:
                 s.init_open = False
+        if net is None and t in (ev.LayerWire, ev.SettingUp, ev.DataSize):
+            # a net being set up whose echo is not in the log (an excerpt): its layers still count
+            net = NetSeen(pending_label or "net", "", e.line)
+            s.nets.append(net)
+            by_name, layer, pending_label = {}, None, ""
         if t is ev.TopShape:
             if net is not None and layer is not None:
                 layer.shapes.append(e.shape)
         elif t is ev.LayerWire:
-            if net is not None:
-                l = _layer_of(net, by_name, e.layer)
-                (l.bottoms if e.direction == "bottom" else l.tops).append(e.blob)
+            l = _layer_of(net, by_name, e.layer)
+            (l.bottoms if e.direction == "bottom" else l.tops).append(e.blob)
+            layer = layer if layer is not None and layer.name == e.layer else l
         elif t is ev.SettingUp:
-            if net is not None:
-                layer = _layer_of(net, by_name, e.layer)
+            layer = _layer_of(net, by_name, e.layer)
+        elif t is ev.DataSize:
+            if layer is not None:
+                layer.data_size = e.shape
         elif t is ev.MemoryRequired:
             if layer is not None:
                 layer.memory_after = e.bytes
