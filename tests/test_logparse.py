@@ -266,6 +266,10 @@ def test_data_layer_batches_failing_at_set_up_without_an_echo(tmp_path):
     r = classify(s)
     assert (r.phase, r.layer, r.allocation) == ("net initialization", "data", "the data layer's prefetch batches")
     assert "2,400,000,000 bytes" in " ".join(r.explanation)
+    from caffemem.logparse.crosscheck import crosscheck
+
+    net_file = str(Path(__file__).resolve().parents[1] / "samples" / "small_cnn_train.prototxt")
+    assert "tops [(5000, 3, 200, 200)] in the log, [(32, 3, 64, 64)]" in crosscheck(s, net_file)
     f.write_text(f.read_text().replace("F0303", "I0303 20:09:00.000000 42944 sgd_solver.cpp:105] Iteration 0, lr = 0.1\nF0303"))
     s = summarize(str(f))
     assert s.nets[0].done and classify(s).phase == "first iteration"  # the solver ran: the net was built

@@ -19,8 +19,11 @@ def crosscheck(s: LogSummary, prototxt: str) -> str:
             if a.name != b.name:
                 lines.append(f"{logged.label}: layer {i} is '{a.name}' in the log, '{b.name}' in {prototxt}")
                 break
-            if a.shapes and [tuple(x) for x in a.shapes] != shapes:
-                lines.append(f"{logged.label}: layer '{a.name}' tops {a.shapes} in the log, {shapes} in "
+            logged_shapes = [tuple(x) for x in a.shapes]
+            if not logged_shapes and a.data_size:  # only the data layer's "output data size" shows
+                logged_shapes, shapes = [tuple(a.data_size)], shapes[:1]
+            if logged_shapes and logged_shapes != shapes:
+                lines.append(f"{logged.label}: layer '{a.name}' tops {logged_shapes} in the log, {shapes} in "
                              f"{prototxt} (different input shapes? --input/--batch)")
                 break
             if a.memory_after is not None and a.memory_after != b.memory_after:
@@ -28,6 +31,7 @@ def crosscheck(s: LogSummary, prototxt: str) -> str:
                              f"bytes, caffemem {b.memory_after:,}")
                 break
         else:
+            compared = min(len(logged.layers), len(ours))
             lines.append(f"{logged.label}: agrees with {prototxt} "
-                         f"({min(len(logged.layers), len(ours))} layers compared)")
+                         f"({compared} layer{'s' if compared != 1 else ''} compared)")
     return "\n".join(lines)
