@@ -230,6 +230,14 @@ def test_lines_of_the_scripts_around_caffe(tmp_path):
     s = summarize(str(f))
     assert s.solving and s.failure.message.startswith("Check failed")
     assert classify(s).phase == "first iteration"
+    f.write_text("I0217 00:02:05.946698 13030 net.cpp:222] Memory required for data: 1192246208\n"
+                 "[libprotobuf WARNING google/protobuf/io/coded_stream.cc:78] The total number of bytes read was 544614056\n"
+                 "F0217 00:02:07.073874 13030 syncedmem.cpp:51] Check failed: error == cudaSuccess (2 vs. 0)  out of memory\n")
+    s = summarize(str(f))
+    r = classify(s)
+    assert s.nets[0].memory_required_for_data == 1192246208 and s.weights.bytes == 544614056
+    assert r.phase == "first forward"  # the net was built and its weights read: then it ran
+    assert any("519.4 MiB" in x and "counts only the forward top blobs" in x for x in r.explanation)
 
 
 def test_damaged_logs_never_give_an_internal_error(tmp_path, capsys):

@@ -133,8 +133,12 @@ class Snapshot(Event):
 
 @dataclass
 class WeightsLoaded(Event):
-    """A script loaded trained weights into a built net (py-faster-rcnn: "Loaded network")."""
+    """Trained weights were read into a built net: a script says so (py-faster-rcnn's demos:
+    "Loaded network X", an inference run), or protobuf warns while reading a big
+    .caffemodel ("The total number of bytes read was N")."""
     path: str
+    inference: bool = False
+    bytes: Optional[int] = None
 
 
 @dataclass

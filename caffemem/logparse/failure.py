@@ -212,8 +212,8 @@ def _phase(s: LogSummary, frames: str, r: FailureReport) -> str:
     solver = bool(s.solver_echo) or "Solver" in frames or s.train or s.test or it is not None \
         or s.solving
     if not solver:
-        if s.weights_loaded and "Backward" not in frames:
-            return "inference forward"  # a script built the net, loaded weights, ran it
+        if s.weights is not None and "Backward" not in frames:  # built, weights in, then run
+            return "inference forward" if s.weights.inference else "first forward"
         if not frames and not s.nets:
             return "not shown in the log (no net set-up, iteration or stack lines)"
         return "inference forward" if "Backward" not in frames else "inference backward"
@@ -255,6 +255,15 @@ def _explain(r: FailureReport, s: LogSummary) -> None:
                  "layer shows; with the whole log (from the start), or with the net given "
                  "(--net train_val.prototxt --gpu-mem SIZE), caffemem models the run and says what "
                  "would fit")
+    figures = [(n.label, n.memory_required_for_data) for n in s.nets if n.memory_required_for_data]
+    if r.is_oom and figures:
+        said = ", ".join(f"{human(b)} for the {label}" for label, b in figures)
+        weights = s.weights.bytes if s.weights is not None else None
+        e.append(f"Caffe's \"Memory required for data\" ({said}) counts only the forward top blobs; "
+                 f"it leaves out the parameters"
+                 + (f" (the .caffemodel just read holds {human(weights)} of them)" if weights else "")
+                 + ", and when training the tops' diffs, the parameters' diffs and solver history, "
+                   "convolution workspaces and prefetch batches")
     if r.kind == GPU_OOM and s.allocation_print is not None:
         e.append(f"the last allocation the log printed before failing (a debugging print in "
                  f"SyncedMemory): {s.allocation_print:,} bytes ({human(s.allocation_print)})")

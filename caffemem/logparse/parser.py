@@ -41,6 +41,7 @@ _TF_SHAPE = re.compile(r"OOM when allocating tensor with shape\s*\[?([\d, ]+)\]?
 _TORCH = re.compile(r"CUDA out of memory\. Tried to allocate ([\d.]+) ([KMGT]i?B)")
 _DIGITS = re.compile(r"^\d{4}-\d\d-\d\d [\d:]+ \[[^\]]*\] \[(\w+) *\] (.*)$")
 _LOADED = re.compile(r"^\s*Loaded network (\S+)")
+_PROTOBUF_READ = re.compile(r"libprotobuf WARNING .*The total number of bytes read was (\d+)")
 _NEED = re.compile(r"(?i)^\s*mem[eo]ry need(?:ed)? is\s*(\d+)\s*$")
 _UNITS = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "KB": 2**10, "MB": 2**20,
           "GB": 2**30, "TB": 2**40}
@@ -261,12 +262,16 @@ def _float(text: str) -> float:
 
 
 def _around_caffe(n: int, text: str):
-    """Lines the scripts around Caffe print: py-faster-rcnn's demos after building the net
-    ("Loaded network X.caffemodel"), and the allocation sizes people print from
-    SyncedMemory::to_gpu when they hunt an out-of-memory error ("Memory need is N")."""
+    """Lines printed around Caffe: py-faster-rcnn's demos after building the net ("Loaded
+    network X.caffemodel"), protobuf's warning after reading a big .caffemodel, and the
+    allocation sizes people print from SyncedMemory::to_gpu when they hunt an out-of-memory
+    error ("Memory need is N")."""
     m = _LOADED.match(text)
     if m:
-        return ev.WeightsLoaded(n, m.group(1))
+        return ev.WeightsLoaded(n, m.group(1), inference=True)
+    m = _PROTOBUF_READ.search(text)
+    if m:
+        return ev.WeightsLoaded(n, "", bytes=int(m.group(1)))
     m = _NEED.match(text)
     if m:
         return ev.AllocationPrint(n, int(m.group(1)))

@@ -34,6 +34,8 @@ class NetSeen:
     line: int = 0
     layers: list[LayerSeen] = field(default_factory=list)
     done: bool = False
+    #: the last "Memory required for data" seen (for a net whose layer lines are not logged)
+    figure: Optional[int] = None
 
     @property
     def name(self) -> str:
@@ -49,7 +51,7 @@ class NetSeen:
     @property
     def memory_required_for_data(self) -> Optional[int]:
         figs = [l.memory_after for l in self.layers if l.memory_after is not None]
-        return figs[-1] if figs else None
+        return figs[-1] if figs else self.figure
 
     def top_shapes(self) -> dict[str, tuple]:
         out: dict[str, tuple] = {}
@@ -83,7 +85,8 @@ class LogSummary:
     #: a net was being set up when the log ended or failed (wiring/setup lines, no "done")
     init_open: bool = False
     solving: bool = False  # "Solving NAME": the solver's loop started
-    weights_loaded: str = ""  # a script loaded trained weights (then ran the net)
+    #: trained weights were read into the built net (then it ran): the event
+    weights: Optional[ev.WeightsLoaded] = None
     #: the last allocation size a debugging print showed before the failure
     allocation_print: Optional[int] = None
     stop: Stop = field(default_factory=Stop)
@@ -209,7 +212,7 @@ def summarize(path: str, fast: bool = True, workers: Optional[int] = None, chunk
                 s.init_open = True
             elif t is ev.NetDone:
                 s.init_open = False
-        if net is None and t in (ev.LayerWire, ev.SettingUp, ev.DataSize):
+        if net is None and t in (ev.LayerWire, ev.SettingUp, ev.DataSize, ev.MemoryRequired):
             # a net being set up whose echo is not in the log (an excerpt): its layers still count
             net = NetSeen(pending_label or "net", "", e.line)
             s.nets.append(net)
@@ -227,6 +230,7 @@ def summarize(path: str, fast: bool = True, workers: Optional[int] = None, chunk
             if layer is not None:
                 layer.data_size = e.shape
         elif t is ev.MemoryRequired:
+            net.figure = e.bytes
             if layer is not None:
                 layer.memory_after = e.bytes
         elif t is ev.LossWeight:
@@ -271,7 +275,11 @@ def summarize(path: str, fast: bool = True, workers: Optional[int] = None, chunk
         elif t is ev.Snapshot:
             s.snapshots.append(e.path)
         elif t is ev.WeightsLoaded:
-            s.weights_loaded = e.path
+            s.weights = e
+            for n in s.nets:  # weights are copied into nets already built
+                n.done = True
+            if not s.failures:
+                s.init_open = False
         elif t is ev.AllocationPrint:
             if not s.failures:
                 s.allocation_print = e.bytes
