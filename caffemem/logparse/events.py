@@ -39,6 +39,12 @@ class LayerWire(Event):
 
 
 @dataclass
+class LayerCreate(Event):
+    """"Creating Layer X" (net.cpp) or "Creating layer X" (layer_factory): before its SetUp."""
+    layer: str
+
+
+@dataclass
 class SettingUp(Event):
     layer: str
 
@@ -214,7 +220,7 @@ class Junk(Event):
     count: int = 1
 
 
-ALL = [SolverEcho, NetCreate, NetEcho, LayerWire, SettingUp, TopShape, LossWeight,
+ALL = [SolverEcho, NetCreate, NetEcho, LayerWire, LayerCreate, SettingUp, TopShape, LossWeight,
        MemoryRequired, NvTopMemory, DataSize, BackwardNeed, NetDone, GpuInfo, Iteration, LearningRate,
        Output, TestStart, CurveBatch, SolveStart, Snapshot, WeightsLoaded, AllocationPrint, Failure, StackFrame, ForeignOOM, Junk]
 __all__ = [c.__name__ for c in ALL] + ["Event"]

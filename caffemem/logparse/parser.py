@@ -205,6 +205,8 @@ def _dispatch(n: int, src: str, body: str):
             return ev.MemoryRequired(n, int(figure)) if figure.isdigit() else None
         if body.startswith("Setting up "):
             return ev.SettingUp(n, body[11:].strip())
+        if body.startswith("Creating Layer "):
+            return ev.LayerCreate(n, body[15:].strip())
         if body.startswith("    with loss weight "):
             return ev.LossWeight(n, _float(body[21:]))
         if body.endswith("needs backward computation."):
@@ -238,6 +240,8 @@ def _dispatch(n: int, src: str, body: str):
         dims = body[18:].strip().split(",")
         if all(d.strip().isdigit() for d in dims):
             return ev.DataSize(n, tuple(int(d) for d in dims))
+    if body.startswith("Creating layer "):  # layer_factory, just before the layer exists
+        return ev.LayerCreate(n, body[15:].strip())
     if body.startswith("Creating "):
         m = _CREATE.match(body)
         if m:

@@ -208,11 +208,11 @@ def summarize(path: str, fast: bool = True, workers: Optional[int] = None, chunk
             add_curves(s, e)
             continue
         if not s.failures:
-            if t in (ev.LayerWire, ev.SettingUp, ev.TopShape, ev.MemoryRequired, ev.NetEcho):
+            if t in (ev.LayerWire, ev.LayerCreate, ev.SettingUp, ev.TopShape, ev.MemoryRequired, ev.NetEcho):
                 s.init_open = True
             elif t is ev.NetDone:
                 s.init_open = False
-        if net is None and t in (ev.LayerWire, ev.SettingUp, ev.DataSize, ev.MemoryRequired):
+        if net is None and t in (ev.LayerWire, ev.LayerCreate, ev.SettingUp, ev.DataSize, ev.MemoryRequired):
             # a net being set up whose echo is not in the log (an excerpt): its layers still count
             net = NetSeen(pending_label or "net", "", e.line)
             s.nets.append(net)
@@ -224,7 +224,7 @@ def summarize(path: str, fast: bool = True, workers: Optional[int] = None, chunk
             l = _layer_of(net, by_name, e.layer)
             (l.bottoms if e.direction == "bottom" else l.tops).append(e.blob)
             layer = layer if layer is not None and layer.name == e.layer else l
-        elif t is ev.SettingUp:
+        elif t is ev.SettingUp or t is ev.LayerCreate:
             layer = _layer_of(net, by_name, e.layer)
         elif t is ev.DataSize:
             if layer is not None:
