@@ -103,12 +103,13 @@ def text(s: LogSummary, failure: Optional[FailureReport], diagnosis_text: str = 
         out.append(f"FAILURE: {failure.kind}, during {failure.phase}")
         out.append(f"  {failure.source + ': ' if failure.source else ''}{failure.message}")
         if failure.layer or failure.layer_class:
-            where = failure.layer or f"a {failure.layer_class} layer"
+            kind = f"{'an' if (failure.layer_class or 'x')[0] in 'AEIOU' else 'a'} {failure.layer_class} layer"
+            where = failure.layer or kind
             if failure.candidates and not failure.layer:
                 where += f" ({len(failure.candidates)} candidates: {', '.join(failure.candidates[:6])}"
                 where += " ...)" if len(failure.candidates) > 6 else ")"
             elif failure.layer and len(failure.candidates) > 1:
-                where += f" (a {failure.layer_class} layer; the net has {len(failure.candidates)})"
+                where += f" ({kind}; the net has {len(failure.candidates)})"
             out.append(f"  at: {where}")
         for e in failure.explanation:
             out.append(f"  {e}")
