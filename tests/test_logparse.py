@@ -281,3 +281,21 @@ def test_data_layer_batches_failing_at_set_up_without_an_echo(tmp_path):
     f.write_text(f.read_text().replace("F0303", "I0303 20:09:00.000000 42944 sgd_solver.cpp:105] Iteration 0, lr = 0.1\nF0303"))
     s = summarize(str(f))
     assert s.nets[0].done and classify(s).phase == "first iteration"  # the solver ran: the net was built
+
+
+@pytest.mark.parametrize("source,layer_type", [
+    ("cudnn_conv_layer.cu:65", "Convolution"), ("softmax_loss_layer.cpp:47", "SoftmaxWithLoss"),
+    ("roi_pooling_layer.cu:10", "ROIPooling"), ("inner_product_layer.cpp:1", "InnerProduct"),
+    ("lrn_layer.cu:2", "LRN"), ("hdf5_data_layer.cpp:2", "HDF5Data"), ("threshold_layer.hpp:56", "Threshold"),
+    ("syncedmem.cpp:71", None), ("im2col_layer.cu:1", None)])
+def test_the_failing_check_s_file_names_the_layer_type(source, layer_type):
+    from caffemem.logparse.failure import layer_type_of_source
+
+    assert layer_type_of_source(source) == layer_type
+
+
+def test_oracle_failures_name_their_layer():
+    root = shared_or_skip("oracle", "failures")
+    for d in root.iterdir():  # each net's one layer of the failing type is called "l"
+        r = classify(summarize(str(d / "caffe.log")))
+        assert r.layer == "l", d.name

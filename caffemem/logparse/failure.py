@@ -102,6 +102,8 @@ def classify(s: LogSummary) -> Optional[FailureReport]:
         if m and m.group(1).startswith("BasePrefetching"):
             r.layer_class = "Data"
             break
+    if r.layer_class is None:
+        r.layer_class = layer_type_of_source(f.source)
     for key, what in _ALLOCATION:
         if key in joined:
             r.allocation = what
@@ -146,6 +148,29 @@ def _data_batches(r: FailureReport, s: LogSummary) -> None:
         f"data layer {layer.name} reads batches of {' x '.join(map(str, layer.data_size))}: {nbytes:,} "
         f"bytes ({human(nbytes)}) of floats each, and Caffe keeps several prefetched batches on the "
         f"GPU (DataParameter.prefetch, 4 by default; 3 in older versions): lower batch_size")
+
+
+#: Caffe's file names whose layer type is not the file name in CamelCase
+_FILE_TYPES = {"conv": "Convolution", "deconv": "Deconvolution", "base_conv": "Convolution",
+               "softmax_loss": "SoftmaxWithLoss", "base_data": "Data", "im2col": None}
+_LAYER_FILE = re.compile(r"^(?:cudnn_)?(\w+?)_layer\.(?:cpp|cu|hpp)(?::\d+)?$")
+
+
+def layer_type_of_source(source: str) -> Optional[str]:
+    """The layer type whose source file a failing check is in ("cudnn_conv_layer.cu:65" ->
+    Convolution, "softmax_loss_layer.cpp:47" -> SoftmaxWithLoss), by Caffe's file naming; the
+    registry's spelling when it knows the type (ROIPooling, not RoiPooling)."""
+    m = _LAYER_FILE.match(source or "")
+    if not m:
+        return None
+    stem = m.group(1)
+    if stem in _FILE_TYPES:
+        return _FILE_TYPES[stem]
+    camel = "".join(part.capitalize() for part in stem.split("_"))
+    from ..layers import known_types
+
+    by_lower = {name.lower(): name for name in known_types()}
+    return by_lower.get(camel.lower(), by_lower.get(stem.replace("_", "").lower(), camel))
 
 
 def _pin_by_size(r: FailureReport, net) -> None:
