@@ -6,7 +6,7 @@ Every event carries ``line``: the 1-based line number where it starts.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 
 @dataclass
@@ -181,8 +181,8 @@ class CurveBatch(Event):
     """A run of consecutive curve lines (Iteration, LearningRate, Output, TestStart) as
     columns: numpy arrays, one entry per line, in log order.  ``kind`` holds the codes of
     :mod:`.fastscan`; ``index`` is the output number or the test net; ``name`` indexes
-    ``names`` for outputs (-1 otherwise).  :meth:`events` gives the same lines as the
-    one-line events."""
+    ``names`` for outputs (-1 otherwise).  The line parser's one-line curve events are
+    gathered into batches the same way (:func:`~.stream._batch`)."""
 
     lines: Any
     kind: Any
@@ -196,22 +196,6 @@ class CurveBatch(Event):
 
     def __len__(self) -> int:
         return len(self.kind)
-
-    def events(self) -> Iterator[Event]:
-        from .fastscan import ITER, LR, TEST_START, TRAIN_OUT
-
-        for n, k, it, v, s, t, i, nm in zip(self.lines.tolist(), self.kind.tolist(),
-                                            self.iteration.tolist(), self.value.tolist(),
-                                            self.interval.tolist(), self.time.tolist(),
-                                            self.index.tolist(), self.name.tolist()):
-            if k == ITER:
-                yield Iteration(n, it, v, None if s != s else s, t)
-            elif k == LR:
-                yield LearningRate(n, it, v)
-            elif k == TEST_START:
-                yield TestStart(n, it, i, t)
-            else:
-                yield Output(n, "train" if k == TRAIN_OUT else "test", i, self.names[nm], v)
 
 
 @dataclass

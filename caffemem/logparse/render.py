@@ -65,11 +65,12 @@ def write_csv(out: TextIO, s: LogSummary) -> None:
     fixed = ("iteration", "seconds", "lr", "loss")
     keys = [k for k in s.train.outputs + s.test.outputs if k not in fixed]
     keys = list(dict.fromkeys(keys)) + ["interval_seconds"]
+    columns = fixed + tuple(keys)
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(["phase", *fixed] + keys)
+    w.writerow(["phase", *columns])
     for phase, table in (("train", s.train), ("test", s.test)):
         for r in table.rows():
-            w.writerow([phase] + [_cell(r.get(k)) for k in fixed + tuple(keys)])
+            w.writerow([phase] + [_cell(r.get(k)) for k in columns])
 
 
 def text(s: LogSummary, failure: Optional[FailureReport], diagnosis_text: str = "") -> str:
