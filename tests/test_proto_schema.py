@@ -166,6 +166,8 @@ def _shared_params():
     params = []
     for p in _prototxts(SHARED):
         rel = str(p.relative_to(SHARED))
+        if rel.startswith("robustness/"):  # broken on purpose: tests/test_robustness.py
+            continue
         marks = []
         if rel in KNOWN_UNPARSEABLE:
             marks.append(pytest.mark.xfail(reason=KNOWN_UNPARSEABLE[rel],

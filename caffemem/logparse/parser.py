@@ -66,6 +66,14 @@ def _size(num: str, unit: str) -> Optional[int]:
         return None
 
 
+_INT64_MAX = (1 << 63) - 1
+
+
+def _fits_int64(*numbers: str) -> bool:
+    """Curve columns are int64: an iteration or index beyond it (a damaged line) is junk."""
+    return all(int(x) <= _INT64_MAX for x in numbers)
+
+
 class LineParser:
     """The per-line state machine: glog prefix, echo blocks, failure lines wrapped by a
     console.  ``feed`` takes one raw line (no newline) and yields its events."""
@@ -222,19 +230,19 @@ def _dispatch(n: int, src: str, body: str):
         return None
     if c == "I" and body.startswith("Iteration"):
         m = _TEST.match(body)
-        if m:
+        if m and _fits_int64(m.group(1), m.group(2)):
             return ev.TestStart(n, int(m.group(1)), int(m.group(2)))
         m = _LR.match(body)
-        if m:
+        if m and _fits_int64(m.group(1)):
             return ev.LearningRate(n, int(m.group(1)), _float(m.group(2)))
         m = _ITER.match(body)
-        if m:
+        if m and _fits_int64(m.group(1)):
             return ev.Iteration(n, int(m.group(1)), _float(m.group(4)),
                                 _float(m.group(3)) if m.group(3) else None)
         return None
     if "net output #" in body:
         m = _OUT.match(body)
-        if m:
+        if m and _fits_int64(m.group(2)):
             return ev.Output(n, m.group(1).lower(), int(m.group(2)), m.group(3), _float(m.group(4)))
     if body.startswith("output data size: "):
         dims = body[18:].strip().split(",")
