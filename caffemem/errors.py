@@ -10,6 +10,8 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_USER = 1
 EXIT_INTERNAL = 2
+#: ``--gpu-mem`` (or ``--host-mem``) was given and the modeled need does not fit in it
+EXIT_NOFIT = 3
 
 
 class UserError(Exception):
