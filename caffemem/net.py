@@ -249,8 +249,11 @@ def build_net(param: "caffe_pb2.NetParameter", state: NetState,
                        phase=phase, batch_override=options.batch, net_dir=options.net_dir)
         layer = Layer(li, ld.name, ld.type, ctx, rule, bottoms, tops, in_place, [],
                       inserted_split=ld.split_of is not None)
-        if rule is not None and hasattr(rule, "inner_nets"):
-            layer.inner_nets = list(rule.inner_nets(ctx))  # built (and logged) before SetUp
+        unrolled = rule.unrolled_net(ctx) if rule is not None else None
+        if unrolled is not None:  # built (and logged) before SetUp, in NetState's default TEST
+            ctx.inner = build_net(unrolled, NetState("TEST"), BuildOptions(strict_inputs=False),
+                                  source=f"unrolled net of layer '{ctx.name}'")
+            layer.inner_nets = [ctx.inner]
         setup = _run_setup(layer, rule, options, used_inputs)
         if len(setup.tops) != len(tops):
             raise NetError(f"layer '{ld.name}' ({ld.type}): produces {len(setup.tops)} top(s) but "

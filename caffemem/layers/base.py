@@ -1,40 +1,59 @@
-"""The contract between the net builder and one layer type's rule.
+"""The contract between the net builder, the memory model and one layer type's rule.
 
-A rule is the Caffe layer class seen through memory: for one type it says what
-``LayerSetUp``/``Reshape`` would make of the bottoms (top shapes, parameter blobs), how many
-multiply-adds a forward pass costs, and which private buffers the layer allocates, by engine
-and mode (see :mod:`caffemem.memory`).  Rules are registered by type name in
-:mod:`caffemem.layers.registry`; adding a fork's layer is one small module with one class.
+A rule is Caffe's ``<Type>Layer`` class seen through memory, in one object: which
+implementation the factory picks (:meth:`LayerRule.engine`, ``layer_factory.cpp``), what
+``LayerSetUp``/``Reshape`` refuse and make of the bottoms (:meth:`~LayerRule.setup`: top
+shapes, parameter blobs), the layer-private buffers by engine and mode
+(:meth:`~LayerRule.buffers`), the multiply-adds of a forward pass (:meth:`~LayerRule.flops`),
+which memory its tops share (:meth:`~LayerRule.shares`: ``ShareData``/``ShareDiff``), and which
+blob data and diffs its SetUp, Forward and Backward touch, on the host or the device
+(:meth:`~LayerRule.setup_touches`, :meth:`~LayerRule.forward_touches`,
+:meth:`~LayerRule.backward_touches`).  Rules are registered by type name in
+:mod:`caffemem.layers.registry`; adding a fork's layer is one class in one module.
+
+What Forward and Backward touch matters because SyncedMemory is lazy: a blob's data or diff
+costs memory only if some call touches it.  The base class holds the pattern most layers
+follow (read from ``src/caffe/layers/*.cpp`` and ``*.cu`` at BVLC 9b89154, CPU and GPU paths
+separately):
+
+- Forward reads every bottom's data and every param's data and writes every top's data;
+- Backward, when asked to propagate to bottom ``i`` (``propagate_down[i]``), reads the top
+  diffs and writes bottom ``i``'s diff; when a param needs a gradient
+  (``param_propagate_down[k]``, lr_mult != 0) it reads the top diffs and writes param ``k``'s
+  diff; when asked for neither it touches nothing.
+
+A rule overrides the touches where its Caffe class departs from that: unconditional touches
+at the top of a Backward (``caffe time`` calls every layer's Backward, so these show even in
+nets with no loss), diffs used as scratch in Forward, layers that only share memory (Split,
+Flatten, Reshape), data layers whose tops are the prefetch buffers, and layers with no GPU
+implementation (they touch host memory even in GPU mode: :meth:`~LayerRule.cpu_only`).
+
+Imports: :mod:`caffemem.blobshape` and :mod:`caffemem.buffers` (leaves) and
+:mod:`caffemem.errors`; never :mod:`caffemem.memory`, which consumes this interface.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Optional, Sequence
+from typing import ClassVar, Optional, Sequence
 
+from ..blobshape import Shape, ShapeError, canonical_axis, count, legacy_shape
+from ..buffers import CAFFE, CUDNN, Buffer, MemoryEnv
 from ..errors import NetError
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..memory.buffers import Buffer, MemoryEnv
-
-Shape = tuple[int, ...]
-
-
-def count(shape: Sequence[int]) -> int:
-    """Number of elements (Python int, exact)."""
-    n = 1
-    for d in shape:
-        n *= d
-    return n
+__all__ = ["Shape", "count", "legacy_dim", "NeedsInputShape", "LayerCtx", "Setup", "LayerRule",
+           "ElementwiseRule", "Touch", "View", "touch_all", "top_and_bottom_diff_always",
+           "factory_engine", "ENGINE_DEFAULT", "ENGINE_CAFFE", "ENGINE_CUDNN",
+           "BOTTOM", "TOP", "PARAM", "BUFFER", "DATA", "DIFF", "CAFFE", "CUDNN"]
 
 
 def legacy_dim(ctx: LayerCtx, shape, index: int) -> int:
-    """``Blob::LegacyShape``: a missing axis of a blob of at most 4 axes counts as 1."""
-    if len(shape) > 4:
-        raise ctx.fail(f"cannot use legacy accessors on a {len(shape)}-axis blob {list(shape)}")
-    if index >= len(shape) or index < -len(shape):
-        return 1
-    return shape[index]
+    """``Blob::LegacyShape`` (:func:`caffemem.blobshape.legacy_shape`), refused in the name
+    of the layer."""
+    try:
+        return legacy_shape(shape, index)
+    except ShapeError as e:
+        raise ctx.fail(str(e)) from None
 
 
 class NeedsInputShape(NetError):
@@ -67,6 +86,9 @@ class LayerCtx:
     overrides: dict = field(default_factory=dict)
     top_shapes: list[Shape] = field(default_factory=list)  # filled after setup
     param_shapes: list[Shape] = field(default_factory=list)  # filled after setup
+    #: the net a layer builds inside itself (a recurrent layer's unrolled net), built by the
+    #: net builder from :meth:`LayerRule.unrolled_net` before SetUp
+    inner: object = None
 
     def fail(self, message: str) -> NetError:
         """A NetError naming this layer (raise the result)."""
@@ -81,9 +103,10 @@ class LayerCtx:
 
     def canonical_axis(self, axis: int, num_axes: int) -> int:
         """``Blob::CanonicalAxisIndex``: negative axes count from the end."""
-        if not -num_axes <= axis < max(num_axes, 1):
-            raise self.fail(f"axis {axis} out of range for a {num_axes}-axis blob")
-        return axis + num_axes if axis < 0 else axis
+        try:
+            return canonical_axis(axis, num_axes)
+        except ShapeError as e:
+            raise self.fail(str(e)) from None
 
     def bottom(self, i: int = 0) -> Shape:
         if i >= len(self.bottom_shapes):
@@ -99,8 +122,77 @@ class Setup:
     params: list[Shape] = field(default_factory=list)
 
 
+# --- what a pass touches ------------------------------------------------------------------
+
+BOTTOM, TOP, PARAM, BUFFER = "bottom", "top", "param", "buffer"
+DATA, DIFF = "data", "diff"
+
+
+@dataclass(frozen=True)
+class Touch:
+    """One touch: ``what`` (bottom/top/param) ``index``'s ``attr`` (data/diff) on ``side``
+    ('gpu' or 'host')."""
+
+    what: str
+    index: int
+    attr: str
+    side: str
+
+
+def touch_all(what: str, n: int, attr: str, side: str) -> list[Touch]:
+    """The same touch of ``what`` 0 .. n-1."""
+    return [Touch(what, i, attr, side) for i in range(n)]
+
+
+@dataclass
+class View:
+    """What a rule's touch methods see of one built layer in one env (the memory model
+    makes one per layer and env)."""
+
+    type: str
+    param: object  # caffe_pb2.LayerParameter
+    phase: str
+    n_bottoms: int
+    n_tops: int
+    n_params: int
+    in_place: list[bool]
+    loss_weights: list[float]
+    env: MemoryEnv
+    engine: str
+    side: str  # where this layer computes: 'gpu' (GPU mode, GPU implementation) or 'host'
+    bottom_shapes: list = field(default_factory=list)
+    param_shapes: list = field(default_factory=list)
+
+
+def top_and_bottom_diff_always(v: View, ppd: list[bool]) -> list[Touch]:
+    """A Backward that reads the top diffs and writes bottom 0's diff before it checks
+    propagate_down (Im2col, MVN, Crop), then the param diffs asked for."""
+    s = v.side
+    return touch_all(TOP, v.n_tops, DIFF, s) + [Touch(BOTTOM, 0, DIFF, s)] + \
+        [Touch(PARAM, k, DIFF, s) for k, p in enumerate(ppd) if p]
+
+
+# --- the engine (layer_factory.cpp) -----------------------------------------------------
+
+# Engine enums share values in caffe.proto: DEFAULT = 0, CAFFE = 1, CUDNN = 2.
+ENGINE_DEFAULT, ENGINE_CAFFE, ENGINE_CUDNN = 0, 1, 2
+
+
+def factory_engine(requested: int, env: MemoryEnv) -> Optional[str]:
+    """``layer_factory.cpp``'s first step for a layer cuDNN has: CAFFE in cpu mode, when
+    asked for, or when DEFAULT in a build without cuDNN; else None (cuDNN requested,
+    explicitly or as DEFAULT in a cuDNN build: the type's own conditions decide)."""
+    if not env.gpu or requested == ENGINE_CAFFE:
+        return CAFFE
+    if requested == ENGINE_DEFAULT and env.engine != "cudnn":
+        return CAFFE
+    return None
+
+
 class LayerRule:
-    """Base rule. Subclasses set ``type`` and override :meth:`setup` (at least)."""
+    """Base rule: Caffe's ``Layer``.  Subclasses set ``type`` and override :meth:`setup` (at
+    least); the other methods hold the default behaviour of Caffe's layers.  Methods come in
+    the order Caffe runs them: the factory, SetUp, the buffers, Forward, Backward."""
 
     type: ClassVar[str] = ""
     #: extra type names that map to this rule (e.g. V1 names, fork spellings)
@@ -119,17 +211,78 @@ class LayerRule:
     has_backward: ClassVar[bool] = True
     #: Caffe CHECKs that tops differ from bottoms for a few layers (AbsVal, Flatten, ...)
     allows_in_place: ClassVar[bool] = True
+    #: where Forward points the tops' data instead of allocating it: "prefetch" (BVLC's
+    #: BasePrefetchingDataLayer: ``set_gpu_data``/``set_cpu_data`` to the current prefetch
+    #: batch, ``data_param.prefetch`` batches that the memory model allocates), "host" (the
+    #: user's arrays, MemoryData), or None (the tops own their data)
+    external_tops: ClassVar[Optional[str]] = None
+    #: what the layer allocates that the model cannot size, said on the layer ("" if none)
+    unmodeled: ClassVar[str] = ""
+    #: LayerSetUp fills (or zeroes) the param blobs on the host
+    fills_params_at_setup: ClassVar[bool] = True
+
+    # -- the factory ---------------------------------------------------------------------
+
+    def engine(self, param, env: MemoryEnv, notes: Optional[list] = None) -> str:
+        """``CAFFE`` or ``CUDNN``: the implementation ``layer_factory.cpp`` creates for a
+        LayerParameter ``param`` in ``env``.  ``notes`` (optional) receives a sentence when
+        Caffe overrides the requested engine.  Only layers cuDNN has override this."""
+        return CAFFE
+
+    def cudnn_handles(self, param) -> int:
+        """cuDNN handles the layer creates when it runs on cuDNN (one, by default)."""
+        return 1
+
+    def cpu_only(self, param) -> bool:
+        """No GPU implementation: Forward_gpu/Backward_gpu fall back to the CPU code."""
+        return False
+
+    # -- SetUp: LayerSetUp and Reshape ----------------------------------------------------
+
+    def unrolled_net(self, ctx: LayerCtx):
+        """A NetParameter the layer builds and runs as a net of its own inside itself (a
+        recurrent layer's unrolled net), or None.  The net builder builds it before
+        :meth:`setup` and puts it in ``ctx.inner``."""
+        return None
+
+    def unrolled_shares(self, ctx: LayerCtx) -> tuple[str, ...]:
+        """Blobs of the unrolled net whose data is the outer layer's own memory (the memory
+        model does not charge them twice)."""
+        return ()
 
     def setup(self, ctx: LayerCtx) -> Setup:
+        """``LayerSetUp`` + ``Reshape``: refuse what Caffe refuses (raise ``ctx.fail(...)``),
+        and give the top shapes and the parameter blobs' shapes."""
         raise NotImplementedError
 
     def flops(self, ctx: LayerCtx) -> int:
         """Multiply-adds of one forward pass (0 where not meaningful)."""
         return 0
 
-    def buffers(self, ctx: LayerCtx, env: "MemoryEnv") -> list["Buffer"]:
-        """Layer-private allocations (see :mod:`caffemem.memory.buffers`)."""
+    def buffers(self, ctx: LayerCtx, env: MemoryEnv) -> list[Buffer]:
+        """Layer-private allocations by engine and mode, each touch with the call that makes
+        it (see :class:`caffemem.buffers.Buffer`)."""
         return []
+
+    def shares(self, v: View) -> list[tuple[tuple, tuple]]:
+        """Pairs of memory references that are the same SyncedMemory (``ShareData``,
+        ``ShareDiff``), e.g. ``((TOP, 0, DATA), (BOTTOM, 0, DATA))`` or
+        ``((TOP, 1, DATA), (BUFFER, 'prob', DATA))``."""
+        return []
+
+    def setup_touches(self, v: View) -> list[Touch]:
+        """Touches during SetUp besides param fills and loss-weight diffs."""
+        return []
+
+    # -- Forward ----------------------------------------------------------------------------
+
+    def forward_touches(self, v: View) -> list[Touch]:
+        """Forward_cpu/Forward_gpu: the bottoms' and params' data read, the tops' written."""
+        s = v.side
+        return touch_all(BOTTOM, v.n_bottoms, DATA, s) + touch_all(PARAM, v.n_params, DATA, s) + \
+            touch_all(TOP, v.n_tops, DATA, s)
+
+    # -- Backward ---------------------------------------------------------------------------
 
     def allow_force_backward(self, ctx: LayerCtx, bottom_index: int) -> bool:
         return True
@@ -137,6 +290,17 @@ class LayerRule:
     def backward_to_bottom(self, ctx: LayerCtx, bottom_index: int) -> bool:
         """Does this layer's Backward write bottom ``bottom_index``'s diff when asked to?"""
         return self.has_backward
+
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        """Backward_cpu/Backward_gpu with ``propagate_down`` ``pd`` and
+        ``param_propagate_down`` ``ppd``: the default pattern (see the module docstring)."""
+        s = v.side
+        out: list[Touch] = []
+        if any(pd) or any(ppd):
+            out += touch_all(TOP, v.n_tops, DIFF, s)
+        out += [Touch(BOTTOM, i, DIFF, s) for i, p in enumerate(pd) if p]
+        out += [Touch(PARAM, k, DIFF, s) for k, p in enumerate(ppd) if p]
+        return out
 
 
 class ElementwiseRule(LayerRule):

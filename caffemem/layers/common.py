@@ -3,8 +3,13 @@ Eltwise, Split, Silence, Crop, Tile, Reduction, ArgMax, Embed, BatchReindex, Fil
 
 from __future__ import annotations
 
-from .base import LayerCtx, LayerRule, Setup, count
+from ..buffers import BufferSet
+from .base import (BOTTOM, DATA, DIFF, PARAM, TOP, LayerCtx, LayerRule, Setup, Touch, View, count,
+                   top_and_bottom_diff_always, touch_all)
 from .registry import register
+
+#: a top that is its bottom's memory, data and diff (``ShareData`` + ``ShareDiff``)
+SHARES_TOP0_BOTTOM0 = [((TOP, 0, DATA), (BOTTOM, 0, DATA)), ((TOP, 0, DIFF), (BOTTOM, 0, DIFF))]
 
 
 @register
@@ -30,7 +35,6 @@ class InnerProduct(LayerRule):
 
     def buffers(self, ctx: LayerCtx, env) -> list:
         """``inner_product_layer.cpp``: ``bias_multiplier_`` [M] of ones, host in Reshape."""
-        from ..memory.buffers import BufferSet
 
         ip = ctx.param.inner_product_param
         if not ip.bias_term:
@@ -42,6 +46,8 @@ class InnerProduct(LayerRule):
 
 @register
 class Flatten(LayerRule):
+    """Forward ``top->ShareData(bottom)``, Backward ``bottom->ShareDiff(top)``: no touches."""
+
     type = "Flatten"
     allows_in_place = False
     shares_data = True
@@ -53,9 +59,20 @@ class Flatten(LayerRule):
         end = ctx.canonical_axis(fp.end_axis, len(b))
         return Setup([tuple(b[:start]) + (count(b[start:end + 1]),) + tuple(b[end + 1:])])
 
+    def shares(self, v: View) -> list[tuple[tuple, tuple]]:
+        return SHARES_TOP0_BOTTOM0
+
+    def forward_touches(self, v: View) -> list[Touch]:
+        return []
+
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        return []
+
 
 @register
 class Reshape(LayerRule):
+    """``ReshapeLayer::Reshape`` shares data and diff; Forward/Backward are empty."""
+
     type = "Reshape"
     allows_in_place = False
     shares_data = True
@@ -100,9 +117,16 @@ class Reshape(LayerRule):
             raise ctx.fail(f"output count ({count(top)}, shape {top}) must match input count ({count(b)})")
         return Setup([tuple(top)])
 
+    shares = Flatten.shares
+    forward_touches = Flatten.forward_touches
+    backward_touches = Flatten.backward_touches
+
 
 @register
 class Concat(LayerRule):
+    """One bottom: the top shares data and diff.  Backward reads the top diff before looking
+    at propagate_down (CPU and GPU)."""
+
     type = "Concat"
 
     def setup(self, ctx: LayerCtx) -> Setup:
@@ -119,9 +143,23 @@ class Concat(LayerRule):
             total += s[axis]
         return Setup([tuple(b0[:axis]) + (total,) + tuple(b0[axis + 1:])])
 
+    def shares(self, v: View) -> list[tuple[tuple, tuple]]:
+        return SHARES_TOP0_BOTTOM0 if v.n_bottoms == 1 else []
+
+    def forward_touches(self, v: View) -> list[Touch]:
+        return [] if v.n_bottoms == 1 else super().forward_touches(v)
+
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        if v.n_bottoms == 1:
+            return []
+        return touch_all(TOP, v.n_tops, DIFF, v.side) + \
+            [Touch(BOTTOM, i, DIFF, v.side) for i, p in enumerate(pd) if p]
+
 
 @register
 class Slice(LayerRule):
+    """One top: shares data and diff with the bottom, no touches."""
+
     type = "Slice"
 
     def setup(self, ctx: LayerCtx) -> Setup:
@@ -145,9 +183,20 @@ class Slice(LayerRule):
             sizes = [size // ntop] * ntop
         return Setup([tuple(b[:axis]) + (s,) + tuple(b[axis + 1:]) for s in sizes])
 
+    def shares(self, v: View) -> list[tuple[tuple, tuple]]:
+        return SHARES_TOP0_BOTTOM0 if v.n_tops == 1 else []
+
+    def forward_touches(self, v: View) -> list[Touch]:
+        return [] if v.n_tops == 1 else super().forward_touches(v)
+
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        return [] if v.n_tops == 1 else super().backward_touches(v, pd, ppd)
+
 
 @register
 class Eltwise(LayerRule):
+    """Backward reads top data and diff unconditionally (CPU and GPU)."""
+
     type = "Eltwise"
 
     def setup(self, ctx: LayerCtx) -> Setup:
@@ -163,16 +212,20 @@ class Eltwise(LayerRule):
     def buffers(self, ctx: LayerCtx, env) -> list:
         """``eltwise_layer.cpp``: MAX keeps the winning bottom per element in ``max_idx_``
         (int, bottom-sized)."""
-        from ..memory.buffers import BufferSet
 
         if ctx.param.eltwise_param.operation != 2:  # MAX
             return []
         return BufferSet(env).add("max_idx", count(ctx.bottom(0)) * 4,
                                   note="winning bottom per element (int)").items
 
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        return touch_all(TOP, v.n_tops, DIFF, v.side) + super().backward_touches(v, pd, ppd)
+
 
 @register
 class Split(LayerRule):
+    """Tops ``ShareData`` the bottom; Backward (if propagate_down) sums the tops' own diffs."""
+
     type = "Split"
     allows_in_place = False
     shares_data = True
@@ -180,17 +233,34 @@ class Split(LayerRule):
     def setup(self, ctx: LayerCtx) -> Setup:
         return Setup([ctx.bottom(0)] * len(ctx.tops))
 
+    def shares(self, v: View) -> list[tuple[tuple, tuple]]:
+        return [((TOP, j, DATA), (BOTTOM, 0, DATA)) for j in range(v.n_tops)]
+
+    def forward_touches(self, v: View) -> list[Touch]:
+        return []
+
 
 @register
 class Silence(LayerRule):
+    """Forward does nothing; Backward zeroes the diffs it is asked to propagate to."""
+
     type = "Silence"
 
     def setup(self, ctx: LayerCtx) -> Setup:
         return Setup([])
 
+    def forward_touches(self, v: View) -> list[Touch]:
+        return []
+
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        return [Touch(BOTTOM, i, DIFF, v.side) for i, p in enumerate(pd) if p]
+
 
 @register
 class Crop(LayerRule):
+    """Forward reads bottom 0 only (bottom 1 gives just a shape); Backward touches the top
+    and bottom 0 diffs before checking propagate_down."""
+
     type = "Crop"
 
     def setup(self, ctx: LayerCtx) -> Setup:
@@ -209,6 +279,12 @@ class Crop(LayerRule):
                 raise ctx.fail(f"the crop for dimension {i} is out-of-bounds with size {b1[i]} and offset {off} (input size {b0[i]})")
             top[i] = b1[i]
         return Setup([tuple(top)])
+
+    def forward_touches(self, v: View) -> list[Touch]:
+        return [Touch(BOTTOM, 0, DATA, v.side)] + touch_all(TOP, v.n_tops, DATA, v.side)
+
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        return top_and_bottom_diff_always(v, ppd)
 
 
 @register
@@ -237,7 +313,6 @@ class Reduction(LayerRule):
 
     def buffers(self, ctx: LayerCtx, env) -> list:
         """``reduction_layer.cpp``: SUM and MEAN keep ``sum_multiplier_`` [dim] of ones."""
-        from ..memory.buffers import BufferSet
 
         rp = ctx.param.reduction_param
         if rp.operation not in (1, 4):  # SUM, MEAN
@@ -249,8 +324,13 @@ class Reduction(LayerRule):
 
 @register
 class ArgMax(LayerRule):
+    """CPU only; Backward is NOT_IMPLEMENTED (``caffe time`` aborts on it)."""
+
     type = "ArgMax"
     has_backward = False
+
+    def cpu_only(self, param) -> bool:
+        return True
 
     def setup(self, ctx: LayerCtx) -> Setup:
         ap = ctx.param.argmax_param
@@ -271,9 +351,14 @@ class ArgMax(LayerRule):
                 top[1] = 2
         return Setup([tuple(top)])
 
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        return []
+
 
 @register
 class Embed(LayerRule):
+    """Never propagates to its (index) bottom."""
+
     type = "Embed"
 
     def setup(self, ctx: LayerCtx) -> Setup:
@@ -287,12 +372,14 @@ class Embed(LayerRule):
 
     def buffers(self, ctx: LayerCtx, env) -> list:
         """``embed_layer.cpp``: ``bias_multiplier_`` [M = bottom count] of ones."""
-        from ..memory.buffers import BufferSet
 
         if not ctx.param.embed_param.bias_term:
             return []
         return BufferSet(env).host_then_compute("bias_multiplier",
                                                 count(ctx.bottom(0)) * 4).items
+
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        return super().backward_touches(v, [False] * len(pd), ppd)
 
 
 @register
@@ -318,11 +405,23 @@ class Filter(LayerRule):
 
 @register
 class Parameter(LayerRule):
+    """The top is the param blob (``ShareData``/``ShareDiff``); the param is not filled."""
+
     type = "Parameter"
+    fills_params_at_setup = False
 
     def setup(self, ctx: LayerCtx) -> Setup:
         shape = tuple(ctx.param.parameter_param.shape.dim)
         return Setup([shape], [shape])
+
+    def shares(self, v: View) -> list[tuple[tuple, tuple]]:
+        return [((TOP, 0, DATA), (PARAM, 0, DATA)), ((TOP, 0, DIFF), (PARAM, 0, DIFF))]
+
+    def forward_touches(self, v: View) -> list[Touch]:
+        return []
+
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        return []
 
 
 @register

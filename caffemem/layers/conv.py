@@ -12,8 +12,14 @@ axes, or one per axis) or as the 2-D ``*_h``/``*_w`` pairs.  Output size per spa
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
-from .base import LayerCtx, LayerRule, Setup, count
+from ..buffers import (CUDNN_STREAMS_PER_GROUP, CUDNN_WORKSPACE_LIMIT, MiB, BufferSet, Kind,
+                       MemoryEnv)
+from ..pb import caffe_pb2
+from .base import (BOTTOM, CAFFE, CUDNN, DIFF, ENGINE_CUDNN, PARAM, TOP, LayerCtx, LayerRule,
+                   Setup, Touch, View, factory_engine, top_and_bottom_diff_always, touch_all,
+                   count)
 from .registry import register
 
 
@@ -137,9 +143,32 @@ def _check_same_bottoms(ctx: LayerCtx) -> None:
 
 class BaseConvolution(LayerRule):
     """``BaseConvolutionLayer``: what Convolution and Deconvolution share.  Subclasses say
-    how one spatial axis maps (``out_size``) and how the weight blob is laid out."""
+    how one spatial axis maps (``out_size``) and how the weight blob is laid out.
+
+    Backward, CAFFE engine: the weight diff and every top diff are touched unconditionally;
+    the bottom diffs unconditionally on the CPU, on the GPU only when the weight gradient or
+    propagate_down is needed.  cuDNN: the weight diff only if its gradient is needed, top
+    diffs always, bottom diffs only when propagating."""
 
     deconv: bool = False
+
+    def engine(self, param, env: MemoryEnv, notes: Optional[list] = None) -> str:
+        """``GetConvolutionLayer`` (layer_factory.cpp): cuDNN unless a dilation > 1 (an
+        explicit CUDNN with dilation is fatal in Caffe; reported as CAFFE and said)."""
+        cp = param.convolution_param
+        decided = factory_engine(cp.engine, env)
+        if decided is not None:
+            return decided
+        if any(d > 1 for d in cp.dilation):
+            if cp.engine == ENGINE_CUDNN and notes is not None:
+                notes.append("engine CUDNN with dilation > 1: Caffe stops with \"CuDNN doesn't "
+                             "support the dilated convolution\"; modeled as CAFFE")
+            return CAFFE
+        return CUDNN
+
+    def cudnn_handles(self, param) -> int:
+        """``CuDNNConvolutionLayer``: ``CUDNN_STREAMS_PER_GROUP`` handles per group."""
+        return CUDNN_STREAMS_PER_GROUP * max(1, param.convolution_param.group)
 
     def out_size(self, ctx: LayerCtx, g: ConvGeometry, size: int, i: int) -> int:
         raise NotImplementedError
@@ -159,7 +188,28 @@ class BaseConvolution(LayerRule):
         return Setup([top] * len(ctx.bottoms), params)
 
     def buffers(self, ctx: LayerCtx, env) -> list:
-        return conv_buffers(ctx, env, deconv=self.deconv)
+        return conv_buffers(ctx, env, self.deconv, self.engine(ctx.param, env))
+
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        s = v.side
+        out = touch_all(TOP, v.n_tops, DIFF, s)
+        w, b = (ppd[0] if ppd else False), (ppd[1] if len(ppd) > 1 else False)
+        if v.engine == CUDNN:
+            if w:
+                out.append(Touch(PARAM, 0, DIFF, s))
+            if b and v.n_params > 1:
+                out.append(Touch(PARAM, 1, DIFF, s))
+            out += [Touch(BOTTOM, i, DIFF, s) for i, p in enumerate(pd) if p]
+            return out
+        if v.n_params:
+            out.append(Touch(PARAM, 0, DIFF, s))
+        if b and v.n_params > 1:
+            out.append(Touch(PARAM, 1, DIFF, s))
+        for i in range(v.n_bottoms):
+            p = pd[i] if i < len(pd) else False
+            if s == "host" or w or p:
+                out.append(Touch(BOTTOM, i, DIFF, s))
+        return out
 
 
 @register
@@ -177,6 +227,8 @@ class Convolution(BaseConvolution):
 
 @register
 class Deconvolution(BaseConvolution):
+    """Deconvolution's GPU Backward also takes ``bottom[i]->mutable_gpu_diff()`` up front."""
+
     type = "Deconvolution"
     deconv = True
     out_size = staticmethod(deconv_out)
@@ -189,9 +241,20 @@ class Deconvolution(BaseConvolution):
         per_input = g.num_output // g.group * count(g.kernel)
         return sum(count(b) for b in ctx.bottom_shapes) * per_input
 
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        out = super().backward_touches(v, pd, ppd)
+        if v.engine == CAFFE:
+            have = {(t.what, t.index, t.attr) for t in out}
+            out += [Touch(BOTTOM, i, DIFF, v.side) for i in range(v.n_bottoms)
+                    if (BOTTOM, i, DIFF) not in have]
+        return out
+
 
 @register
 class Im2col(LayerRule):
+    """Backward reads the top diff and writes the bottom diff before checking
+    propagate_down."""
+
     type = "Im2col"
 
     def setup(self, ctx: LayerCtx) -> Setup:
@@ -202,10 +265,11 @@ class Im2col(LayerRule):
         spatial = [conv_out(ctx, g, shape[g.axis + 1 + i], i) for i in range(len(g.kernel))]
         return Setup([tuple(shape[:g.axis]) + (g.channels * count(g.kernel),) + tuple(spatial)])
 
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        return top_and_bottom_diff_always(v, ppd)
+
 
 def _with_num_output(cp, channels: int):
-    from ..pb import caffe_pb2
-
     copy = caffe_pb2.ConvolutionParameter()
     copy.CopyFrom(cp)
     copy.num_output = channels
@@ -213,7 +277,7 @@ def _with_num_output(cp, channels: int):
     return copy
 
 
-def conv_buffers(ctx: LayerCtx, env, deconv: bool) -> list:
+def conv_buffers(ctx: LayerCtx, env, deconv: bool, engine: str) -> list:
     """Convolution/Deconvolution private allocations (``base_conv_layer.cpp``,
     ``cudnn_conv_layer.cpp``).
 
@@ -227,15 +291,11 @@ def conv_buffers(ctx: LayerCtx, env, deconv: bool) -> list:
     - cuDNN: the workspace, ``cudaMalloc``-ed in Reshape, at most 3 x group x 8 MiB (each
       algorithm is picked under an 8 MiB limit); modeled at that bound.
     """
-    from ..memory.buffers import (CUDNN_STREAMS_PER_GROUP, CUDNN_WORKSPACE_LIMIT, MiB, BufferSet,
-                                  Kind)
-    from ..memory.engine import CUDNN, engine_of
 
     g = geometry(ctx)
     bs = BufferSet(env)
     top, bottom = ctx.top_shapes[0], ctx.bottom(0)
     first = g.axis + 1
-    engine = engine_of(ctx, env)
     if g.bias:
         bs.host_then_compute("bias_multiplier", count(top[first:]) * 4,
                              then="forward" if engine != CUDNN else "",

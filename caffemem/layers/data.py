@@ -9,7 +9,12 @@ is read when the optional ``lmdb`` package is installed (see :mod:`caffemem.data
 
 from __future__ import annotations
 
-from .base import LayerCtx, LayerRule, NeedsInputShape, Setup
+import os
+
+from ..buffers import BufferSet, Kind
+from ..datasource import first_datum_shape
+from ..pb import caffe_pb2
+from .base import DATA, TOP, LayerCtx, LayerRule, NeedsInputShape, Setup, Touch, View, touch_all
 from .registry import register
 
 
@@ -32,6 +37,10 @@ def channels_hint(tp) -> int | None:
 
 
 class DataLayerRule(LayerRule):
+    """A layer with no bottoms whose tops are the net's input (``InputLayer`` and its kin).
+    Like ``InputLayer``, Forward and Backward touch nothing: the tops are allocated by the
+    layers that read them."""
+
     is_data = True
     has_backward = False
 
@@ -39,16 +48,26 @@ class DataLayerRule(LayerRule):
         """The batch size the prototxt gives (after ``--batch``), for ``--input top=*,C,H,W``."""
         return None
 
+    def forward_touches(self, v: View) -> list[Touch]:
+        return []
+
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        return []
+
+
+class CopyingDataLayerRule(DataLayerRule):
+    """A data layer whose Forward copies into the tops' **own** memory
+    (``mutable_cpu_data``/``mutable_gpu_data``, where the layer computes)."""
+
+    def forward_touches(self, v: View) -> list[Touch]:
+        return touch_all(TOP, v.n_tops, DATA, v.side)
+
 
 def mean_file_bytes(ctx: LayerCtx, tp) -> tuple[int, str]:
     """Bytes of the ``data_mean_`` blob a DataTransformer loads from ``mean_file``
     (``data_transformer.cpp``), and how we know: the file's own shape when it is at hand,
     else one database image (C x H x W, before cropping), else one top image (a lower bound:
     the mean has the uncropped image size)."""
-    import os
-
-    from ..pb import caffe_pb2
-
     path = tp.mean_file
     for cand in ([path] if os.path.isabs(path) else [path, os.path.join(ctx.net_dir, path)]):
         if os.path.isfile(cand):
@@ -64,8 +83,6 @@ def mean_file_bytes(ctx: LayerCtx, tp) -> tuple[int, str]:
             except Exception:
                 break
     if ctx.type == "Data":
-        from ..datasource import first_datum_shape
-
         dp = ctx.param.data_param
         chw = first_datum_shape(dp.source, dp.backend, ctx.net_dir, tp)
         if chw is not None:
@@ -80,12 +97,16 @@ def mean_file_bytes(ctx: LayerCtx, tp) -> tuple[int, str]:
 
 
 class DatabaseLayerRule(DataLayerRule):
-    """Data layers that emit ``[batch, C, H, W]`` images and ``[batch]`` labels."""
+    """Data layers that emit ``[batch, C, H, W]`` images and ``[batch]`` labels: BVLC's
+    prefetching layers (``BasePrefetchingDataLayer``).  ``Forward`` points the tops at the
+    current prefetch batch (``set_cpu_data``/``set_gpu_data``), so the tops' own data is never
+    allocated; the batches are modeled by the memory model (``external_tops``)."""
+
+    external_tops = "prefetch"
 
     def buffers(self, ctx: LayerCtx, env) -> list:
         """The DataTransformer's ``data_mean_`` when a ``mean_file`` is given (host, at set
         up).  The prefetch batches are modeled by the memory model itself."""
-        from ..memory.buffers import BufferSet
 
         tp = ctx.param.transform_param
         if not tp.mean_file:
@@ -137,7 +158,12 @@ class Input(DataLayerRule):
 
 @register
 class DummyData(DataLayerRule):
+    """``DummyDataLayer::LayerSetUp`` runs Forward once to fill its tops (CPU code only)."""
+
     type = "DummyData"
+
+    def cpu_only(self, param) -> bool:
+        return True
 
     def setup(self, ctx: LayerCtx) -> Setup:
         p = ctx.param.dummy_data_param
@@ -158,6 +184,12 @@ class DummyData(DataLayerRule):
             tops = [(ctx.batch_override,) + s[1:] if s else s for s in tops]
         return Setup(tops)
 
+    def setup_touches(self, v: View) -> list[Touch]:
+        return touch_all(TOP, v.n_tops, DATA, "host")
+
+    def forward_touches(self, v: View) -> list[Touch]:
+        return touch_all(TOP, v.n_tops, DATA, "host")
+
 
 @register
 class Data(DatabaseLayerRule):
@@ -169,8 +201,6 @@ class Data(DatabaseLayerRule):
         return ctx.param.data_param.batch_size
 
     def image_shape(self, ctx: LayerCtx) -> tuple[int, int, int]:
-        from ..datasource import first_datum_shape
-
         dp, tp = ctx.param.data_param, ctx.param.transform_param
         batch = _batch(ctx, dp.batch_size)
         crop = tp.crop_size
@@ -224,6 +254,7 @@ class ImageData(DatabaseLayerRule):
 @register
 class WindowData(DatabaseLayerRule):
     type = "WindowData"
+    unmodeled = "cached images (cache_images) are not modeled"
 
     def batch_param(self, ctx: LayerCtx) -> int:
         return ctx.param.window_data_param.batch_size
@@ -244,7 +275,11 @@ class WindowData(DatabaseLayerRule):
 
 @register
 class MemoryData(DatabaseLayerRule):
+    """Forward points the tops at the user's arrays (``MemoryDataLayer::Reset``), on the
+    host."""
+
     type = "MemoryData"
+    external_tops = "host"
 
     def batch_param(self, ctx: LayerCtx) -> int:
         return ctx.param.memory_data_param.batch_size
@@ -258,7 +293,6 @@ class MemoryData(DatabaseLayerRule):
     def buffers(self, ctx: LayerCtx, env) -> list:
         """``memory_data_layer.cpp``: DataLayerSetUp touches ``added_data_`` and
         ``added_label_`` (one batch) on the host; the tops point at the user's arrays."""
-        from ..memory.buffers import BufferSet, Kind
 
         n = 1
         for d in ctx.top_shapes[0]:
@@ -271,8 +305,12 @@ class MemoryData(DatabaseLayerRule):
 
 
 @register
-class HDF5Data(DataLayerRule):
+class HDF5Data(CopyingDataLayerRule):
+    """Copies rows of the loaded HDF5 arrays into its own tops (host in CPU, device in GPU)."""
+
     type = "HDF5Data"
+    unmodeled = ("the HDF5 files' arrays (hdf_blobs_, one file at a time) sit in host memory; "
+                 "not modeled")
 
     def declared_batch(self, ctx: LayerCtx) -> int | None:
         return _batch(ctx, ctx.param.hdf5_data_param.batch_size)
@@ -286,9 +324,14 @@ class HDF5Data(DataLayerRule):
 
 @register
 class Python(LayerRule):
-    """Python layers: shapes depend on user code; only ``--input`` can give them."""
+    """Python layers: shapes depend on user code; only ``--input`` can give them.  No GPU
+    implementation: the Python code runs on the host in GPU mode too."""
 
     type = "Python"
+    unmodeled = "memory the Python code allocates for itself is not modeled"
+
+    def cpu_only(self, param) -> bool:
+        return True
 
     def setup(self, ctx: LayerCtx) -> Setup:
         pp = ctx.param.python_param

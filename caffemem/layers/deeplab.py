@@ -18,12 +18,11 @@ carries the same layer).
 from __future__ import annotations
 
 from ..pb import has_field
-from .base import legacy_dim, LayerCtx, LayerRule, Setup, count
+from .base import (BOTTOM, DATA, DIFF, TOP, LayerCtx, LayerRule, Setup, Touch, View, count,
+                   legacy_dim)
 from .registry import register
 
 FORK = "deeplab"
-
-
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -73,7 +72,9 @@ def interp_size(ctx: LayerCtx, h: int, w: int) -> tuple[int, int]:
 
 @register
 class Interp(LayerRule):
-    """Top ``[N, C, H_out, W_out]``; FLOPs: 4 multiply-adds per output (bilinear)."""
+    """Top ``[N, C, H_out, W_out]``; FLOPs: 4 multiply-adds per output (bilinear).  Forward
+    reads bottom 0 only (bottom 1 only gives a size, interp_layer.cpp:71-73, 90-92); Backward
+    returns unless bottom 0 propagates (cpp:79, 98)."""
 
     type = "Interp"
     fork = FORK
@@ -92,5 +93,13 @@ class Interp(LayerRule):
 
     def buffers(self, ctx: LayerCtx, env) -> list:
         """None: interp_layer.cpp and util/interp.cu interpolate straight between the blobs
-        (bottom 1, if any, only gives a size; see ``memory/touches.py``)."""
+        (bottom 1, if any, only gives a size)."""
         return []
+
+    def forward_touches(self, v: View) -> list[Touch]:
+        return [Touch(BOTTOM, 0, DATA, v.side), Touch(TOP, 0, DATA, v.side)]
+
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        if not (pd and pd[0]):
+            return []
+        return [Touch(TOP, 0, DIFF, v.side), Touch(BOTTOM, 0, DIFF, v.side)]

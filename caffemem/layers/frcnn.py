@@ -13,20 +13,25 @@ their shapes in Python; the core rule for ``Python`` asks for ``--input``.
 
 from __future__ import annotations
 
-from .base import legacy_dim, LayerCtx, LayerRule, Setup, count
+from ..buffers import BufferSet
+from ..pb import has_field
+from .base import (BOTTOM, DATA, DIFF, TOP, LayerCtx, LayerRule, Setup, Touch, View, count,
+                   legacy_dim, touch_all)
 from .loss import LossRule
 from .registry import register
 
 FORK = "frcnn"
 
 
-
-
 @register
 class ROIPooling(LayerRule):
     """``ROIPoolingLayer``: ``pooled_h`` and ``pooled_w`` must be > 0; the top is
     ``[rois.num, features.channels, pooled_h, pooled_w]``.  Backward writes the feature map's
-    diff only.  FLOPs: 0 (each bin's size depends on the regions)."""
+    diff only.  FLOPs: 0 (each bin's size depends on the regions).
+
+    Touches (roi_pooling_layer.cpp/.cu): Backward_gpu returns unless bottom 0 propagates,
+    then reads the top diff and writes bottom 0's diff only (cu:170-175); Backward_cpu is
+    NOT_IMPLEMENTED (cpp:130)."""
 
     type = "ROIPooling"
     fork = FORK
@@ -49,7 +54,6 @@ class ROIPooling(LayerRule):
         """``max_idx_`` (``Blob<int>``, top-sized): the argmax of each output, written by
         Forward where it computes (roi_pooling_layer.cpp:56, .cu:85) and read by
         Backward_gpu (.cu:178)."""
-        from ..memory.buffers import BufferSet
 
         return BufferSet(env).add("max_idx", count(ctx.top_shapes[0]) * 4,
                                   note="argmax per output (int)").items
@@ -57,13 +61,22 @@ class ROIPooling(LayerRule):
     def backward_to_bottom(self, ctx: LayerCtx, bottom_index: int) -> bool:
         return bottom_index == 0
 
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        if v.side == "host" or not (pd and pd[0]):
+            return []
+        return [Touch(TOP, 0, DIFF, v.side), Touch(BOTTOM, 0, DIFF, v.side)]
+
 
 @register
 class SmoothL1Loss(LossRule):
     """``SmoothL1LossLayer``: bottoms prediction, target and optionally weights (py-faster-rcnn:
     inside and outside weights, 4 bottoms; SSD: one weight blob, 3 bottoms), all with the same
     channels, height and width; a scalar top.  ``AllowForceBackward`` is true for every
-    bottom; Backward writes the diffs of bottoms 0 and 1."""
+    bottom; Backward writes the diffs of bottoms 0 and 1.
+
+    Touches (py-faster-rcnn's and SSD's smooth_L1_loss_layer.cu): the loss is written with
+    ``top[0]->mutable_cpu_data()`` (host) in both modes; Backward writes the diffs of bottoms
+    0 and 1 only, when propagating (the weights are read, never given diffs)."""
 
     type = "SmoothL1Loss"
     fork = FORK
@@ -95,8 +108,6 @@ class SmoothL1Loss(LossRule):
         one: ``ones_`` when the layer has 4 bottoms or a ``smooth_l1_loss_param`` (only the
         faster-rcnn branch has those); with 2 or 3 bottoms and no param the layout of SSD and
         of the older ``fast-rcnn`` branch (no ``ones_``) is assumed."""
-        from ..memory.buffers import BufferSet
-        from ..pb import has_field
 
         n = count(ctx.bottom(0)) * 4
         faster = len(ctx.bottom_shapes) == 4 or has_field(ctx.param, "smooth_l1_loss_param")
@@ -112,5 +123,11 @@ class SmoothL1Loss(LossRule):
     def allow_force_backward(self, ctx: LayerCtx, bottom_index: int) -> bool:
         return True
 
+    def forward_touches(self, v: View) -> list[Touch]:
+        return touch_all(BOTTOM, v.n_bottoms, DATA, v.side) + [Touch(TOP, 0, DATA, "host")]
+
     def backward_to_bottom(self, ctx: LayerCtx, bottom_index: int) -> bool:
         return bottom_index < 2
+
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        return [Touch(BOTTOM, i, DIFF, v.side) for i, p in enumerate(pd[:2]) if p]

@@ -7,11 +7,18 @@ SoftmaxWithLoss and InfogainLoss may expose the softmax probabilities as a secon
 
 from __future__ import annotations
 
-from .base import LayerCtx, LayerRule, Setup, count
+from typing import Optional
+
+from ..buffers import BufferSet, MemoryEnv
+from .base import (BOTTOM, BUFFER, CUDNN, DATA, DIFF, TOP, LayerCtx, LayerRule, Setup, Touch, View,
+                   count, factory_engine, touch_all)
+from .normalization import softmax_buffers
 from .registry import register
 
 
 class LossRule(LayerRule):
+    """Caffe's ``LossLayer``."""
+
     is_loss = True
 
     def setup(self, ctx: LayerCtx) -> Setup:
@@ -28,10 +35,29 @@ class LossRule(LayerRule):
         return bottom_index != 1  # never backpropagate to the labels
 
 
+class HostLossTopRule(LossRule):
+    """The loss is written with ``top[0]->mutable_cpu_data()`` (host) in both modes;
+    Backward writes the diffs of the bottoms it propagates to."""
+
+    def forward_touches(self, v: View) -> list[Touch]:
+        return touch_all(BOTTOM, v.n_bottoms, DATA, v.side) + [Touch(TOP, 0, DATA, "host")]
+
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        return [Touch(BOTTOM, i, DIFF, v.side) for i, p in enumerate(pd) if p]
+
+
 @register
 class SoftmaxWithLoss(LossRule):
+    """The probabilities live in the layer's ``prob`` buffer (top 1, if any, shares it).
+    GPU Forward writes per-element losses into bottom 0's diff (scratch)."""
+
     type = "SoftmaxWithLoss"
     check_num = False
+
+    def engine(self, param, env: MemoryEnv, notes: Optional[list] = None) -> str:
+        """The engine of the inner softmax, which Caffe creates through the factory
+        (``GetSoftmaxLayer``: cuDNN in a cuDNN build)."""
+        return factory_engine(param.softmax_param.engine, env) or CUDNN
 
     def setup(self, ctx: LayerCtx) -> Setup:
         lp = ctx.param.loss_param
@@ -49,31 +75,40 @@ class SoftmaxWithLoss(LossRule):
         """``softmax_loss_layer.cpp``/``.cu``: the inner Softmax layer (made through the
         factory, so cuDNN in a cuDNN build) writes ``prob_`` (bottom-sized; top 1 shares it)
         and keeps its own buffers; ``prob_``'s diff is allocated too (see below)."""
-        from ..memory.buffers import BufferSet
-        from ..memory.engine import engine_of
-        from .normalization import softmax_buffers
 
         n = count(ctx.bottom(0)) * 4
         bs = BufferSet(env)
         bs.add("prob", n, note="softmax probabilities")
-        bs.items.extend(softmax_buffers(ctx, env, engine_of(ctx, env), prefix="softmax "))
+        bs.items.extend(softmax_buffers(ctx, env, self.engine(ctx.param, env), prefix="softmax "))
         # The inner softmax's LayerParameter is a copy of this layer's, loss_weight included,
         # so its SetUp fills prob_'s diff with the loss weight on the host (and its Forward
         # reads it on the GPU, where the GPU Forward also counts into it).
         bs.host_then_compute("prob_diff", n, note="diff of prob_: loss weights, GPU counts")
         return bs.items
 
+    def shares(self, v: View) -> list[tuple[tuple, tuple]]:
+        return [((TOP, 1, DATA), (BUFFER, "prob", DATA))] if v.n_tops > 1 else []
+
+    def forward_touches(self, v: View) -> list[Touch]:
+        s = v.side
+        out = touch_all(BOTTOM, v.n_bottoms, DATA, s) + [Touch(TOP, 0, DATA, "host")]
+        if s == "gpu":
+            out.append(Touch(BOTTOM, 0, DIFF, "gpu"))
+        return out
+
     def backward_to_bottom(self, ctx: LayerCtx, bottom_index: int) -> bool:
         return bottom_index == 0
 
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        return [Touch(BOTTOM, 0, DIFF, v.side)] if pd and pd[0] else []
+
 
 @register
-class EuclideanLoss(LossRule):
+class EuclideanLoss(HostLossTopRule):
     type = "EuclideanLoss"
 
     def buffers(self, ctx: LayerCtx, env) -> list:
         """``euclidean_loss_layer.cpp``: ``diff_`` = bottom 0 - bottom 1 (bottom-sized)."""
-        from ..memory.buffers import BufferSet
 
         return BufferSet(env).add("diff", count(ctx.bottom(0)) * 4).items
 
@@ -83,12 +118,13 @@ class EuclideanLoss(LossRule):
 
 @register
 class SigmoidCrossEntropyLoss(LossRule):
+    """GPU Forward uses bottom 0's and bottom 1's diffs as scratch."""
+
     type = "SigmoidCrossEntropyLoss"
 
     def buffers(self, ctx: LayerCtx, env) -> list:
         """The inner (Caffe) SigmoidLayer's top ``sigmoid_output_``, bottom-sized, and its
         diff when the prototxt gives a loss_weight (see below)."""
-        from ..memory.buffers import BufferSet
 
         n = count(ctx.bottom(0)) * 4
         bs = BufferSet(env).add("sigmoid_output", n)
@@ -100,13 +136,31 @@ class SigmoidCrossEntropyLoss(LossRule):
                                  note="explicit loss_weight copied into the inner sigmoid")
         return bs.items
 
+    def forward_touches(self, v: View) -> list[Touch]:
+        s = v.side
+        out = touch_all(BOTTOM, v.n_bottoms, DATA, s) + [Touch(TOP, 0, DATA, "host")]
+        if s == "gpu":
+            out += [Touch(BOTTOM, 0, DIFF, "gpu"), Touch(BOTTOM, 1, DIFF, "gpu")]
+        return out
+
     def backward_to_bottom(self, ctx: LayerCtx, bottom_index: int) -> bool:
         return bottom_index == 0
+
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        return [Touch(BOTTOM, 0, DIFF, v.side)] if pd and pd[0] else []
 
 
 @register
 class HingeLoss(LossRule):
+    """CPU only; Forward writes the margins into bottom 0's diff."""
+
     type = "HingeLoss"
+
+    def cpu_only(self, param) -> bool:
+        return True
+
+    def forward_touches(self, v: View) -> list[Touch]:
+        return super().forward_touches(v) + [Touch(BOTTOM, 0, DIFF, "host")]
 
     def backward_to_bottom(self, ctx: LayerCtx, bottom_index: int) -> bool:
         return bottom_index == 0
@@ -114,12 +168,16 @@ class HingeLoss(LossRule):
 
 @register
 class InfogainLoss(LossRule):
+    """CPU only; top 1 (if any) shares the inner softmax's ``prob_`` buffer."""
+
     type = "InfogainLoss"
+
+    def cpu_only(self, param) -> bool:
+        return True
 
     def buffers(self, ctx: LayerCtx, env) -> list:
         """``infogain_loss_layer.cpp`` (CPU only): ``prob_`` (bottom-sized) from an inner
         Softmax; ``sum_rows_H_`` [C]; the infogain matrix [C*C] when read from a file."""
-        from ..memory.buffers import BufferSet
 
         b = ctx.bottom(0)
         c = count(b) // max(1, b[0]) if b else 1
@@ -132,27 +190,37 @@ class InfogainLoss(LossRule):
             bs.add("infogain", c * c * 4, "setup", side="host", note="H read from a file")
         return bs.items
 
+    def shares(self, v: View) -> list[tuple[tuple, tuple]]:
+        return [((TOP, 1, DATA), (BUFFER, "prob", DATA))] if v.n_tops > 1 else []
+
+    def forward_touches(self, v: View) -> list[Touch]:
+        return [t for t in super().forward_touches(v) if not (t.what == TOP and t.index == 1)]
+
     def backward_to_bottom(self, ctx: LayerCtx, bottom_index: int) -> bool:
         return bottom_index == 0
 
 
 @register
 class MultinomialLogisticLoss(LossRule):
+    """No GPU implementation: the CPU code runs in GPU mode too (host memory)."""
+
     type = "MultinomialLogisticLoss"
+
+    def cpu_only(self, param) -> bool:
+        return True
 
     def backward_to_bottom(self, ctx: LayerCtx, bottom_index: int) -> bool:
         return bottom_index == 0
 
 
 @register
-class ContrastiveLoss(LossRule):
+class ContrastiveLoss(HostLossTopRule):
     type = "ContrastiveLoss"
     check_num = False
 
     def buffers(self, ctx: LayerCtx, env) -> list:
         """``contrastive_loss_layer.cpp``/``.cu``: ``diff_`` and (GPU) ``diff_sq_`` [N*C],
         ``dist_sq_`` [N], ``summer_vec_`` [C] of ones (host, LayerSetUp)."""
-        from ..memory.buffers import BufferSet
 
         b = ctx.bottom(0)
         n, c = b[0], count(b) // max(1, b[0])
@@ -174,6 +242,9 @@ class ContrastiveLoss(LossRule):
 
 @register
 class Accuracy(LayerRule):
+    """GPU Forward counts into bottom 0's and bottom 1's diffs (scratch, even in test nets)
+    and writes its tops on the host.  Backward touches nothing."""
+
     type = "Accuracy"
     has_backward = False
 
@@ -195,7 +266,6 @@ class Accuracy(LayerRule):
     def buffers(self, ctx: LayerCtx, env) -> list:
         """Per-class accuracy (two tops): ``nums_buffer_`` [C] on the CPU; the GPU Forward
         reshapes it like bottom 0 (``accuracy_layer.cu``)."""
-        from ..memory.buffers import BufferSet
 
         if len(ctx.tops) < 2:
             return []
@@ -203,3 +273,15 @@ class Accuracy(LayerRule):
         axis = ctx.canonical_axis(ctx.param.accuracy_param.axis, len(b0))
         n = count(b0) if env.gpu else b0[axis]
         return BufferSet(env).add("nums_buffer", n * 4).items
+
+    def forward_touches(self, v: View) -> list[Touch]:
+        s = v.side
+        out = touch_all(BOTTOM, v.n_bottoms, DATA, s) + touch_all(TOP, v.n_tops, DATA, "host")
+        if s == "gpu":
+            out += [Touch(BOTTOM, 0, DIFF, "gpu")]
+            if v.n_tops == 1:
+                out.append(Touch(BOTTOM, 1, DIFF, "gpu"))
+        return out
+
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        return []

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from .base import ElementwiseRule, LayerCtx, LayerRule, Setup, count
+from typing import Optional
+
+from ..blobshape import count
+from ..buffers import BufferSet, MemoryEnv
+from .base import (BOTTOM, CAFFE, CUDNN, DIFF, PARAM, TOP, ElementwiseRule, LayerCtx, LayerRule,
+                   Setup, Touch, View, factory_engine, top_and_bottom_diff_always)
 from .registry import register
+
+#: ``CUDNN_LRN_MAX_N`` (cuDNN's largest LRN window): a wider ACROSS_CHANNELS LRN is Caffe's
+CUDNN_LRN_MAX_N = 16
 
 
 def axis_span_shape(ctx: LayerCtx, shape, axis_param: int, num_axes: int) -> tuple[int, ...]:
@@ -19,6 +27,10 @@ def axis_span_shape(ctx: LayerCtx, shape, axis_param: int, num_axes: int) -> tup
 
 @register
 class BatchNorm(ElementwiseRule):
+    """Backward writes the bottom diff unconditionally and reads the top diff (in place: it
+    copies it into ``x_norm_``'s diff first, a buffer of the rule).  The statistics blobs
+    (params) are never given diffs by the layer."""
+
     type = "BatchNorm"
     flops_per_element = 2
 
@@ -33,7 +45,6 @@ class BatchNorm(ElementwiseRule):
         ``mean_``/``variance_`` [C], ``num_by_chans_`` [N*C], ``temp_`` and ``x_norm_``
         (bottom-sized) in Forward; in place, Backward copies the top diff into
         ``x_norm_``'s diff (bottom-sized) first."""
-        from ..memory.buffers import BufferSet
 
         b = ctx.bottom(0)
         n, c = b[0] if b else 1, (b[1] if len(b) > 1 else 1)
@@ -49,10 +60,28 @@ class BatchNorm(ElementwiseRule):
             bs.add("x_norm_diff", full, "backward", note="in place: copy of the top diff")
         return bs.items
 
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        s = v.side
+        return [Touch(TOP, 0, DIFF, s), Touch(BOTTOM, 0, DIFF, s)]
+
 
 @register
 class LRN(ElementwiseRule):
+    """ACROSS_CHANNELS (Caffe, CPU and GPU) and cuDNN LRN/LCN: Backward touches top and bottom
+    diff unconditionally.  Caffe's WITHIN_CHANNEL runs internal layers only when propagating."""
+
     type = "LRN"
+
+    def engine(self, param, env: MemoryEnv, notes: Optional[list] = None) -> str:
+        """``GetLRNLayer``: WITHIN_CHANNEL runs as CuDNNLCN, ACROSS_CHANNELS as CuDNNLRN
+        unless ``local_size`` exceeds ``CUDNN_LRN_MAX_N``."""
+        lp = param.lrn_param
+        decided = factory_engine(lp.engine, env)
+        if decided is not None:
+            return decided
+        if lp.norm_region == 1:  # WITHIN_CHANNEL -> CuDNNLCN
+            return CUDNN
+        return CAFFE if lp.local_size > CUDNN_LRN_MAX_N else CUDNN
 
     def flops(self, ctx: LayerCtx) -> int:
         return count(ctx.bottom(0)) * (ctx.param.lrn_param.local_size + 2)
@@ -65,15 +94,13 @@ class LRN(ElementwiseRule):
         Split/Power/Pooling(AVE)/Power/Eltwise layers: three bottom-sized outputs, and when
         propagating down five bottom-sized diffs.  CuDNNLCN: two bottom-sized temporaries
         ``cudaMalloc``-ed in Reshape; CuDNNLRN: nothing."""
-        from ..memory.buffers import BufferSet
-        from ..memory.engine import CUDNN, engine_of
 
         b = ctx.bottom(0)
         lp = ctx.param.lrn_param
         full = count(b) * 4
         within = lp.norm_region == 1
         bs = BufferSet(env)
-        if engine_of(ctx, env) == CUDNN:
+        if self.engine(ctx.param, env) == CUDNN:
             if within:
                 bs.add("tempData1", full, "setup", side="gpu")
                 bs.add("tempData2", full, "setup", side="gpu")
@@ -95,9 +122,19 @@ class LRN(ElementwiseRule):
             bs.add("accum_ratio_diff", h * w * 4, "backward", transient=True)
         return bs.items
 
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        s = v.side
+        within = v.param.lrn_param.norm_region == 1
+        if v.engine == CAFFE and within:
+            return [Touch(TOP, 0, DIFF, s), Touch(BOTTOM, 0, DIFF, s)] if pd and pd[0] else []
+        return [Touch(TOP, 0, DIFF, s), Touch(BOTTOM, 0, DIFF, s)]
+
 
 @register
 class MVN(ElementwiseRule):
+    """Backward reads the top diff and writes the bottom diff before checking
+    propagate_down."""
+
     type = "MVN"
     flops_per_element = 2
 
@@ -105,7 +142,6 @@ class MVN(ElementwiseRule):
         """``mvn_layer.cpp``: ``sum_multiplier_`` of ones ([C*H*W] across channels, else
         [H*W]) filled on the host in Reshape; ``mean_``/``variance_`` [N*C] and ``temp_``
         (bottom-sized) in Forward."""
-        from ..memory.buffers import BufferSet
 
         b = ctx.bottom(0)
         n, c = b[0], (b[1] if len(b) > 1 else 1)
@@ -119,13 +155,14 @@ class MVN(ElementwiseRule):
         bs.add("temp", count(b) * 4, note="bottom-sized")
         return bs.items
 
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        return top_and_bottom_diff_always(v, ppd)
+
 
 def softmax_buffers(ctx: LayerCtx, env, engine: str, prefix: str = "") -> list:
     """``softmax_layer.cpp``: ``sum_multiplier_`` [C] filled on the host in Reshape (cuDNN's
     layer calls that Reshape too but never reads it); Caffe's engine also keeps ``scale_``
     [outer*inner]."""
-    from ..memory.buffers import BufferSet
-    from ..memory.engine import CUDNN
 
     b = ctx.bottom(0)
     axis = ctx.canonical_axis(ctx.param.softmax_param.axis, len(b))
@@ -140,17 +177,34 @@ def softmax_buffers(ctx: LayerCtx, env, engine: str, prefix: str = "") -> list:
 
 @register
 class Softmax(ElementwiseRule):
+    """Caffe's softmax Backward touches top and bottom diff unconditionally; cuDNN's only when
+    propagating."""
+
     type = "Softmax"
     flops_per_element = 3
 
-    def buffers(self, ctx: LayerCtx, env) -> list:
-        from ..memory.engine import engine_of
+    def engine(self, param, env: MemoryEnv, notes: Optional[list] = None) -> str:
+        """``GetSoftmaxLayer``: cuDNN whenever the factory may choose it."""
+        return factory_engine(param.softmax_param.engine, env) or CUDNN
 
-        return softmax_buffers(ctx, env, engine_of(ctx, env))
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        return softmax_buffers(ctx, env, self.engine(ctx.param, env))
+
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        if v.engine == CUDNN:
+            return super().backward_touches(v, pd, ppd)
+        s = v.side
+        return [Touch(TOP, 0, DIFF, s), Touch(BOTTOM, 0, DIFF, s)]
 
 
 @register
 class Scale(LayerRule):
+    """Scale's Backward, when the scale gradient is needed (param, or bottom 1 propagated):
+    reads the top diff and writes the product into the scale's diff when the scale is
+    element-wise, into ``temp_`` when in place, else into **bottom 0's diff** (scratch, even
+    when bottom 0 is not propagated to).  The bias (a Bias layer inside) reads the top diff
+    and writes the bias diff."""
+
     type = "Scale"
 
     def setup(self, ctx: LayerCtx) -> Setup:
@@ -178,7 +232,6 @@ class Scale(LayerRule):
         (host, Reshape); in place, ``temp_`` keeps a bottom-sized copy of the input; the scale
         gradient of a non-element-wise scale sums through ``sum_result_`` [outer*scale]; a
         bias term adds an inner Bias layer with its ``bias_multiplier_`` [inner]."""
-        from ..memory.buffers import BufferSet
 
         outer, scale_dim, inner = _scale_dims(ctx)
         b = ctx.bottom(0)
@@ -197,6 +250,30 @@ class Scale(LayerRule):
             bs.host_then_compute("bias_multiplier", inner * 4, note="inner Bias layer")
         return bs.items
 
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        s = v.side
+        out: list[Touch] = []
+        scale_param = v.n_bottoms == 1
+        bias = v.param.scale_param.bias_term
+        if bias and ppd and ppd[-1] and (v.n_params + v.n_bottoms >= 2):
+            out += [Touch(TOP, 0, DIFF, s), Touch(PARAM, v.n_params - 1, DIFF, s)]
+        need_scale = (not scale_param and len(pd) > 1 and pd[1]) or \
+                     (scale_param and ppd and ppd[0])
+        if need_scale:
+            out.append(Touch(TOP, 0, DIFF, s))
+            scale_shape = v.param_shapes[0] if scale_param and v.param_shapes else \
+                (v.bottom_shapes[1] if len(v.bottom_shapes) > 1 else ())
+            eltwise = bool(v.bottom_shapes) and count(v.bottom_shapes[0]) == count(scale_shape)
+            if eltwise:
+                out.append(Touch(PARAM, 0, DIFF, s) if scale_param else Touch(BOTTOM, 1, DIFF, s))
+            elif not v.in_place[0]:
+                out.append(Touch(BOTTOM, 0, DIFF, s))
+            if not eltwise:
+                out.append(Touch(PARAM, 0, DIFF, s) if scale_param else Touch(BOTTOM, 1, DIFF, s))
+        if pd and pd[0]:
+            out += [Touch(TOP, 0, DIFF, s), Touch(BOTTOM, 0, DIFF, s)]
+        return out
+
 
 def _scale_dims(ctx: LayerCtx) -> tuple[int, int, int]:
     """(outer_dim, scale_dim, inner_dim) as ``ScaleLayer::Reshape`` computes them."""
@@ -212,6 +289,8 @@ def _scale_dims(ctx: LayerCtx) -> tuple[int, int, int]:
 
 @register
 class Bias(LayerRule):
+    """In place, Backward never writes bottom 0's diff (it is the top's)."""
+
     type = "Bias"
 
     def setup(self, ctx: LayerCtx) -> Setup:
@@ -226,7 +305,6 @@ class Bias(LayerRule):
 
     def buffers(self, ctx: LayerCtx, env) -> list:
         """``bias_layer.cpp``: ``bias_multiplier_`` [inner] of ones, host in Reshape."""
-        from ..memory.buffers import BufferSet
 
         b = ctx.bottom(0)
         bias = tuple(ctx.bottom(1)) if len(ctx.bottoms) > 1 else \
@@ -234,3 +312,14 @@ class Bias(LayerRule):
         axis = 0 if not bias else ctx.canonical_axis(ctx.param.bias_param.axis, len(b))
         inner = count(b[axis + len(bias):])
         return BufferSet(env).host_then_compute("bias_multiplier", inner * 4).items
+
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        s = v.side
+        out: list[Touch] = []
+        if pd and pd[0] and not v.in_place[0]:
+            out += [Touch(TOP, 0, DIFF, s), Touch(BOTTOM, 0, DIFF, s)]
+        if v.n_bottoms > 1 and len(pd) > 1 and pd[1]:
+            out += [Touch(TOP, 0, DIFF, s), Touch(BOTTOM, 1, DIFF, s)]
+        if v.n_params and ppd and ppd[0]:
+            out += [Touch(TOP, 0, DIFF, s), Touch(PARAM, 0, DIFF, s)]
+        return out

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import math
 
+from typing import Optional
+
 import numpy as np
 
-from .base import LayerCtx, LayerRule, Setup, count
+from ..buffers import BufferSet, MemoryEnv
+from ..pb import caffe_pb2
+from .base import (BOTTOM, CAFFE, CUDNN, DIFF, TOP, LayerCtx, LayerRule, Setup, Touch, View,
+                   count, factory_engine)
 from .registry import register
 
 
@@ -70,7 +75,20 @@ def pool_shape(ctx: LayerCtx, pp, shape) -> tuple[int, int, int, int]:
 
 @register
 class Pooling(LayerRule):
+    """Backward reads only top 0's diff: a second (mask) top's diff is never touched
+    (pooling_layer.cpp Backward_cpu, pooling_layer.cu Backward_gpu)."""
+
     type = "Pooling"
+
+    def engine(self, param, env: MemoryEnv, notes: Optional[list] = None) -> str:
+        """``GetPoolingLayer``: MAX pooling and pooling with two tops (the mask) always use
+        Caffe's own layer."""
+        decided = factory_engine(param.pooling_param.engine, env)
+        if decided is not None:
+            return decided
+        if len(param.top) > 1 or param.pooling_param.pool == 0:  # MAX
+            return CAFFE
+        return CUDNN
 
     def setup(self, ctx: LayerCtx) -> Setup:
         top = pool_shape(ctx, ctx.param.pooling_param, ctx.bottom(0))
@@ -83,17 +101,20 @@ class Pooling(LayerRule):
         return count(ctx.top_shapes[0]) * kh * kw
 
     def buffers(self, ctx: LayerCtx, env) -> list:
-        from ..memory.engine import CUDNN, engine_of
-
-        if engine_of(ctx, env) == CUDNN:
+        if self.engine(ctx.param, env) == CUDNN:
             return []  # cuDNN pooling keeps no index buffer
         return pooling_buffers(ctx, env, ctx.param.pooling_param.pool, len(ctx.tops),
                                count(ctx.top_shapes[0]))
 
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        s = v.side
+        if not any(pd):
+            return []
+        return [Touch(TOP, 0, DIFF, s)] + [Touch(BOTTOM, i, DIFF, s) for i, p in enumerate(pd) if p]
+
 
 def spp_level_shape(ctx: LayerCtx, level: int, shape) -> tuple[int, int, int, int]:
     """The pooling SPP runs at one pyramid level (``SPPLayer::GetPoolingParam``)."""
-    from ..pb import caffe_pb2
 
     n, c, h, w = shape
     bins = 2 ** level
@@ -109,7 +130,6 @@ def pooling_buffers(ctx: LayerCtx, env, pool: int, ntops: int, top_count: int,
     """Caffe's PoolingLayer (``pooling_layer.cpp``/``.cu``): MAX with one top keeps the
     argmax in ``max_idx_`` (int, top-sized; with two tops the mask is top 1); STOCHASTIC keeps
     ``rand_idx_`` (top-sized) in TRAIN (its CPU Forward is NOT_IMPLEMENTED)."""
-    from ..memory.buffers import BufferSet
 
     bs = BufferSet(env)
     if pool == 0 and ntops == 1:
@@ -138,7 +158,6 @@ class SPP(LayerRule):
         Concat (``spp_layer.cpp``): each level's pooled output (and argmax) is the layer's own;
         when propagating down, each split top has its own bottom-sized diff and each pooled
         output a diff.  With one level the pooling writes the top directly."""
-        from ..memory.buffers import BufferSet
 
         sp = ctx.param.spp_param
         shape = ctx.bottom(0)

@@ -7,13 +7,17 @@ step a Scale by ``cont``, the recurrent InnerProduct, an Eltwise sum, then TanH 
 LSTMUnit, finally a Concat of the outputs), prefixes every layer name with the outer layer's
 name plus ``_``, appends a Reduction "pseudo-loss" with loss weight 1 per output, and builds
 it as a Net of its own, which logs its whole setup before the outer layer's ``Setting up``.
-We write the same NetParameter and build it with our own builder; the outer layer's
-parameters are the unrolled net's owned parameters, in order.
+We write the same NetParameter (:meth:`RecurrentRule.unrolled_net`); the net builder builds
+it with the same builder as any net (``ctx.inner``); the outer layer's parameters are the
+unrolled net's owned parameters, in order.  The memory model runs on the unrolled net as on
+a net of its own and charges the outer layer what it does not share
+(:meth:`RecurrentRule.unrolled_shares`).
 """
 
 from __future__ import annotations
 
-from .base import LayerCtx, LayerRule, Setup, count
+from ..pb import caffe_pb2
+from .base import BOTTOM, DIFF, TOP, LayerCtx, LayerRule, Setup, Touch, View, count, touch_all
 from .registry import register
 
 
@@ -62,10 +66,9 @@ class RecurrentRule(LayerRule):
             raise ctx.fail("num_output must be positive")
         return x[0], x[1], static
 
-    def unrolled(self, ctx: LayerCtx):
-        """The NetParameter Caffe builds for this layer."""
-        from ..pb import caffe_pb2
-
+    def unrolled_net(self, ctx: LayerCtx):
+        """The NetParameter Caffe builds for this layer (``RecurrentLayer::LayerSetUp``); no
+        state in it: the net is built in NetState's default phase, TEST."""
         T, N, static = self._check(ctx)
         H = ctx.param.recurrent_param.num_output
         net = caffe_pb2.NetParameter()
@@ -127,20 +130,16 @@ class RecurrentRule(LayerRule):
         sc = _layer(net, f"h_conted_{p}", "Scale", [f"h_{p}", f"cont_{s}"], [f"h_conted_{p}"])
         sc.scale_param.axis = 0
 
-    def inner_nets(self, ctx: LayerCtx) -> list:
-        from ..net import BuildOptions, build_net
-        from ..netfilter import NetState
-
-        # no state in the NetParameter: NetState's default phase, TEST
-        inner = build_net(self.unrolled(ctx), NetState("TEST"), BuildOptions(strict_inputs=False),
-                          source=f"unrolled net of layer '{ctx.name}'")
-        ctx.inner = inner  # type: ignore[attr-defined]
-        return [inner]
+    def unrolled_shares(self, ctx: LayerCtx) -> tuple[str, ...]:
+        """The unrolled net's blobs whose data is the outer layer's (``x``, ``cont`` and the
+        output share the outer bottoms' and top's memory); its params' data is the outer
+        layer's params'."""
+        return ("x", "cont", self.output)
 
     def setup(self, ctx: LayerCtx) -> Setup:
-        inner = getattr(ctx, "inner", None)
+        inner = ctx.inner
         if inner is None:
-            inner = self.inner_nets(ctx)[0]
+            raise ctx.fail("the unrolled net was not built (the net builder builds it first)")
         out = inner.blob(self.output).shape
         tops = [out]
         if ctx.param.recurrent_param.expose_hidden:
@@ -149,31 +148,8 @@ class RecurrentRule(LayerRule):
         return Setup(tops[:max(1, len(ctx.tops))], params)
 
     def flops(self, ctx: LayerCtx) -> int:
-        inner = getattr(ctx, "inner", None)
+        inner = ctx.inner
         return sum(l.flops for l in inner.layers) if inner is not None else 0
-
-    def buffers(self, ctx: LayerCtx, env) -> list:
-        """The unrolled net's own allocations: the model run on it (forward, and backward
-        unless the scenario is test), less what it shares with the outer layer."""
-        from ..memory import model_memory
-        from ..memory.buffers import BufferSet, Kind
-
-        inner = getattr(ctx, "inner", None)
-        if inner is None:
-            return []
-        sub = env.with_(scenario="test" if env.scenario == "test" else "time", gpus=1)
-        report = model_memory([inner], sub)
-        # the peak of the unrolled net comes at its setup, when every layer that shares a
-        # weight (one per time step) still holds its own copy; what it shares with the outer
-        # layer at that point is the parameters' data and the x / cont / output data
-        shared = sum(p.count for p in inner.learnable_params) * 4
-        for name in ("x", "cont", self.output):
-            shared += inner.blob(name).count * 4
-        own = max(0, report.allocated_bytes - shared)
-        bs = BufferSet(env)
-        bs.add("unrolled net", own, "forward", Kind.INTERNAL,
-               note=f"the unrolled net's blobs ({len(inner.layers)} layers), modeled as a net of its own")
-        return bs.items
 
 
 @register
@@ -216,7 +192,8 @@ class LSTM(RecurrentRule):
 
 @register
 class LSTMUnit(LayerRule):
-    """``LSTMUnit``: tops C_t and H_t shaped like C_{t-1}; the gates are 4 x hidden wide."""
+    """``LSTMUnit``: tops C_t and H_t shaped like C_{t-1}; the gates are 4 x hidden wide.
+    Backward returns unless bottom 0 or 1 propagates; then both bottom diffs are written."""
 
     type = "LSTMUnit"
 
@@ -232,4 +209,8 @@ class LSTMUnit(LayerRule):
     def flops(self, ctx: LayerCtx) -> int:
         return count(ctx.bottom(1))
 
-
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        if not (pd[0] or pd[1]):
+            return []
+        s = v.side
+        return touch_all(TOP, v.n_tops, DIFF, s) + [Touch(BOTTOM, 0, DIFF, s), Touch(BOTTOM, 1, DIFF, s)]

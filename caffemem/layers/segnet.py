@@ -11,9 +11,11 @@
 
 from __future__ import annotations
 
+from ..buffers import BufferSet, Kind
 from ..pb import has_field
-from .base import legacy_dim, LayerCtx, LayerRule, NeedsInputShape, Setup, count
-from .data import DataLayerRule
+from .base import (BOTTOM, DIFF, PARAM, TOP, LayerCtx, LayerRule, NeedsInputShape, Setup, Touch,
+                   View, count, legacy_dim, touch_all)
+from .data import CopyingDataLayerRule, mean_file_bytes
 from .registry import register
 
 FORK = "segnet"
@@ -35,6 +37,10 @@ class Upsample(LayerRule):
 
     type = "Upsample"
     fork = FORK
+
+    # Touches (upsample_layer.cpp/.cu): Forward reads the data and the mask (the default);
+    # Backward returns unless bottom 0 propagates and never writes the mask's diff
+    # (cpp:112-115, cu:50-53).
 
     def out_size(self, ctx: LayerCtx, h: int, w: int) -> tuple[int, int]:
         up = ctx.param.upsample_param
@@ -84,12 +90,21 @@ class Upsample(LayerRule):
         """None: upsample_layer.cpp/.cu write straight into the top (and bottom 0's diff)."""
         return []
 
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        if not (pd and pd[0]):
+            return []
+        return [Touch(TOP, 0, DIFF, v.side), Touch(BOTTOM, 0, DIFF, v.side)]
+
 
 @register
 class BN(LayerRule):
     """``BNLayer``: top 0 is the bottom seen as 4 axes (``Reshape(num, channels, height,
     width)``, so an ``[N, C]`` bottom gives ``[N, C, 1, 1]``); scale and shift ``[1, C, 1, 1]``;
-    tops 1 and 2 (LEARN mode only) are the batch mean and variance, ``[1, C, 1, 1]``."""
+    tops 1 and 2 (LEARN mode only) are the batch mean and variance, ``[1, C, 1, 1]``.
+
+    Backward reads the top diff and writes the bottom diff and both param diffs (scale,
+    shift) with no propagate_down or param_propagate_down check (cpp:236-241, cu:149-152,
+    172/183 and 278/289)."""
 
     type = "BN"
     fork = FORK
@@ -117,7 +132,6 @@ class BN(LayerRule):
         (cpp:254/265, 366/377).  So a LEARN BN holds two bottom-sized buffers: the
         allocation at cu:17 (``buffer_blob_``) or cu:93 (``x_norm_``) is where SegNet runs out
         of memory in Forward_gpu."""
-        from ..memory.buffers import BufferSet
 
         n, c, h, w = legacy4(ctx, ctx.bottom(0))
         learn = getattr(ctx.param.bn_param, "bn_mode", 0) == 0  # LEARN
@@ -137,9 +151,14 @@ class BN(LayerRule):
             bs.add("spatial_mean diff", n * c * 4, "backward")
         return bs.items
 
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        s = v.side
+        return [Touch(TOP, 0, DIFF, s), Touch(BOTTOM, 0, DIFF, s)] + \
+            touch_all(PARAM, v.n_params, DIFF, s)
+
 
 @register
-class DenseImageData(DataLayerRule):
+class DenseImageData(CopyingDataLayerRule):
     """``DenseImageDataLayer::DataLayerSetUp``: images read with ``new_height`` x
     ``new_width`` (when both set), C = 3 if ``is_color`` else 1; ``transform_param.crop_size``
     (square) or ``crop_height`` x ``crop_width`` replace H x W.  Top 0 ``[N, C, H, W]``,
@@ -157,12 +176,10 @@ class DenseImageData(DataLayerRule):
         ``prefetch_label_`` [N, 1, H, W] on the host only, in both modes; the prefetch
         thread fills them on the host and Forward copies them into the tops' own memory
         (``caffe_copy`` from ``cpu_data()`` to ``mutable_gpu_data()``, base_data_layer.cu:8-26),
-        so the tops are ordinary activations (see ``memory/touches.py``); ``env.prefetch``
+        so the tops are ordinary activations (:meth:`forward_touches`); ``env.prefetch``
         does not apply.  ``transformed_data_``/``transformed_label_`` only point into the
         batch (``set_cpu_data``, dense_image_data_layer.cpp:192-196).  Plus the
         DataTransformer's ``data_mean_`` (host) for a ``mean_file``."""
-        from ..memory.buffers import BufferSet, Kind
-        from .data import mean_file_bytes
 
         bs = BufferSet(env)
         tp = ctx.param.transform_param

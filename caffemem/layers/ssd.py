@@ -24,11 +24,14 @@ from typing import Optional
 
 import numpy as np
 
-from ..pb import has_field
-from .base import LayerCtx, LayerRule, NeedsInputShape, Setup, count
-from .data import DataLayerRule
+from ..blobshape import ShapeError, legacy_shape
+from ..buffers import BufferSet, Kind
+from ..pb import caffe_pb2, has_field
+from .base import (BOTTOM, BUFFER, CUDNN, DATA, DIFF, PARAM, TOP, LayerCtx, LayerRule,
+                   NeedsInputShape, Setup, Touch, View, count)
+from .data import CopyingDataLayerRule, channels_hint, mean_file_bytes
 from .loss import LossRule
-from .data import channels_hint
+from .normalization import Softmax
 from .registry import register
 
 FORK = "ssd"
@@ -38,14 +41,12 @@ _WARP, _FIT_SMALL_SIZE, _FIT_LARGE_SIZE_AND_PAD = 1, 2, 3
 
 
 def legacy_dim(ctx: LayerCtx, shape, index: int) -> int:
-    """``Blob::LegacyShape``: num/channels/height/width of a blob of at most 4 axes; a missing
-    axis counts as 1."""
-    if len(shape) > 4:
-        raise ctx.fail(f"cannot use legacy accessors on a {len(shape)}-axis blob {list(shape)} "
-                       f"(this layer reads num/channels/height/width)")
-    if index >= len(shape) or index < -len(shape):
-        return 1
-    return shape[index]
+    """``Blob::LegacyShape`` (:func:`caffemem.blobshape.legacy_shape`), refused in the name of
+    the layer, which reads num/channels/height/width."""
+    try:
+        return legacy_shape(shape, index)
+    except ShapeError as e:
+        raise ctx.fail(f"{e} (this layer reads num/channels/height/width)") from None
 
 
 def _values(msg, name: str) -> list:
@@ -106,7 +107,13 @@ def _transformed_hw(ctx: LayerCtx, tp) -> tuple[Optional[int], Optional[int], st
 PREFETCH_COUNT = 3
 
 
-class _SSDDataRule(DataLayerRule):
+class _SSDDataRule(CopyingDataLayerRule):
+    """Prefetching data layers of the forks' older BasePrefetchingDataLayer (SSD branch
+    ``ssd`` base_data_layer.cpp:107-125 / .cu:8-27): Forward ``caffe_copy``-es the batch into
+    the tops' **own** memory (``mutable_cpu_data`` / ``mutable_gpu_data``), unlike BVLC's
+    Data/ImageData whose tops point at the batch.  The batches themselves are the rule's
+    prefetch buffers."""
+
     fork = FORK
 
     def declared_batch(self, ctx: LayerCtx) -> int | None:
@@ -118,13 +125,10 @@ class _SSDDataRule(DataLayerRule):
         on the host (``mutable_cpu_data``) and, in GPU mode, on the device
         (``mutable_gpu_data``); the batches have the tops' set-up shapes (DataLayerSetUp).
         Unlike BVLC's Data layer the tops are not the batches: Forward copies into them
-        (base_data_layer.cu:14-22), so the tops are ordinary activations (see
-        ``memory/touches.py``).  ``env.prefetch`` does not apply (the count is compiled in).
+        (base_data_layer.cu:14-22), so the tops are ordinary activations.  ``env.prefetch`` does not apply (the count is compiled in).
         Plus the DataTransformer's ``data_mean_`` (host) for a ``mean_file``.  Not modeled:
         the DataReader's queue of ``prefetch x batch_size`` raw records (host), and label
         batches that grow with the number of boxes (annotated_data_layer.cpp:264-277)."""
-        from ..memory.buffers import BufferSet, Kind
-        from .data import mean_file_bytes
 
         bs = BufferSet(env)
         tp = ctx.param.transform_param
@@ -221,7 +225,11 @@ class VideoData(_SSDDataRule):
 class Normalize(LayerRule):
     """``normalize_layer.cpp``: top = bottom (at least 2 axes; read as N, C, H, W).  The scale
     blob is ``vector<int>(0)`` (0 axes, one value) when ``channel_shared`` (the default),
-    else ``[C]``."""
+    else ``[C]``.
+
+    Backward reads the top diff and writes the bottom diff before any propagate_down check
+    (cpp:139-142, cu:111-114).  With ``channel_shared`` the GPU code reads the scale (cu:61,
+    124) and writes its diff (cu:142) on the host."""
 
     type = "Normalize"
     fork = FORK
@@ -246,7 +254,6 @@ class Normalize(LayerRule):
         host (cu:51-58) and reads ``sum_channel_multiplier_`` on the device (cu:65).
         Backward, unconditionally: ``buffer_channel_`` [C], ``buffer_spatial_`` [H*W]
         (cpp:145-147, cu:128-132), and on the GPU both multipliers."""
-        from ..memory.buffers import BufferSet
 
         b = ctx.bottom(0)
         n, c, h, w = (legacy_dim(ctx, b, i) for i in range(4))
@@ -263,12 +270,45 @@ class Normalize(LayerRule):
         bs.add("buffer_spatial", h * w * 4, "backward")
         return bs.items
 
+    def _scale_side(self, v: View) -> str:
+        return "host" if v.side == "gpu" and v.param.norm_param.channel_shared else v.side
+
+    def forward_touches(self, v: View) -> list[Touch]:
+        s = v.side
+        return [Touch(BOTTOM, 0, DATA, s), Touch(PARAM, 0, DATA, self._scale_side(v)),
+                Touch(TOP, 0, DATA, s)]
+
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        s = v.side
+        out = [Touch(TOP, 0, DIFF, s), Touch(TOP, 0, DATA, s), Touch(BOTTOM, 0, DATA, s),
+               Touch(BOTTOM, 0, DIFF, s), Touch(PARAM, 0, DATA, self._scale_side(v))]
+        if ppd and ppd[0]:
+            out.append(Touch(PARAM, 0, DIFF, self._scale_side(v)))
+        return out
+
+
+def permute_needed(param, bottom_shape) -> bool:
+    """``PermuteLayer::LayerSetUp``'s ``need_permute_``: the listed orders, then the unlisted
+    axes in natural order, differ from the natural order (permute_layer.cpp:36-61)."""
+    n = len(bottom_shape)
+    orders: list[int] = []
+    for o in param.permute_param.order:
+        if o not in orders:
+            orders.append(int(o))
+    orders += [i for i in range(n) if i not in orders]
+    return any(o != i for i, o in enumerate(orders))
+
 
 @register
 class Permute(LayerRule):
     """``permute_layer.cpp``: the listed ``order`` axes first, then the unlisted ones in their
     natural order.  (With the natural order the Forward shares the bottom's data instead of
-    copying it; the top is still reshaped and counted in the log.)"""
+    copying it; the top is still reshaped and counted in the log.)
+
+    In the natural order Forward does ``top->ShareData(bottom)`` and Backward
+    ``bottom->ShareDiff(top)`` (cpp:110-113, 129-132): no touches, shared memory.  Otherwise
+    Forward copies (bottom ``mutable_*_data``), and Backward writes the top and bottom diffs
+    before any propagate_down check (cpp:119-121, cu:57-59)."""
 
     type = "Permute"
     fork = FORK
@@ -291,8 +331,7 @@ class Permute(LayerRule):
         ``new_steps_`` (``Blob<int>``, one int per axis) written on the host in
         LayerSetUp/Reshape (cpp:64-94); when a permutation is needed the GPU Forward reads
         them on the device (cu:38-40).  In the natural order the top shares the bottom's data
-        and diff (see ``memory/touches.py``)."""
-        from ..memory.buffers import BufferSet
+        and diff (:meth:`shares`)."""
 
         n = len(ctx.bottom(0))
         natural = [int(o) for o in ctx.param.permute_param.order]
@@ -302,6 +341,24 @@ class Permute(LayerRule):
         for name in ("permute_order", "old_steps", "new_steps"):
             bs.host_then_compute(name, n * 4, "setup", "forward" if need else "")
         return bs.items
+
+    def _needed(self, v: View) -> bool:
+        return permute_needed(v.param, v.bottom_shapes[0] if v.bottom_shapes else ())
+
+    def shares(self, v: View) -> list[tuple[tuple, tuple]]:
+        if self._needed(v):
+            return []
+        return [((TOP, 0, DATA), (BOTTOM, 0, DATA)), ((TOP, 0, DIFF), (BOTTOM, 0, DIFF))]
+
+    def forward_touches(self, v: View) -> list[Touch]:
+        if not self._needed(v):
+            return []
+        return [Touch(BOTTOM, 0, DATA, v.side), Touch(TOP, 0, DATA, v.side)]
+
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        if not self._needed(v):
+            return []
+        return [Touch(TOP, 0, DIFF, v.side), Touch(BOTTOM, 0, DIFF, v.side)]
 
 
 # ---------------------------------------------------------------- PriorBox
@@ -383,9 +440,21 @@ class PriorBox(LayerRule):
         dim = ctx.check_positive("prior count", w * h * n * 4, f"{w} * {h} * {n} priors * 4")
         return Setup([(1, 2, dim)])
 
+    def cpu_only(self, param) -> bool:
+        return True
+
     def buffers(self, ctx: LayerCtx, env) -> list:
         """None: prior_box_layer.cpp (CPU only) writes the top on the host from the bottoms'
         shapes."""
+        return []
+
+    def forward_touches(self, v: View) -> list[Touch]:
+        """Forward writes the top on the host from the bottoms' *shapes* (cpp:120-140, no
+        bottom data read)."""
+        return [Touch(TOP, 0, DATA, "host")]
+
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        """Backward returns (hpp:61-64)."""
         return []
 
 
@@ -438,7 +507,6 @@ class DetectionOutput(LayerRule):
         host, cu:45-48).  Not modeled: the top grows in Forward to the kept detections (at
         most ``keep_top_k`` rows of 7 floats per image, data-dependent; modeled at its set-up
         shape [1, 1, 1, 7]), and the DataTransformer of ``visualize``."""
-        from ..memory.buffers import BufferSet
 
         if not env.gpu:
             return []
@@ -451,6 +519,18 @@ class DetectionOutput(LayerRule):
             bs.add("bbox_permute", loc).add("bbox_permute", loc, side="host")
         bs.add("conf_permute", conf).add("conf_permute", conf, side="host")
         return bs.items
+
+    def forward_touches(self, v: View) -> list[Touch]:
+        """Reads loc, conf and priors where it computes (cu:22-23, 46) and writes the
+        detections with ``top->mutable_cpu_data()`` (host, cu:116/125, cpp:285/294); the image
+        (bottom 3) is read on the host only to ``visualize``."""
+        out = [Touch(BOTTOM, i, DATA, v.side) for i in range(min(3, v.n_bottoms))]
+        if v.n_bottoms > 3 and v.param.detection_output_param.visualize:
+            out.append(Touch(BOTTOM, 3, DATA, "host"))
+        return out + [Touch(TOP, 0, DATA, "host")]
+
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        return []  # NOT_IMPLEMENTED (``caffe time`` aborts on it)
 
 
 @register
@@ -479,16 +559,32 @@ class DetectionEvaluate(LayerRule):
         positives = ep.num_classes if background in (-1, 0xFFFFFFFF) else ep.num_classes - 1
         return Setup([(1, 1, positives + legacy_dim(ctx, det, 2), 5)])
 
+    def cpu_only(self, param) -> bool:
+        return True
+
     def buffers(self, ctx: LayerCtx, env) -> list:
         """None: detection_evaluate_layer.cpp (CPU only) evaluates into C++ maps and the top;
-        its Reshape reads the detections on the host (see ``memory/touches.py``)."""
+        its Reshape reads the detections on the host (:meth:`setup_touches`)."""
         return []
+
+    def setup_touches(self, v: View) -> list[Touch]:
+        """``Reshape`` reads the detections on the host to count the valid rows (cpp:65), so
+        SetUp already allocates them."""
+        return [Touch(BOTTOM, 0, DATA, "host")]
+
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        return []  # NOT_IMPLEMENTED
 
 
 @register
 class MultiBoxLoss(LossRule):
     """``multibox_loss_layer.cpp``: bottoms loc, conf, priors, ground truth; a scalar loss.
-    Its Backward writes the loc and conf diffs only."""
+
+    No .cu: the CPU code runs in GPU mode (host touches); its inner loss layers run on the
+    GPU and are the rule's buffers.  Backward writes the loc and conf diffs only (cpp:270-271,
+    311-312; priors and labels are FATAL).  Without negative mining ``conf_pred_`` shares
+    bottom 1's data and Backward ends with ``bottom[1]->ShareDiff(conf_pred_)`` (cpp:227,
+    362): bottom 1's diff is the rule's ``conf_pred diff`` buffer."""
 
     type = "MultiBoxLoss"
     fork = FORK
@@ -541,9 +637,6 @@ class MultiBoxLoss(LossRule):
           inner loss's ``diff_`` (and SmoothL1's ``errors_``), ``loc_pred_``'s diff in
           Backward: data-dependent, modeled at LayerSetUp's [1, 4] (bound: loc-sized).
         """
-        from ..memory.buffers import BufferSet, Kind
-        from ..memory.engine import CUDNN, layer_engine
-        from ..pb import caffe_pb2
 
         mp = ctx.param.multibox_loss_param
         loc, conf = ctx.bottom(0), ctx.bottom(1)
@@ -609,7 +702,7 @@ class MultiBoxLoss(LossRule):
         bs.add(out, rk, note=("inner SoftmaxWithLoss prob_" if softmax else
                               "inner sigmoid output") + bound)
         if softmax:
-            engine = layer_engine("Softmax", caffe_pb2.LayerParameter(), env)
+            engine = Softmax().engine(caffe_pb2.LayerParameter(), env)  # made by the factory
             bs.host_then_compute("conf softmax sum_multiplier", k * 4, "setup",
                                  "" if engine == CUDNN else "forward")
             if engine != CUDNN:
@@ -627,5 +720,18 @@ class MultiBoxLoss(LossRule):
                 bs.add("mining prob_blob", count(conf) * 4, side="gpu", transient=True)
         return bs.items
 
+    def cpu_only(self, param) -> bool:
+        return True
+
+    def shares(self, v: View) -> list[tuple[tuple, tuple]]:
+        if v.n_bottoms > 1 and v.param.multibox_loss_param.mining_type == 0:  # NONE
+            return [((BOTTOM, 1, DIFF), (BUFFER, "conf_pred diff", DATA))]
+        return []
+
     def backward_to_bottom(self, ctx: LayerCtx, bottom_index: int) -> bool:
         return bottom_index < 2
+
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        s = v.side
+        out = [Touch(BOTTOM, i, DIFF, s) for i, p in enumerate(pd[:2]) if p]
+        return ([Touch(TOP, 0, DIFF, s)] + out) if out else []

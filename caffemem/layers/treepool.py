@@ -27,7 +27,8 @@ import math
 
 import numpy as np
 
-from .base import LayerCtx, LayerRule, Setup, count
+from ..buffers import BufferSet
+from .base import BOTTOM, DIFF, PARAM, TOP, LayerCtx, LayerRule, Setup, Touch, View, count, touch_all
 from .registry import register
 
 FORK = "treepool"
@@ -62,6 +63,10 @@ def treepool_geometry(ctx: LayerCtx) -> tuple[int, int, int, int, int, int]:
 
 
 class TreepoolRule(LayerRule):
+    """The CPU Forward and Backward only log "Enter CPU code" and touch nothing;
+    Backward_gpu writes the bottom diff and every param diff with no propagate_down check
+    (e.g. treepool_kernel_1layer.cu:191-219)."""
+
     fork = FORK
     #: parameter blobs, each [1, 1, K, K]
     num_params = 1
@@ -90,7 +95,6 @@ class TreepoolRule(LayerRule):
         Forward's top-sized buffers; Backward_gpu's top-sized buffers, ``col_buffer_``
         [K*K x top] and ``bottom_diff_buffer_`` [bottom x K*K] (e.g.
         treepool_kernel_1layer.cpp:63-67, 81-87; .cu:93-96, 202-204, 262)."""
-        from ..memory.buffers import BufferSet
 
         n, c, ph, pw, k, _ = treepool_geometry(ctx)
         top = n * c * ph * pw * 4
@@ -112,6 +116,16 @@ class TreepoolRule(LayerRule):
 
     def setup_only(self, ctx: LayerCtx, bs) -> None:
         """Other LayerSetUp allocations (host)."""
+
+    def forward_touches(self, v: View) -> list[Touch]:
+        return [] if v.side == "host" else super().forward_touches(v)
+
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        if v.side == "host":
+            return []
+        s = v.side
+        return [Touch(TOP, 0, DIFF, s), Touch(BOTTOM, 0, DIFF, s)] + \
+            touch_all(PARAM, v.n_params, DIFF, s)
 
 
 @register
@@ -168,7 +182,6 @@ class GatedMaxAve(TreepoolRule):
         """treepool_max_ave_efficient.cpp/.cu: LayerSetUp's ``bias_multiplier1_`` [N*C*PH*PW]
         of ones (host, cpp:55-60; read by Backward_gpu, cu:225) and Backward_gpu's
         ``weight1_diff_buffer_`` [K*K x top] (cpp:78, cu:201); Forward keeps no buffer."""
-        from ..memory.buffers import BufferSet
 
         n, c, ph, pw, k, _ = treepool_geometry(ctx)
         top = n * c * ph * pw * 4

@@ -18,46 +18,38 @@ ints, in bytes)::
     naive_estimates(nets)                   # what the usual rules of thumb would say
     replay(nets, env).first_allocation_over(limit)   # where a run under a limit dies
 
-- :class:`MemoryEnv` (``buffers.py``): scenario ``train``/``time``/``test``, mode
-  ``gpu``/``cpu``, engine ``cudnn``/``caffe``, solver type, regularization, ``gpus``,
-  ``prefetch`` override, ``context_bytes`` (default :data:`DEFAULT_CONTEXT_MIB` MiB).
-- :class:`Buffer`/:class:`Kind` (``buffers.py``): a layer-private allocation, as rules'
-  ``buffers(ctx, env)`` return them; kinds ``activations``, ``diffs``, ``params``,
+- :class:`MemoryEnv` (:mod:`caffemem.buffers`, shared with the layer rules): scenario
+  ``train``/``time``/``test``, mode ``gpu``/``cpu``, engine ``cudnn``/``caffe``, solver type,
+  regularization, ``gpus`` (at most :data:`~caffemem.buffers.MAX_GPUS`), ``prefetch``
+  override, ``context_bytes`` (default :data:`DEFAULT_CONTEXT_MIB` MiB).
+- :class:`Buffer`/:class:`Kind` (:mod:`caffemem.buffers`): a layer-private allocation, as
+  rules' ``buffers(ctx, env)`` return them; kinds ``activations``, ``diffs``, ``params``,
   ``param_diffs``, ``history``, ``im2col``, ``internal``, ``workspace``, ``prefetch``,
   ``context``.
-- :func:`layer_engine` (``engine.py``): CAFFE or CUDNN per layer, Caffe's factory rules.
-- ``touches.py``: which blob data/diffs each type's Forward/Backward touch.
-- ``sim.py``: the SyncedMemory replay; ``model.py``: the scenarios (:func:`model_memory`,
-  :func:`replay`); ``report.py``: :class:`MemoryReport` (``total_bytes``, ``allocated_bytes``,
-  ``host_bytes``, ``by_kind``, ``nets[].layers[]`` with ``device``/``host`` bytes by kind,
-  ``gpus`` per GPU, ``peak_moment``, ``warnings``, ``assumptions``, ``to_dict()``).
+- :func:`layer_engine` (``engine.py``): CAFFE or CUDNN per layer, asked of the layer's rule.
+- ``sim.py``: the SyncedMemory replay, driven by each layer's rule (what its SetUp, Forward
+  and Backward touch, which memory it shares, its buffers); ``model.py``: the scenarios
+  (:func:`model_memory`, :func:`replay`); ``report.py``: :class:`MemoryReport`
+  (``total_bytes``, ``allocated_bytes``, ``host_bytes``, ``by_kind``, ``nets[].layers[]``
+  with ``device``/``host`` bytes by kind, ``gpus`` per GPU, ``peak_moment``, ``warnings``,
+  ``assumptions``, ``to_dict()``).
 - ``bridge.py``: :func:`bridge`, :func:`fits`, :func:`naive_estimates`.
 
-The model's submodules are imported lazily so that layer rules can import :mod:`.buffers`
-freely; ``bridge``/``fits``/``naive_estimates`` are the functions (the submodule
+Imports go one way: this package reads the rules' interface (:mod:`caffemem.layers.base`) and
+the leaves :mod:`caffemem.blobshape` and :mod:`caffemem.buffers`; no rule imports it.
+``bridge``/``fits``/``naive_estimates`` are the functions (the submodule
 ``caffemem.memory.bridge`` is shadowed by the function of the same name).
 """
 
 from __future__ import annotations
 
-from importlib import import_module
-
-from .buffers import DEFAULT_CONTEXT_MIB, Buffer, BufferSet, Kind, MemoryEnv
-from .bridge import Fit, NaiveEstimate, bridge, fits, naive_estimates  # noqa: E402
-
-_LAZY = {
-    "model_memory": "model", "history_sets": "model", "replay": "model", "Replay": "model",
-    "Allocation": "model",
-    "MemoryReport": "report", "NetMemory": "report", "LayerMemory": "report",
-    "GpuMemory": "report",
-    "layer_engine": "engine",
-}
+from ..buffers import DEFAULT_CONTEXT_MIB, Buffer, BufferSet, Kind, MemoryEnv
+from .bridge import Fit, NaiveEstimate, bridge, fits, naive_estimates
+from .engine import layer_engine
+from .model import Allocation, Replay, history_sets, model_memory, replay
+from .report import GpuMemory, LayerMemory, MemoryReport, NetMemory
 
 __all__ = ["DEFAULT_CONTEXT_MIB", "Buffer", "BufferSet", "Kind", "MemoryEnv", "Fit",
-           "NaiveEstimate", "bridge", "fits", "naive_estimates", *_LAZY]
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+           "NaiveEstimate", "bridge", "fits", "naive_estimates", "model_memory", "history_sets",
+           "replay", "Replay", "Allocation", "MemoryReport", "NetMemory", "LayerMemory",
+           "GpuMemory", "layer_engine"]

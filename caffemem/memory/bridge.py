@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..layers.base import count
+from ..blobshape import count
+from ..buffers import Kind
 from ..units import human
-from .buffers import Kind
 from .report import MemoryReport
 
 _KIND_WORDS = {
@@ -129,10 +129,6 @@ class NaiveEstimate:
         return {"name": self.name, "bytes": self.bytes, "how": self.how}
 
 
-_DATA_TYPES = {"Data", "ImageData", "WindowData", "MemoryData", "HDF5Data", "Input",
-               "DummyData", "Python"}
-
-
 def naive_estimates(nets: list) -> list[NaiveEstimate]:
     """Estimates people usually make, from the first (train or only) net and Caffe's log."""
     out = []
@@ -143,10 +139,11 @@ def naive_estimates(nets: list) -> list[NaiveEstimate]:
         "and split tops counted again"))
     net = nets[0]
     params = sum(count(p.shape) for l in net.layers for p in l.params if p.owner is None) * 4
-    inputs = sum(net.blobs[t].count for l in net.layers if l.type in _DATA_TYPES
-                 for t in l.tops) * 4
+    # the net's input: the tops of the layers that take no bottom (data layers, Python
+    # data layers)
+    inputs = sum(net.blobs[t].count for l in net.layers if not l.bottoms for t in l.tops) * 4
     outputs = sum(net.blobs[t].count for l in net.layers
-                  if l.type not in _DATA_TYPES and not l.inserted_split for t in l.tops) * 4
+                  if l.bottoms and not l.inserted_split for t in l.tops) * 4
     out.append(NaiveEstimate(
         "pytorch-summary", inputs + 2 * outputs + params,
         "input + 2 x every layer's output (forward and backward) + params, as "

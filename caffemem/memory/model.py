@@ -26,12 +26,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ..layers.base import count
-from .buffers import CUDNN_STREAMS_PER_GROUP, Kind, MemoryEnv
-from .engine import CUDNN, layer_engine
+from ..blobshape import count
+from ..buffers import CUDNN, Buffer, BufferSet, Kind, MemoryEnv
+from ..layers.base import DATA, DIFF
 from .report import GpuMemory, LayerMemory, MemoryReport, NetMemory
 from .sim import DTYPE, Mem, Memory, NetSim
-from .touches import DATA, DIFF
 
 #: solver state blobs each solver type touches per learnable param, by mode
 #: (``sgd_solver.cpp`` and the five derived solvers' ComputeUpdateValue, CPU and GPU paths)
@@ -56,8 +55,8 @@ class _Solver:
 
     def __init__(self, nets, env: MemoryEnv, memory: Memory, gpu: int, root: bool) -> None:
         self.env, self.memory, self.gpu, self.root = env, memory, gpu, root
-        self.train = NetSim(nets[0], env, memory, gpu, _label(nets[0], "train net"))
-        self.tests = [NetSim(n, env, memory, gpu, _label(n, f"test net #{i}"))
+        self.train = _sim(nets[0], env, memory, gpu, _label(nets[0], "train net"))
+        self.tests = [_sim(n, env, memory, gpu, _label(n, f"test net #{i}"))
                       for i, n in enumerate(nets[1:])]
         self.history: dict[tuple[int, int], list[Mem]] = {}
 
@@ -132,6 +131,33 @@ class _Solver:
 
 def _label(net, default: str) -> str:
     return net.label or default
+
+
+def _sim(net, env: MemoryEnv, memory: Memory, gpu: int, label: str) -> NetSim:
+    return NetSim(net, env, memory, gpu, label, inner_buffers=_inner_net_buffers)
+
+
+def _inner_net_buffers(layer, env: MemoryEnv) -> list[Buffer]:
+    """What the nets a layer builds inside itself (a recurrent layer's unrolled net) allocate
+    of their own: the model run on each (forward, and backward unless the scenario is test),
+    less what it shares with the outer layer (its params' data and the blobs the rule names,
+    :meth:`~caffemem.layers.base.LayerRule.unrolled_shares`)."""
+    bs = BufferSet(env)
+    shared_blobs = layer.rule.unrolled_shares(layer.ctx)
+    for inner in layer.inner_nets:
+        sub = env.with_(scenario="test" if env.scenario == "test" else "time", gpus=1)
+        report = model_memory([inner], sub)
+        # the peak of the unrolled net comes at its setup, when every layer that shares a
+        # weight (one per time step) still holds its own copy; what it shares with the outer
+        # layer at that point is the parameters' data and the x / cont / output data
+        shared = sum(p.count for p in inner.learnable_params) * 4
+        for name in shared_blobs:
+            shared += inner.blob(name).count * 4
+        own = max(0, report.allocated_bytes - shared)
+        bs.add("unrolled net", own, "forward", Kind.INTERNAL,
+               note=f"the unrolled net's blobs ({len(inner.layers)} layers), modeled as a net of "
+                    f"its own")
+    return bs.items
 
 
 def _share_trained_layers(test: NetSim, train: NetSim, memory: Memory) -> None:
@@ -246,7 +272,7 @@ def replay(nets: list, env: MemoryEnv) -> Replay:
         if len(nets) > 1:
             rp.warnings.append(f"scenario '{env.scenario}' models one net; modeling "
                                f"'{_label(nets[0], 'net')}' only")
-        sim = NetSim(nets[0], env, memory, 0, _label(nets[0], "net"))
+        sim = _sim(nets[0], env, memory, 0, _label(nets[0], "net"))
         (_run_time if env.scenario == "time" else _run_test)(sim)
         rp.sims = [sim]
     for sim in rp.sims:
@@ -285,10 +311,11 @@ def model_memory(nets: list, env: MemoryEnv) -> MemoryReport:
         n_gpus = env.gpus if env.scenario == "train" else 1
         gpus.append(GpuMemory(0, "root", dev_peak, env.context_bytes, _kinds(dev_live)))
         if rp.workers:
+            # every worker holds the same model: the one simulated worker stands for each
             wp, wt = memory.peak("gpu", gpu=1)
+            worker_kinds = _kinds(memory.live_at("gpu", wt, gpu=1))
             for g in range(1, n_gpus):
-                gpus.append(GpuMemory(g, "worker", wp, env.context_bytes,
-                                      _kinds(memory.live_at("gpu", wt, gpu=1))))
+                gpus.append(GpuMemory(g, "worker", wp, env.context_bytes, dict(worker_kinds)))
             # host memory of the simulated worker stands for each of the workers
             worker_host = sum(m.nbytes for m in host_live if m.gpu == 1)
             host_peak += worker_host * (n_gpus - 2)
@@ -321,13 +348,9 @@ def _net_report(sim: NetSim, env: MemoryEnv, dev_live: list[Mem], host_live: lis
     net = sim.net
     layers = []
     for li, layer in enumerate(net.layers):
-        eng = layer_engine(layer.type, layer.ctx.param, env)
-        handles = 0
-        if eng == CUDNN:
-            if layer.type in ("Convolution", "Deconvolution"):
-                handles = CUDNN_STREAMS_PER_GROUP * max(1, layer.ctx.param.convolution_param.group)
-            else:
-                handles = 1
+        rule = sim.layers[li].rule
+        eng = sim.layers[li].view.engine
+        handles = rule.cudnn_handles(layer.ctx.param) if eng == CUDNN else 0
         lm = LayerMemory(sim.label, li, layer.name, layer.type, eng, handles=handles,
                          notes=list(layer.notes) + list(sim.layers[li].notes))
         layers.append(lm)

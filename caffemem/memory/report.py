@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .buffers import Kind, MemoryEnv
+from ..buffers import Kind, MemoryEnv
 
 
 def _total(d: dict[str, int]) -> int:

@@ -9,31 +9,25 @@ device; the first touch on a side allocates that side (``SyncedMemory::to_cpu``/
 nothing is freed except where Caffe frees (a shared param's own copy at ``ShareWeights``, a
 test net's params at ``ShareTrainedLayersWith``, CPU temporaries).  :class:`Memory` then
 gives the peak of live bytes per side, and what was live at that moment.
+
+What each call touches, which memory is shared and which buffers a layer keeps come from the
+layer's rule (:class:`caffemem.layers.base.LayerRule`); this module knows no layer type.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
-from ..layers.base import count
-from .buffers import Buffer, Kind, MemoryEnv
-from .touches import BOTTOM, BUFFER, DATA, DIFF, PARAM, TOP, Touch, View, touches_for
+from ..blobshape import count
+from ..buffers import Buffer, Kind, MemoryEnv
+from ..layers.base import BOTTOM, BUFFER, DATA, DIFF, PARAM, TOP, LayerRule, Touch, View
 
 DTYPE = 4  # float32: Net<float>
 
-#: data layers whose tops point at prefetch batches (or, MemoryData, at the user's arrays)
-PREFETCHING = ("Data", "ImageData", "WindowData")
-EXTERNAL_TOPS = PREFETCHING + ("MemoryData",)
-
-
-#: allocations the model cannot size, said on the layer
-_UNMODELED = {
-    "HDF5Data": "the HDF5 files' arrays (hdf_blobs_, one file at a time) sit in host memory; "
-                "not modeled",
-    "Python": "memory the Python code allocates for itself is not modeled",
-    "WindowData": "cached images (cache_images) are not modeled",
-}
+#: the rule of a layer caffemem has none for (its shapes came from --input): Caffe's default
+#: behaviour, no buffers
+_NO_RULE = LayerRule()
 
 
 @dataclass(eq=False, slots=True)
@@ -212,10 +206,21 @@ def _rank(key) -> tuple:
     return (order.get(key[0], 3),) + tuple(x if isinstance(x, int) else 0 for x in key[1:3])
 
 
+def layer_view(layer, rule: LayerRule, env: MemoryEnv) -> View:
+    """What ``rule``'s touch methods see of a :class:`caffemem.net.Layer` in ``env``."""
+    ctx = layer.ctx
+    side = "gpu" if env.gpu and not rule.cpu_only(ctx.param) else "host"
+    return View(layer.type, ctx.param, ctx.phase, len(layer.bottoms), len(layer.tops),
+                len(layer.params), list(layer.in_place), list(layer.loss_weights), env,
+                rule.engine(ctx.param, env), side, list(ctx.bottom_shapes),
+                [p.shape for p in layer.params])
+
+
 @dataclass
 class LayerState:
     """Per-layer bookkeeping of a NetSim."""
 
+    rule: LayerRule
     view: View
     buffers: list[Buffer] = field(default_factory=list)
     own_param_copies: list[Mem] = field(default_factory=list)
@@ -223,32 +228,43 @@ class LayerState:
     notes: list[str] = field(default_factory=list)
 
 
+#: the buffers charged to a layer for the nets it builds inside (``inner_nets``)
+InnerNetBuffers = Callable[[object, MemoryEnv], list[Buffer]]
+
+
 class NetSim:
-    """The SyncedMemories of one built net in one env, and Caffe's calls on them."""
+    """The SyncedMemories of one built net in one env, and Caffe's calls on them.
+
+    ``inner_buffers`` models the nets a layer builds inside itself (a recurrent layer's
+    unrolled net), given by :mod:`.model`, which runs the whole model on them."""
 
     def __init__(self, net, env: MemoryEnv, memory: Memory, gpu: int = 0,
-                 label: Optional[str] = None) -> None:
+                 label: Optional[str] = None,
+                 inner_buffers: Optional[InnerNetBuffers] = None) -> None:
         self.net, self.env, self.memory, self.gpu = net, env, memory, gpu
         self.label = label or net.display_label
         self.layers: list[LayerState] = []
         self.param_data_override: dict[tuple[int, int], Mem] = {}
         uf = _UnionFind()
         for li, layer in enumerate(net.layers):
-            st = LayerState(View.of(layer, env))
+            rule = layer.rule if layer.rule is not None else _NO_RULE
+            st = LayerState(rule, layer_view(layer, rule, env))
             if layer.rule is not None:
                 try:
-                    st.buffers = list(layer.rule.buffers(layer.ctx, env) or [])
+                    st.buffers = list(rule.buffers(layer.ctx, env) or [])
+                    if layer.inner_nets and inner_buffers is not None:
+                        st.buffers += inner_buffers(layer, env)
                 except Exception as e:  # a rule's buffers() must not break the whole model
                     st.notes.append(f"buffers not modeled ({type(e).__name__}: {e})")
             else:
                 st.notes.append("no rule for this type: only its blobs are modeled")
-            if layer.type in _UNMODELED:
-                st.notes.append(_UNMODELED[layer.type])
-            if getattr(layer, "inner_nets", None):
+            if rule.unmodeled:
+                st.notes.append(rule.unmodeled)
+            if layer.inner_nets:
                 st.notes.append("includes the net it builds inside (a recurrent layer's unrolled "
                                 "net), modeled as a net of its own and counted as 'internal'")
             self.layers.append(st)
-            for a, b in touches_for(layer.type).aliases(st.view):
+            for a, b in rule.shares(st.view):
                 uf.union(self._key(li, a), self._key(li, b))
             for k, p in enumerate(layer.params):
                 if p.owner is not None:
@@ -293,8 +309,9 @@ class NetSim:
                     self.memory.has_transients = True
             self._bufinfo.append(info)
         prefetch_side = "gpu" if self.env.gpu else "host"
-        self._external = {t: (prefetch_side if l.type in PREFETCHING else "host")
-                          for l in net.layers if l.type in EXTERNAL_TOPS for t in l.tops}
+        self._external = {t: (prefetch_side if st.rule.external_tops == "prefetch" else "host")
+                          for l, st in zip(net.layers, self.layers) if st.rule.external_tops
+                          for t in l.tops}
         self._root_mems: dict = {}
         self._learnable: Optional[list[tuple[int, int]]] = None
 
@@ -389,8 +406,8 @@ class NetSim:
         for li, layer in enumerate(self.net.layers):
             st = self.layers[li]
             mem.context = f"{self.label}: {layer.name} SetUp"
-            t = touches_for(layer.type)
-            if t.fills_params_at_setup():
+            rule = st.rule
+            if rule.fills_params_at_setup:
                 for k, p in enumerate(layer.params):
                     if p.owner is None:
                         mem.touch(self.param_mem(li, k, DATA), "host")
@@ -400,9 +417,9 @@ class NetSim:
                                       gpu=self.gpu)
                         st.own_param_copies.append(own)
                         mem.touch(own, "host")
-            if layer.type in PREFETCHING:
+            if rule.external_tops == "prefetch":
                 self._setup_prefetch(li)
-            self._apply(li, t.setup(st.view))
+            self._apply(li, rule.setup_touches(st.view))
             self._buffers(li, "setup")
             for j, w in enumerate(layer.loss_weights):
                 if w:
@@ -431,7 +448,7 @@ class NetSim:
     def forward_layer(self, li: int) -> None:
         layer, st = self.net.layers[li], self.layers[li]
         self.memory.context = f"{self.label}: {layer.name} Forward"
-        self._apply(li, touches_for(layer.type).forward(st.view))
+        self._apply(li, st.rule.forward_touches(st.view))
         self._buffers(li, "forward")
         for j, w in enumerate(layer.loss_weights):  # Layer::Forward's loss dot product
             if w:
@@ -457,7 +474,7 @@ class NetSim:
         layer, st = self.net.layers[li], self.layers[li]
         self.memory.context = f"{self.label}: {layer.name} Backward"
         pd, ppd = self.flags(li)
-        self._apply(li, touches_for(layer.type).backward(st.view, pd, ppd))
+        self._apply(li, st.rule.backward_touches(st.view, pd, ppd))
         self._buffers(li, "backward", pd, ppd)
 
     def backward(self, every_layer: bool = False) -> None:

@@ -1,5 +1,9 @@
-"""The vocabulary of the allocation model: what is being modeled (:class:`MemoryEnv`) and
-what a layer allocates for itself (:class:`Buffer`), by kind (:class:`Kind`).
+"""The vocabulary the layer rules and the allocation model share: what is being modeled
+(:class:`MemoryEnv`, the engines :data:`CAFFE`/:data:`CUDNN`) and what a layer allocates for
+itself (:class:`Buffer`), by kind (:class:`Kind`).
+
+A leaf module: it imports nothing of caffemem, so the rules (:mod:`caffemem.layers`) speak it
+without importing the model (:mod:`caffemem.memory`), which reads what they say.
 
 Caffe allocates through ``SyncedMemory``, lazily: a buffer costs host memory the first time
 something touches it on the CPU and device memory the first time something touches it on the
@@ -31,7 +35,15 @@ CUDNN_STREAMS_PER_GROUP = 3
 SCENARIOS = ("train", "time", "test")
 MODES = ("gpu", "cpu")
 ENGINES = ("cudnn", "caffe")
+#: in the order of caffe.proto's ``SolverParameter.SolverType`` enum (0 to 5)
 SOLVER_TYPES = ("SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam")
+
+#: the most GPUs a data-parallel run is modeled on: Caffe trains data-parallel on the GPUs of
+#: one machine (P2PSync/NCCL in one process; a workstation or a DGX holds at most 16)
+MAX_GPUS = 64
+
+#: the two implementations a layer can run under (``layer_factory.cpp``)
+CAFFE, CUDNN = "CAFFE", "CUDNN"
 
 
 class Kind:
@@ -111,6 +123,10 @@ class MemoryEnv:
             raise ValueError(f"regularization must be L1 or L2, not {self.regularization!r}")
         if self.gpus < 1:
             raise ValueError("gpus must be >= 1")
+        if self.gpus > MAX_GPUS:
+            raise ValueError(f"--gpus: at most {MAX_GPUS} (Caffe trains data-parallel on the "
+                             f"GPUs of one machine; every GPU holds the same model, so the "
+                             f"per-GPU figure does not depend on how many there are)")
 
     @property
     def gpu(self) -> bool:
@@ -135,10 +151,9 @@ class MemoryEnv:
         decay, testing schedule, and its ``solver_mode`` when the file sets one (Caffe runs a
         ``solver_mode: CPU`` solver on the CPU); ``overrides`` win (e.g. ``mode='gpu'``).
         In cpu mode the engine becomes ``caffe``."""
-        from ..loader import SOLVER_TYPE_NAMES
-
         if solver.HasField("solver_type") and not solver.HasField("type"):
-            stype = SOLVER_TYPE_NAMES.get(solver.solver_type, "SGD")
+            n = solver.solver_type  # the deprecated enum; SAG (NVCaffe) and others: SGD
+            stype = SOLVER_TYPES[n] if 0 <= n < len(SOLVER_TYPES) else "SGD"
         else:
             stype = solver.type or "SGD"
         kw = dict(solver_type=stype, regularization=solver.regularization_type or "L2",

@@ -1,0 +1,42 @@
+"""Blob shape arithmetic, as Caffe's ``Blob`` does it (``include/caffe/blob.hpp``).
+
+A leaf module: it imports nothing of caffemem, so the layer rules (:mod:`caffemem.layers`),
+the net builder and the memory model (:mod:`caffemem.memory`) all use the same arithmetic
+without importing each other.  Errors are :class:`ShapeError` (a ``ValueError``); a layer
+rule turns them into a message naming its layer (:meth:`caffemem.layers.base.LayerCtx.fail`).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+Shape = tuple[int, ...]
+
+
+class ShapeError(ValueError):
+    """A shape an accessor refuses (Caffe CHECK-fails there)."""
+
+
+def count(shape: Sequence[int]) -> int:
+    """``Blob::count``: the number of elements (a Python int, exact: no 32-bit overflow)."""
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def canonical_axis(axis: int, num_axes: int) -> int:
+    """``Blob::CanonicalAxisIndex``: a negative axis counts from the end (blob.hpp:78-89)."""
+    if not -num_axes <= axis < max(num_axes, 1):
+        raise ShapeError(f"axis {axis} out of range for a {num_axes}-axis blob")
+    return axis + num_axes if axis < 0 else axis
+
+
+def legacy_shape(shape: Sequence[int], index: int) -> int:
+    """``Blob::LegacyShape``: num/channels/height/width of a blob of at most 4 axes; a
+    missing axis counts as 1 (blob.hpp:138-149)."""
+    if len(shape) > 4:
+        raise ShapeError(f"cannot use legacy accessors on a {len(shape)}-axis blob {list(shape)}")
+    if index >= len(shape) or index < -len(shape):
+        return 1
+    return shape[index]
