@@ -471,6 +471,47 @@ def test_multi_gpu_root_runs_the_test_net():
     assert r.total_bytes == root.total
 
 
+def test_many_gpus_one_simulated_worker_stands_for_all():
+    """robustness 12-hang-many-gpus: every data-parallel worker holds the same model, so one
+    is simulated and its figures stand for each; the host memory grows with the count; a
+    count beyond one machine's GPUs is refused."""
+    from caffemem.buffers import MAX_GPUS
+
+    nets = nets_train_test(8)
+    env = MemoryEnv(scenario="train", mode="gpu", engine="cudnn", test_iter=(1,),
+                    test_interval=10, gpus=2)
+    two, many = model_memory(nets, env), model_memory(nets, env.with_(gpus=MAX_GPUS))
+    assert len(many.gpus) == MAX_GPUS
+    assert all(g.role == "worker" and g.allocated == two.gpus[1].allocated
+               and g.by_kind == two.gpus[1].by_kind for g in many.gpus[1:])
+    assert many.total_bytes == two.total_bytes  # the busiest GPU does not change
+    worker_host = many.host_bytes - two.host_bytes
+    assert worker_host > 0 and worker_host % (MAX_GPUS - 2) == 0
+    with pytest.raises(ValueError, match=f"--gpus: at most {MAX_GPUS}"):
+        env.with_(gpus=1_000_000)
+
+
+def test_many_gpus_on_the_command_line(tmp_path):
+    """``--gpus 1000000`` answers at once with exit 1 (it used to run for minutes); 64 GPUs
+    print the identical workers once, "x 63"."""
+    import subprocess
+    import sys
+
+    net = tmp_path / "net.prototxt"
+    net.write_text(data4() + 'layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" '
+                   'inner_product_param { num_output: 10 } }\n')
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "caffemem", "analyze", str(net), *args],
+                              capture_output=True, text=True, timeout=60)
+
+    p = run("--gpus", "1000000")
+    assert p.returncode == 1 and "--gpus: at most 64" in p.stderr and "Traceback" not in p.stderr
+    p = run("--gpus", "64")
+    assert p.returncode == 0
+    assert "GPU1-GPU63 (worker)" in p.stdout and "each (x 63)" in p.stdout
+
+
 def test_context_reported_apart_and_only_in_gpu_mode():
     text = data4() + 'layer { name: "r" type: "ReLU" bottom: "data" top: "o" }'
     g = run(text, scenario="test", mode="gpu", context_bytes=100 * MiB)

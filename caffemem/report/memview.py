@@ -61,7 +61,7 @@ def render(report, nets, gpu_mem: Optional[int] = None, compare: bool = False) -
             out.append(f"  CUDA context (assumed, --context-mib): {human(report.context_bytes)}")
         out.append(f"  pinned host memory: {human(report.host_bytes)}")
         if len(report.gpus) > 1:
-            out.append("  per GPU: " + ", ".join(f"GPU{g.index} ({g.role}) {human(g.total)}" for g in report.gpus))
+            out.append("  per GPU: " + _per_gpu(report.gpus))
     out.append("")
     out.append(bridge(report))
     if gpu_mem:
@@ -95,3 +95,15 @@ def layer_costs(report, nets=()) -> list[LayerCost]:
     # the CUDA context is not a layer's: it stays in the totals, out of the per-layer bars
     return out
 
+
+def _per_gpu(gpus) -> str:
+    """``GPU0 (root) X, GPU1 (worker) Y``; workers that hold the same bytes (every
+    data-parallel worker holds the same model) are said once, with "x N"."""
+    workers = [g for g in gpus if g.role == "worker"]
+    parts = [f"GPU{g.index} ({g.role}) {human(g.total)}" for g in gpus if g.role != "worker"]
+    if len(workers) > 1 and len({g.total for g in workers}) == 1:
+        parts.append(f"GPU{workers[0].index}-GPU{workers[-1].index} (worker) "
+                     f"{human(workers[0].total)} each (x {len(workers)})")
+    else:
+        parts += [f"GPU{g.index} ({g.role}) {human(g.total)}" for g in workers]
+    return ", ".join(parts)
