@@ -1,7 +1,9 @@
 """Layer rules, one module per family; importing this package registers them all.
 
-To add a fork's layer: write a module here with a :class:`~caffemem.layers.base.LayerRule`
-subclass decorated with ``@register`` and add its module name to ``_MODULES``.
+Each rule is one class holding everything Caffe's ``<Type>Layer`` decides (see
+:mod:`caffemem.layers.base`).  To add a fork's layer: write a module here with a
+:class:`~caffemem.layers.base.LayerRule` subclass decorated with ``@register`` and add its
+module name to ``_MODULES`` (docs/ARCHITECTURE.md, "How to add a layer type").
 """
 
 from importlib import import_module
