@@ -139,11 +139,12 @@ def naive_estimates(nets: list) -> list[NaiveEstimate]:
         "and split tops counted again"))
     net = nets[0]
     params = sum(count(p.shape) for l in net.layers for p in l.params if p.owner is None) * 4
-    # the net's input: the tops of the layers that take no bottom (data layers, Python
-    # data layers)
-    inputs = sum(net.blobs[t].count for l in net.layers if not l.bottoms for t in l.tops) * 4
-    outputs = sum(net.blobs[t].count for l in net.layers
-                  if l.bottoms and not l.inserted_split for t in l.tops) * 4
+    # the net's input: the tops of the layers that take no bottom and hold no parameter (data
+    # layers, BVLC's and the forks', and Python data layers; not a Parameter layer)
+    feeds = [not l.bottoms and not l.params for l in net.layers]
+    inputs = sum(net.blobs[t].count for l, f in zip(net.layers, feeds) if f for t in l.tops) * 4
+    outputs = sum(net.blobs[t].count for l, f in zip(net.layers, feeds)
+                  if not f and not l.inserted_split for t in l.tops) * 4
     out.append(NaiveEstimate(
         "pytorch-summary", inputs + 2 * outputs + params,
         "input + 2 x every layer's output (forward and backward) + params, as "
