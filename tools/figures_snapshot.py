@@ -6,7 +6,8 @@ built net, the top and parameter shapes, FLOPs, notes and Caffe's "Memory requir
 data" figure, and the full memory report (:meth:`MemoryReport.to_dict`: bytes per layer
 per kind, totals, per GPU, warnings) in every scenario (train/time/test), mode (gpu/cpu)
 and engine (cudnn/caffe), plus a 3-GPU training run; a file caffemem refuses is recorded
-with its refusal message.
+with its refusal message.  The conformance cases (tests/conformance_cases.json) are built
+again with their ``--input`` overrides, so that nets reading a database are covered too.
 
     python tools/figures_snapshot.py -o figures.json [ROOT ...]
 
@@ -25,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from caffemem.analysis import analyze_file  # noqa: E402
+from caffemem.analysis import AnalysisOptions, analyze_file  # noqa: E402
 from caffemem.memory import MemoryEnv, model_memory  # noqa: E402
 
 DEFAULT_ROOTS = ("../shared/oracle", "../shared/oracle-gpu", "../shared/oracle-random",
@@ -54,9 +55,9 @@ def _env_key(kw: dict) -> str:
     return "/".join(str(kw[k]) for k in sorted(kw))
 
 
-def snapshot(path: Path) -> dict:
+def snapshot(path: Path, options=None) -> dict:
     try:
-        loaded, nets = analyze_file(str(path))
+        loaded, nets = analyze_file(str(path), options)
     except Exception as e:  # a refusal (or a crash): recorded with its message
         return {"refused": f"{type(e).__name__}: {e}"}
     out: dict = {"nets": [_net(n) for n in nets], "memory": {}}
@@ -72,6 +73,21 @@ def snapshot(path: Path) -> dict:
     return out
 
 
+def conformance_cases(shared: Path) -> dict:
+    """Every conformance case, built as tests/conformance.py builds it (its overrides)."""
+    cases = json.loads((ROOT / "tests" / "conformance_cases.json").read_text())["cases"]
+    out = {}
+    for case in cases:
+        per_net = {k: {b: tuple(None if d == "*" else int(d) for d in v.split(","))
+                       for b, v in m.items()} for k, m in case.get("inputs", {}).items()}
+        for label, phase in case.get("phases", {"": case.get("phase")}).items():
+            opts = AnalysisOptions(phase=phase, inputs_per_net={
+                "net" if label else k: v for k, v in per_net.items() if not label or k == label})
+            key = f"{case['folder']}/{case['load']}" + (f" [{label}]" if label else "")
+            out[key] = snapshot(shared / case["folder"] / case["load"], opts)
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("roots", nargs="*", default=list(DEFAULT_ROOTS))
@@ -83,6 +99,9 @@ def main(argv=None) -> int:
     result = {}
     for p in files:
         result[str(p)] = snapshot(p)
+    shared = ROOT.parent / "shared"
+    if shared.exists():
+        result["conformance"] = conformance_cases(shared)
     with open(args.output, "w") as f:
         json.dump(result, f, indent=1, sort_keys=True)
         f.write("\n")
