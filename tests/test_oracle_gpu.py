@@ -45,6 +45,7 @@ from caffemem.loader import load
 from caffemem.memory import MemoryEnv, model_memory, replay
 
 from caffe_runs import caffemem_args
+from conftest import shared_or_skip
 
 ORACLE = Path(__file__).resolve().parents[1].parent / "shared" / "oracle-gpu"
 KiB, MiB = 1 << 10, 1 << 20
@@ -104,9 +105,7 @@ EXPECTED_FAILURES: dict[str, dict[str, str]] = {
 
 
 def _skip_without_oracle() -> None:
-    if not ORACLE.is_dir():
-        pytest.skip(f"{ORACLE} is absent: ../shared/oracle-gpu (a CUDA build of Caffe on "
-                    f"counting stubs) must be next to this checkout; CI always has it")
+    shared_or_skip("oracle-gpu")
 
 
 def _folders() -> list[str]:
@@ -168,26 +167,26 @@ def pinned_tolerance(real: int) -> int:
     return 256 * KiB if real < 16 * MiB else real * 2 // 100
 
 
+def _assert_close(case: str, what: str, modeled: int, real: int, tol: int) -> None:
+    err = modeled - real
+    assert abs(err) <= tol, (f"{case}: modeled {what} {modeled:,} B, Caffe's {real:,} B: off by "
+                             f"{err:+,} B, tolerance {tol:,} B")
+
+
 @pytest.mark.parametrize("case", _cases("device", _finished))
 def test_device_peak_matches_caffe(case):
     _skip_without_oracle()
     real = _figures(case)[0]
-    modeled = _model(case).total_bytes
-    err = modeled - real
-    assert abs(err) <= device_tolerance(real), (
-        f"{case}: modeled device peak {modeled:,} B, Caffe's cudaMalloc peak {real:,} B: off by "
-        f"{err:+,} B, tolerance {device_tolerance(real):,} B")
+    _assert_close(case, "device peak (cudaMalloc)", _model(case).total_bytes, real,
+                  device_tolerance(real))
 
 
 @pytest.mark.parametrize("case", _cases("pinned", _finished))
 def test_pinned_host_peak_matches_caffe(case):
     _skip_without_oracle()
     real = _figures(case)[2]
-    modeled = _model(case).host_bytes
-    err = modeled - real
-    assert abs(err) <= pinned_tolerance(real), (
-        f"{case}: modeled pinned host {modeled:,} B, Caffe's cudaMallocHost peak {real:,} B: off "
-        f"by {err:+,} B, tolerance {pinned_tolerance(real):,} B")
+    _assert_close(case, "pinned host peak (cudaMallocHost)", _model(case).host_bytes, real,
+                  pinned_tolerance(real))
 
 
 def _trace_sizes(case: str, event: str) -> Counter:
@@ -195,41 +194,39 @@ def _trace_sizes(case: str, event: str) -> Counter:
         return Counter(int(line.split()[1]) for line in f if line.startswith(event + " "))
 
 
-@pytest.mark.parametrize("case", _cases("cudamallocs", _finished))
-def test_every_cudamalloc_matches_caffe(case):
-    """Stronger than the peak: the model's device allocations are, size for size, Caffe's
-    cudaMallocs (the multiset of sizes; the order differs within a layer)."""
-    _skip_without_oracle()
-    nets, env = _nets_env(case)
-    mems = [(delta, m) for _, delta, m in replay(nets, env).memory.events("gpu", gpu=0) if delta > 0]
-    ours, theirs = Counter(d for d, _ in mems), _trace_sizes(case, "malloc")
-    if ours != theirs:
-        extra = {f"{size} B x{n}": [f"{m.net}: {m.name}" for d, m in mems if d == size][:12]
-                 for size, n in (ours - theirs).items()}
-        pytest.fail(f"{case}: cudaMallocs only in the model, with the model's buffers of that "
-                    f"size: {extra}; only in Caffe's trace (size: count): {dict(theirs - ours)}")
-
-
 #: below this, host allocations are Blob::shape_data_ (4 B per axis, blob.cpp:27-30) and the
 #: Blob<int> helpers of convolutions: one per Blob, not modeled (a few KB per net)
 SHAPE_DATA_BYTES = 64
 
 
-@pytest.mark.parametrize("case", _cases("host_allocations", _finished))
-def test_every_host_allocation_matches_caffe(case):
-    """Every cudaMallocHost of 64 B or more (the pinned host side of each SyncedMemory, and
-    transients) is, size for size, one of the model's host allocations and vice versa."""
-    _skip_without_oracle()
+def _assert_same_allocations(case: str, side: str, event: str, min_bytes: int) -> None:
+    """The multiset of the replay's allocation sizes on ``side`` (those of ``min_bytes`` or
+    more) equals that of the trace's ``event`` lines; the order differs within a layer."""
     nets, env = _nets_env(case)
-    mems = [(delta, m) for _, delta, m in replay(nets, env).memory.events("host") if delta > 0]
-    ours = Counter(d for d, _ in mems if d >= SHAPE_DATA_BYTES)
-    theirs = Counter({size: n for size, n in _trace_sizes(case, "mallochost").items()
-                      if size >= SHAPE_DATA_BYTES})
+    mems = [(delta, m) for _, delta, m in
+            replay(nets, env).memory.events(side, gpu=0 if side == "gpu" else None) if delta > 0]
+    ours = Counter(d for d, _ in mems if d >= min_bytes)
+    theirs = Counter({size: n for size, n in _trace_sizes(case, event).items() if size >= min_bytes})
     if ours != theirs:
         extra = {f"{size} B x{n}": [f"{m.net}: {m.name}" for d, m in mems if d == size][:12]
                  for size, n in (ours - theirs).items()}
-        pytest.fail(f"{case}: host allocations only in the model: {extra}; only in Caffe's "
-                    f"trace (size: count): {dict(theirs - ours)}")
+        pytest.fail(f"{case}: {event} sizes only in the model, with the model's buffers of that "
+                    f"size: {extra}; only in Caffe's trace (size: count): {dict(theirs - ours)}")
+
+
+@pytest.mark.parametrize("case", _cases("cudamallocs", _finished))
+def test_every_cudamalloc_matches_caffe(case):
+    """Stronger than the peak: every device allocation, size for size."""
+    _skip_without_oracle()
+    _assert_same_allocations(case, "gpu", "malloc", 1)
+
+
+@pytest.mark.parametrize("case", _cases("host_allocations", _finished))
+def test_every_host_allocation_matches_caffe(case):
+    """Every cudaMallocHost of 64 B or more (the pinned host side of each SyncedMemory, and
+    set-up transients), size for size."""
+    _skip_without_oracle()
+    _assert_same_allocations(case, "host", "mallochost", SHAPE_DATA_BYTES)
 
 
 def _trace_oom(case: str) -> tuple[int, int]:

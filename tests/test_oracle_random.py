@@ -39,6 +39,7 @@ from caffemem.memory import MemoryEnv, model_memory
 from caffemem.report.caffelog import net_lines
 
 from caffe_runs import Outcome, outcome, reason_of
+from conftest import shared_or_skip
 from conformance import log_setup_lines
 
 ORACLE = Path(__file__).resolve().parents[1].parent / "shared" / "oracle-random"
@@ -85,9 +86,7 @@ EXPECTED_FAILURES: dict[str, dict[str, str]] = {
 
 
 def _skip_without_oracle() -> None:
-    if not ORACLE.is_dir():
-        pytest.skip(f"{ORACLE} is absent: ../shared/oracle-random (random nets run by real "
-                    f"Caffe) must be next to this checkout; CI always has it")
+    shared_or_skip("oracle-random")
 
 
 def _runs() -> list[str]:
