@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .loader import Loaded, load
+from .errors import NetError, UserError
+from .loader import Loaded, NetSpec, load
 from .net import BuildOptions, Net, build_net, check_inputs_used
+from .netfilter import filter_layers
 
 Shape = tuple
 
@@ -29,24 +31,108 @@ class AnalysisOptions:
     test_batch: Optional[int] = None  # --test-batch: data layers of test nets only
     #: ``batch`` applies to the train net (or the one net) only; test nets keep their own
     batch_train_only: bool = False
+    #: --until: build each net only up to (and including) this layer, as if the net ended there
+    until: Optional[str] = None
+
+
+@dataclass
+class Refusal:
+    """A net Caffe would refuse at ``layer``: the trunk before it was built instead."""
+
+    net: str  # the net's label
+    layer: str
+    message: str
+
+
+def _cut(param, kept_upto):
+    """A copy of NetParameter ``param`` ending with LayerParameter ``kept_upto`` (None: no
+    layers), so that filtering it again keeps exactly the layers up to that one."""
+    from .pb import caffe_pb2
+
+    out = caffe_pb2.NetParameter()
+    out.CopyFrom(param)
+    del out.layer[:]
+    if kept_upto is not None:
+        for p in param.layer:
+            out.layer.add().CopyFrom(p)
+            if p is kept_upto:
+                break
+    return out
+
+
+def until_param(spec: NetSpec, layer: str):
+    """``spec``'s NetParameter cut after the first layer named ``layer`` that its state
+    keeps, or None when this net has no such layer."""
+    for p in filter_layers(spec.param.layer, spec.state):
+        if p.name == layer:
+            return _cut(spec.param, p)
+    return None
+
+
+def _build_one(spec: NetSpec, options: AnalysisOptions, param=None) -> Net:
+    inputs = dict(options.inputs)
+    inputs.update(options.inputs_per_net.get(spec.label, {}))
+    batch = options.batch
+    if spec.label.startswith("test") and (options.test_batch is not None or options.batch_train_only):
+        batch = options.test_batch
+    bo = BuildOptions(inputs=inputs, batch=batch, net_dir=spec.net_dir, strict_inputs=False)
+    net = build_net(spec.param if param is None else param, spec.state, bo, source=spec.source)
+    net.label = spec.label
+    net.warnings[:0] = spec.notes
+    return net
+
+
+def _params(loaded: Loaded, options: AnalysisOptions) -> list:
+    """Each net's NetParameter to build: whole, or cut at ``options.until``."""
+    if not options.until:
+        return [None] * len(loaded.nets)
+    cuts = [until_param(spec, options.until) for spec in loaded.nets]
+    if all(c is None for c in cuts):
+        names = sorted({p.name for spec in loaded.nets for p in filter_layers(spec.param.layer, spec.state)})
+        import difflib
+
+        close = difflib.get_close_matches(options.until, names, n=1)
+        raise UserError(f"--until {options.until}: no such layer in {loaded.path}"
+                        + (f"; did you mean '{close[0]}'?" if close else ""))
+    return cuts
 
 
 def build_loaded(loaded: Loaded, options: AnalysisOptions) -> list[Net]:
-    """Build every net of an already loaded file."""
-    nets = []
-    for spec in loaded.nets:
-        inputs = dict(options.inputs)
-        inputs.update(options.inputs_per_net.get(spec.label, {}))
-        batch = options.batch
-        if spec.label.startswith("test") and (options.test_batch is not None or options.batch_train_only):
-            batch = options.test_batch
-        bo = BuildOptions(inputs=inputs, batch=batch, net_dir=spec.net_dir, strict_inputs=False)
-        net = build_net(spec.param, spec.state, bo, source=spec.source)
-        net.label = spec.label
-        net.warnings[:0] = spec.notes
-        nets.append(net)
-    check_inputs_used(options.inputs, nets)
+    """Build every net of an already loaded file (each cut at ``options.until`` if given)."""
+    nets = [_build_one(spec, options, param) for spec, param in zip(loaded.nets, _params(loaded, options))]
+    if not options.until:
+        check_inputs_used(options.inputs, nets)
     return nets
+
+
+def build_trunks(loaded: Loaded, options: AnalysisOptions) -> tuple[list[Net], Optional[Refusal], Optional[NetError]]:
+    """Like :func:`build_loaded`, but a net Caffe refuses is built up to the layer before
+    the refusal (the longest prefix of its layers that builds, found by bisection: a prefix
+    builds exactly when each of its layers does), and building stops there.  Returns the
+    nets built, the refusal and its error (None, None when everything builds)."""
+    nets: list[Net] = []
+    for spec, param in zip(loaded.nets, _params(loaded, options)):
+        try:
+            nets.append(_build_one(spec, options, param))
+            continue
+        except NetError as e:
+            error = e
+        whole = spec.param if param is None else param
+        kept = filter_layers(whole.layer, spec.state)
+        lo, hi = 0, len(kept)  # prefix of lo layers builds; of hi does not
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            try:
+                _build_one(spec, options, _cut(whole, kept[mid - 1]))
+                lo = mid
+            except NetError:
+                hi = mid
+        if lo:
+            nets.append(_build_one(spec, options, _cut(whole, kept[lo - 1])))
+        return nets, Refusal(spec.label, kept[lo].name if lo < len(kept) else "", str(error)), error
+    if not options.until:
+        check_inputs_used(options.inputs, nets)
+    return nets, None, None
 
 
 def analyze_file(path: str, options: Optional[AnalysisOptions] = None) -> tuple[Loaded, list[Net]]:

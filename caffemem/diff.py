@@ -159,14 +159,16 @@ class NetDiff:
                     return f" (top {_fmt(o.top_shapes[0])} -> {_fmt(n.top_shapes[0])})"
         return ""
 
-    def headline(self, top: int = 3) -> str:
+    def headline(self, top: int = 3, totals: bool = True) -> str:
+        """What changed, in a few sentences; ``totals=False`` leaves out the plain sentence
+        with both totals (for a caller that stated them already)."""
         grew = self.delta_bytes >= 0
         parts = []
         if (self.new_log_figure < self.old_log_figure) and grew:
             parts.append(f"The new net's log figure is smaller ({human(self.new_log_figure)} vs "
                          f"{human(self.old_log_figure)}), but its real need is larger: "
                          f"{human(self.new_total)} vs {human(self.old_total)} ({human(self.delta_bytes)} more).")
-        else:
+        elif totals:
             parts.append(f"Modeled total {human(self.old_total)} -> {human(self.new_total)} "
                          f"({'+' if grew else ''}{human(self.delta_bytes)}); log figure "
                          f"{human(self.old_log_figure)} -> {human(self.new_log_figure)}.")

@@ -1,20 +1,32 @@
-"""Pictures: per-layer memory as stacked bars by kind, and net-vs-net comparisons.
+"""Pictures: per-layer memory as stacked bars by kind, net-vs-net comparisons, training curves.
 
 matplotlib is imported here only, lazily, with the Agg backend; the output format follows
-the file's extension (.png, .svg, .pdf).  Inputs are lists of
-:class:`~caffemem.diff.LayerCost` (bytes by kind per layer), so the same code draws shape-only
-costs and the full allocation model.
+the file's extension (.png, .svg, .pdf).  Per-layer inputs are lists of
+:class:`~caffemem.diff.LayerCost` (bytes by kind per layer).
+
+What a person must be able to read off every picture:
+
+- the title: the net file's name, batch, scenario, mode and engine;
+- the total, in a panel of its own, stacked by the same kinds as the text total (CUDA context
+  and cuDNN workspace included), so picture and text agree; the GPU capacity is a labeled
+  horizontal line on that panel, in the units the user typed;
+- at most :data:`MAX_BARS` bars: longer nets are folded by module name prefix
+  (``inception_3a/...``; never across nets), then into runs of consecutive modules.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import textwrap
 from typing import Optional, Sequence
 
 from .diff import LayerCost
 from .errors import UserError
+from .grouping import bins, fold, module_prefix
 
+#: more bars than this are folded (by module, then by runs of modules)
+MAX_BARS = 60
 KIND_ORDER = ["activations", "diffs", "params", "param_diffs", "history", "im2col",
               "internal", "workspace", "prefetch", "context"]
 KIND_COLORS = {
@@ -22,7 +34,13 @@ KIND_COLORS = {
     "history": "#8172B3", "im2col": "#937860", "internal": "#DA8BC3", "workspace": "#8C8C8C",
     "prefetch": "#CCB974", "context": "#64B5CD",
 }
+#: the deltas of a diff: colours no memory kind uses
+DELTA_COLORS = {"increase": "#222222", "decrease": "#FFFFFF"}
+#: distinct colours for curves (train and test series never share one)
+SERIES_COLORS = ["#1F77B4", "#D62728", "#2CA02C", "#FF7F0E", "#9467BD", "#8C564B", "#E377C2",
+                 "#17BECF", "#BCBD22", "#7F7F7F"]
 _UNITS = [(2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"), (1, "B")]
+_TYPED_UNIT = {"t": "TiB", "g": "GiB", "m": "MiB", "k": "KiB"}
 
 
 def _pyplot():
@@ -44,6 +62,23 @@ def unit_for(max_bytes: int) -> tuple[int, str]:
     return 1, "B"
 
 
+def typed_unit(capacity) -> Optional[tuple[int, str]]:
+    """The unit the user typed the capacity in (``8G`` -> GiB), when it names one."""
+    typed = getattr(capacity, "typed", "") or ""
+    m = re.match(r"^[0-9.]+\s*([a-zA-Z])", typed)
+    if not m or m.group(1).lower() not in _TYPED_UNIT:
+        return None
+    name = _TYPED_UNIT[m.group(1).lower()]
+    return dict((n, d) for d, n in _UNITS)[name], name
+
+
+def capacity_label(capacity) -> str:
+    from .units import human
+
+    typed = getattr(capacity, "typed", None)
+    return f"GPU capacity --gpu-mem {typed} ({human(capacity)})" if typed else f"GPU capacity {human(capacity)}"
+
+
 def check_output(path: str) -> None:
     ext = os.path.splitext(path)[1].lower()
     if ext not in (".png", ".svg", ".pdf"):
@@ -53,128 +88,262 @@ def check_output(path: str) -> None:
         raise UserError(f"{path}: folder {folder} does not exist")
 
 
+def _merged(name: str, costs: Sequence[LayerCost], index: int) -> LayerCost:
+    out = LayerCost(name, costs[0].type if len(costs) == 1 else "", index, [], [], {})
+    for c in costs:
+        for k, v in c.bytes.items():
+            out.bytes[k] = out.bytes.get(k, 0) + v
+    return out
+
+
+def _net_of(name: str) -> str:
+    return name.partition("@")[2]
+
+
+def _short(name: str, width: int = 28) -> str:
+    return name if len(name) <= width else name[:width - 1] + "\u2026"
+
+
 def group_costs(costs: Sequence[LayerCost], top: Optional[int] = None,
-                group_by_prefix: bool = False) -> list[LayerCost]:
-    """Make long nets readable: merge layers by name prefix (``res4b12_branch2a`` -> ``res4b12``;
-    inserted splits go with their producer) and/or keep the ``top`` largest (the rest summed
-    into one ``(other N layers)`` bar, kept in network order)."""
+                group_by_prefix: bool = False, most: Optional[int] = None) -> list[LayerCost]:
+    """Make long nets readable: merge layers by module name prefix (``res4b12_branch2a`` ->
+    ``res4b12``; inserted splits go with the blob they copy; never across nets), then, while
+    more than ``most`` bars remain, runs of consecutive modules of one net; and/or keep the
+    ``top`` largest (the rest summed into one ``(other N layers)`` bar, in network order)."""
     items = list(costs)
     if group_by_prefix:
-        merged: dict[str, LayerCost] = {}
-        for c in items:
-            key = _prefix(c.name)
-            m = merged.get(key)
-            if m is None:
-                merged[key] = m = LayerCost(key, c.type, len(merged), [], [], {})
-            for k, v in c.bytes.items():
-                m.bytes[k] = m.bytes.get(k, 0) + v
-        items = list(merged.values())
+        items = [(_merged(key, cs, i) if len(cs) > 1 else cs[0])
+                 for i, (key, cs) in enumerate(fold(items, lambda c: module_prefix(c.name)))]
+    if most is not None and len(items) > most:
+        per_net = fold(items, lambda c: _net_of(c.name))
+        out = []
+        for _, cs in per_net:
+            share = max(1, most * len(cs) // len(items))
+            for run in bins(cs, share):
+                label = run[0].name if len(run) == 1 else \
+                    f"{_short(run[0].name.partition('@')[0], 14)}\u2026{_short(run[-1].name, 14)}"
+                out.append(run[0] if len(run) == 1 else _merged(label, run, len(out)))
+        items = out
     if top is not None and len(items) > top:
         keep = {id(c) for c in sorted(items, key=lambda c: -c.total)[:top]}
         rest = [c for c in items if id(c) not in keep]
-        other = LayerCost(f"(other {len(rest)} layers)", "", len(items), [], [], {})
-        for c in rest:
-            for k, v in c.bytes.items():
-                other.bytes[k] = other.bytes.get(k, 0) + v
+        other = _merged(f"(other {len(rest)} layers)", rest, len(items))
         items = [c for c in items if id(c) in keep] + [other]
     return items
 
 
-def _prefix(name: str) -> str:
-    m = re.match(r"^(.*?)_\d+_split$", name)
-    if m:
-        name = m.group(1).rsplit("_", 1)[0] if "_" in m.group(1) else m.group(1)
-    for sep in ("/", "_", "."):
-        if sep in name:
-            return name.split(sep)[0]
-    return name
-
-
 def _stacked(ax, costs: Sequence[LayerCost], div: int, offset: float = 0.0, width: float = 0.8,
-             alpha: float = 1.0, label_kinds: bool = True):
-    kinds = [k for k in KIND_ORDER if any(c.bytes.get(k) for c in costs)]
+             alpha: float = 1.0, label_kinds: bool = True, kinds: Optional[list] = None):
+    kinds = kinds or [k for k in KIND_ORDER if any(c.bytes.get(k) for c in costs)]
     kinds += sorted({k for c in costs for k in c.bytes} - set(kinds))
     xs = [i + offset for i in range(len(costs))]
     bottoms = [0.0] * len(costs)
     for k in kinds:
         vals = [c.bytes.get(k, 0) / div for c in costs]
+        if not any(vals):
+            continue
         ax.bar(xs, vals, width, bottom=bottoms, color=KIND_COLORS.get(k), alpha=alpha,
                label=k if label_kinds else None)
         bottoms = [b + v for b, v in zip(bottoms, vals)]
     return kinds
 
 
+def _totals_panel(ax, totals: list[tuple[str, dict[str, int]]], capacity=None) -> None:
+    """One stacked bar per total (by kind, as the text total), the capacity as a labeled
+    horizontal line, both in the unit the user typed the capacity in."""
+    from .units import human
+
+    peak = max([sum(b.values()) for _, b in totals] + [capacity or 0, 1])
+    div, unit = typed_unit(capacity) if capacity and typed_unit(capacity) else unit_for(peak)
+    costs = [LayerCost(name, "", i, [], [], dict(b)) for i, (name, b) in enumerate(totals)]
+    _stacked(ax, costs, div, width=0.6, label_kinds=False)
+    for i, c in enumerate(costs):
+        ax.text(i, c.total / div, human(c.total), ha="center", va="bottom", fontsize=8,
+                fontweight="bold")
+    if capacity:
+        ax.axhline(capacity / div, color="red", linestyle="--", linewidth=1.4,
+                   label=capacity_label(capacity))
+        ax.text(len(costs) - 0.5, capacity / div, capacity_label(capacity), color="red",
+                ha="right", va="bottom", fontsize=7, wrap=True)
+    ax.set_xticks(range(len(costs)))
+    ax.set_xticklabels([c.name for c in costs], fontsize=8)
+    ax.set_xlim(-0.6, len(costs) - 0.4)
+    ax.set_ylim(0, peak / div * 1.15)
+    ax.set_ylabel(f"total ({unit})")
+    ax.yaxis.set_label_position("right")
+    ax.yaxis.tick_right()
+
+
+def _ticks(ax, labels: list[str]) -> None:
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels([_short(x, 32) for x in labels], rotation=90,
+                       fontsize=7 if len(labels) > 40 else 8)
+    ax.set_xlim(-0.6, len(labels) - 0.4)
+
+
+def _kind_legend(fig, kinds) -> None:
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=KIND_COLORS.get(k, "#333333"), label=k) for k in KIND_ORDER if k in kinds]
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.9), ncol=len(handles),
+               fontsize=8, frameon=False)
+
+
 def plot_layers(costs: Sequence[LayerCost], out: str, title: str = "", gpu_mem: Optional[int] = None,
                 total: Optional[int] = None, log_scale: bool = False, top: Optional[int] = None,
-                group: bool = False):
-    """Stacked per-layer bars by kind, the cumulative total as a line, the GPU as a limit."""
+                group: Optional[bool] = None, by_kind: Optional[dict[str, int]] = None,
+                subtitle: str = ""):
+    """Per-layer stacked bars by kind and, beside them, the total by kind (``by_kind``, the
+    text total's split: context and workspace included) against the capacity.
+
+    ``group``: True folds layers by module prefix, False never folds, None (default) folds
+    when there are more than :data:`MAX_BARS` layers."""
     check_output(out)
     plt = _pyplot()
-    items = group_costs(costs, top=top, group_by_prefix=group)
-    cumulative, run = [], 0
-    for c in items:
-        run += c.total
-        cumulative.append(run)
-    peak = max([cumulative[-1] if cumulative else 0, gpu_mem or 0, total or 0, 1])
+    fold_modules = group if group is not None else len(costs) > MAX_BARS
+    items = group_costs(costs, top=top, group_by_prefix=fold_modules,
+                        most=None if group is False else MAX_BARS)
+    by_kind = dict(by_kind) if by_kind else _merged("", list(costs), 0).bytes if costs else {}
+    peak = max([c.total for c in items] + [1])
     div, unit = unit_for(peak)
-    fig, ax = plt.subplots(figsize=(max(8, min(40, 0.28 * len(items) + 4)), 6))
-    _stacked(ax, items, div)
-    ax.set_xticks(range(len(items)))
-    ax.set_xticklabels([c.name for c in items], rotation=90, fontsize=7 if len(items) > 40 else 8)
+    width = max(9.0, min(24.0, 0.26 * len(items) + 5))
+    fig = plt.figure(figsize=(width, 7.2))
+    gs = fig.add_gridspec(1, 2, width_ratios=[max(4, len(items)), 2.2], wspace=0.08,
+                          left=0.07, right=0.9, top=0.8, bottom=0.28)
+    ax, axt = fig.add_subplot(gs[0]), fig.add_subplot(gs[1])
+    kinds = _stacked(ax, items, div, label_kinds=False)
+    _ticks(ax, [c.name for c in items])
     ax.set_ylabel(f"per-layer memory ({unit})")
-    ax.set_xlabel("layer (network order)")
-    ax2 = ax.twinx()
-    ax2.plot(range(len(items)), [v / div for v in cumulative], color="black", linewidth=1.5,
-             label="cumulative")
-    ax2.set_ylabel(f"cumulative ({unit})")
-    if gpu_mem:
-        ax2.axhline(gpu_mem / div, color="red", linestyle="--", linewidth=1.2,
-                    label=f"GPU capacity {gpu_mem / div:.1f} {unit}")
-    ax2.set_ylim(0, peak / div * 1.08)
+    folded = len(items) < len(costs)
+    ax.set_xlabel(f"{'module' if folded else 'layer'} (network order"
+                  + (f"; {len(costs)} layers folded into {len(items)} bars" if folded else "") + ")",
+                  fontsize=9)
     if log_scale:
         ax.set_yscale("log")
-    h1, l1 = ax.get_legend_handles_labels()
-    h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, loc="lower left", bbox_to_anchor=(0, 1.01), ncol=6, fontsize=8,
-              frameon=False)
-    fig.suptitle(title or "memory per layer")
-    fig.tight_layout()
+    _totals_panel(axt, [("total", by_kind)], gpu_mem)
+    _kind_legend(fig, set(kinds) | set(by_kind))
+    fig.suptitle(title or "memory per layer", fontsize=12, y=0.98)
+    if subtitle:
+        fig.text(0.5, 0.935, "\n".join(textwrap.wrap(subtitle, int(width * 14))), ha="center",
+                 va="top", fontsize=9)
     fig.savefig(out)
+    plt.close(fig)
     return fig
 
 
 def plot_diff(old: Sequence[LayerCost], new: Sequence[LayerCost], pairs, out: str,
-              title: str = "", top: Optional[int] = None):
-    """Two panels: both nets' per-layer bars side by side (aligned layers), and the deltas."""
+              title: str = "", top: Optional[int] = None, old_by_kind: Optional[dict] = None,
+              new_by_kind: Optional[dict] = None, capacity: Optional[int] = None,
+              headline: str = "", group: Optional[bool] = None):
+    """Both nets' per-layer bars side by side (aligned layers; old faded), both totals by
+    kind against the capacity, and the per-layer deltas in colours of their own."""
     check_output(out)
     plt = _pyplot()
-    rows = [(o, n) for o, n in pairs]
-    if top is not None and len(rows) > top:
-        rows = sorted(rows, key=lambda p: -abs((p[1].total if p[1] else 0) - (p[0].total if p[0] else 0)))[:top]
-        order = {id(p): i for i, p in enumerate(pairs)}
-        rows.sort(key=lambda p: order.get(id(p), 0))
+    from matplotlib.patches import Patch
+
     empty = LayerCost("", "", 0, [], [], {})
-    olds = [o or empty for o, _ in rows]
-    news = [n or empty for _, n in rows]
-    labels = [(n or o).name for o, n in rows]
+    rows = [(o or empty, n or empty, (n or o).name) for o, n in pairs]
+    if group if group is not None else len(rows) > MAX_BARS:
+        rows = [(_merged(k, [r[0] for r in rs], 0), _merged(k, [r[1] for r in rs], 0), k)
+                for k, rs in fold(rows, lambda r: module_prefix(r[2]))]
+        if len(rows) > MAX_BARS:
+            rows = [(_merged("", [r[0] for r in run], 0), _merged("", [r[1] for r in run], 0),
+                     run[0][2] if len(run) == 1 else f"{_short(run[0][2], 14)}\u2026{_short(run[-1][2], 14)}")
+                    for run in bins(rows, MAX_BARS)]
+    if top is not None and len(rows) > top:
+        order = {id(r): i for i, r in enumerate(rows)}
+        rows = sorted(rows, key=lambda r: -abs(r[1].total - r[0].total))[:top]
+        rows.sort(key=lambda r: order[id(r)])
+    olds, news, labels = [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
     peak = max([c.total for c in olds + news] + [1])
     div, unit = unit_for(peak)
-    fig, (ax, axd) = plt.subplots(2, 1, figsize=(max(8, min(40, 0.4 * len(rows) + 4)), 9), sharex=True)
-    _stacked(ax, olds, div, offset=-0.2, width=0.4, alpha=0.45, label_kinds=False)
-    _stacked(ax, news, div, offset=0.2, width=0.4)
+    width = max(10.0, min(24.0, 0.3 * len(rows) + 6))
+    fig = plt.figure(figsize=(width, 10))
+    gs = fig.add_gridspec(2, 2, width_ratios=[max(4, len(rows)), 2.6], height_ratios=[3, 2],
+                          wspace=0.08, hspace=0.08, left=0.07, right=0.9, top=0.8, bottom=0.2)
+    ax, axt = fig.add_subplot(gs[0, 0]), fig.add_subplot(gs[0, 1])
+    axd = fig.add_subplot(gs[1, 0], sharex=ax)
+    kinds = _stacked(ax, olds, div, offset=-0.2, width=0.4, alpha=0.4, label_kinds=False)
+    kinds += _stacked(ax, news, div, offset=0.2, width=0.4, label_kinds=False)
     ax.set_ylabel(f"per-layer memory ({unit})")
-    fig.suptitle(title or "old (faded, left) vs new (right), per layer")
-    ax.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0, 1.01), ncol=6, frameon=False)
-    ax.set_title("old (faded, left bar) vs new (right bar)", fontsize=9, loc="right")
+    ax.set_title("per layer: old (faded, left bar) vs new (right bar)", fontsize=9, loc="left")
+    ax.tick_params(labelbottom=False)
+    old_by_kind = old_by_kind or _merged("", list(old), 0).bytes
+    new_by_kind = new_by_kind or _merged("", list(new), 0).bytes
+    _totals_panel(axt, [("old", old_by_kind), ("new", new_by_kind)], capacity)
     deltas = [(n.total - o.total) for o, n in zip(olds, news)]
     ddiv, dunit = unit_for(max([abs(d) for d in deltas] + [1]))
-    axd.bar(range(len(rows)), [d / ddiv for d in deltas],
-            color=["#C44E52" if d > 0 else "#55A868" for d in deltas])
+    axd.bar(range(len(rows)), [d / ddiv for d in deltas], 0.7, edgecolor="#222222", linewidth=0.6,
+            color=[DELTA_COLORS["increase" if d > 0 else "decrease"] for d in deltas])
     axd.axhline(0, color="black", linewidth=0.8)
-    axd.set_ylabel(f"new - old ({dunit})")
-    axd.set_xticks(range(len(rows)))
-    axd.set_xticklabels(labels, rotation=90, fontsize=8)
-    axd.set_xlabel("layer (new net's order; removed layers last)")
-    fig.tight_layout()
+    axd.set_ylabel(f"new \u2212 old ({dunit})")
+    axd.legend(handles=[Patch(facecolor=DELTA_COLORS["increase"], edgecolor="#222222", label="new uses more"),
+                        Patch(facecolor=DELTA_COLORS["decrease"], edgecolor="#222222", label="new uses less")],
+               fontsize=8, loc="best")
+    _ticks(axd, labels)
+    axd.set_xlabel("layer (new net's order; removed layers last)", fontsize=9)
+    _kind_legend(fig, set(kinds) | set(old_by_kind) | set(new_by_kind))
+    fig.suptitle(title or "old vs new", fontsize=12, y=0.985)
+    if headline:
+        fig.text(0.5, 0.945, "\n".join(textwrap.wrap(headline, int(width * 14))[:5]), ha="center",
+                 va="top", fontsize=8.5)
     fig.savefig(out)
+    plt.close(fig)
+    return fig
+
+
+def plot_curves(s, out_path: str):
+    """Loss, accuracy-like outputs and learning rate against iterations: every series its
+    own colour; train series solid, test series dashed with markers, named in the legend."""
+    import numpy as np
+
+    check_output(out_path)
+    plt = _pyplot()
+    fig, (ax, axlr) = plt.subplots(2, 1, figsize=(11, 7.5), sharex=True,
+                                   gridspec_kw={"height_ratios": [3, 1]})
+    colors = iter(SERIES_COLORS * 4)
+    handles, losses = [], []
+    acc_ax = None
+
+    def draw(axis, x, values, label, test: bool):
+        few = len(x) < 50
+        (h,) = axis.plot(x, values, color=next(colors), label=label,
+                         linestyle="--" if test else "-", linewidth=1.6 if test else 1.1,
+                         marker=("o" if test else ".") if few or test else None, markersize=3.5)
+        handles.append(h)
+
+    its, loss = s.train.column("loss")
+    if len(its):
+        draw(ax, its, loss, "train loss", False)
+        losses.append(loss)
+    for key in s.test.outputs:
+        x, values = s.test.column(key)
+        if not len(x):
+            continue
+        if "acc" in key.lower() or ((values >= 0) & (values <= 1)).all():
+            acc_ax = acc_ax or ax.twinx()
+            draw(acc_ax, x, values, f"test {key} (right axis)", True)
+        else:
+            draw(ax, x, values, f"test {key}", True)
+            losses.append(values)
+    every = np.concatenate(losses) if losses else np.array([])
+    positive = every[every > 0]
+    if len(positive) and positive.max() / positive.min() > 50:
+        ax.set_yscale("log")  # an early spike would flatten everything else
+    ax.set_ylabel("loss")
+    if acc_ax is not None:
+        acc_ax.set_ylabel("accuracy")
+        acc_ax.set_ylim(0, 1.02)
+    if handles:
+        ax.legend(handles=handles, fontsize=8, loc="upper right", title="solid: train, dashed: test",
+                  title_fontsize=8)
+    lr_its, lr = s.train.column("lr")
+    axlr.plot(lr_its, lr, color="#555555", label="learning rate", marker="o" if len(lr_its) < 50 else None,
+              markersize=3)
+    axlr.set_ylabel("learning rate")
+    axlr.set_xlabel("iteration")
+    fig.suptitle(f"{os.path.basename(s.path)}: training curves")
+    fig.tight_layout()
+    fig.savefig(out_path)
+    plt.close(fig)
     return fig

@@ -502,7 +502,7 @@ def test_many_gpus_on_the_command_line(tmp_path):
                    'inner_product_param { num_output: 10 } }\n')
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "caffemem", "analyze", str(net), *args],
+        return subprocess.run([sys.executable, "-m", "caffemem", "analyze", str(net), "--scenario", "train", *args],
                               capture_output=True, text=True, timeout=60)
 
     p = run("--gpus", "1000000")

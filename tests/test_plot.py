@@ -24,8 +24,11 @@ def test_layers_plot_bars_labels_and_capacity(tmp_path):
     acts = ax.patches[:len(costs)]  # the first kind drawn is "activations", one bar per layer
     conv1 = labels.index("conv1")
     assert acts[conv1].get_height() == pytest.approx(16.0)
-    # the capacity line sits at 256 MiB on the cumulative axis
-    assert any(abs(l.get_ydata()[0] - 256) < 1e-9 for l in ax2.get_lines() if "capacity" in l.get_label())
+    # the capacity line sits at 256 MiB on the totals' axis, whose one bar is the total
+    div2 = dict((n, d) for d, n in [(2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")])[ax2.get_ylabel().split("(")[1][:3]]
+    line = [l for l in ax2.get_lines() if "capacity" in l.get_label()]
+    assert len(line) == 1 and line[0].get_ydata()[0] * div2 == pytest.approx(256 * 2**20)
+    assert sum(p.get_height() for p in ax2.patches) * div2 == pytest.approx(sum(c.total for c in costs))
     assert (tmp_path / "m.png").stat().st_size > 0
 
 
@@ -33,7 +36,8 @@ def test_grouping_and_top_keep_totals():
     costs = [LayerCost(n, "T", i, [], [], {"activations": v}) for i, (n, v) in
              enumerate([("res2a_branch1", 10), ("res2a_branch2a", 5), ("res2b_x", 7), ("fc", 1)])]
     grouped = group_costs(costs, group_by_prefix=True)
-    assert [c.name for c in grouped] == ["res2a", "res2b", "fc"]
+    # a module of one layer keeps the layer's own name
+    assert [c.name for c in grouped] == ["res2a", "res2b_x", "fc"]
     assert sum(c.total for c in grouped) == 23
     top = group_costs(costs, top=2)
     assert [c.name for c in top] == ["res2a_branch1", "res2b_x", "(other 2 layers)"]
@@ -44,10 +48,17 @@ def test_diff_plot_has_both_nets_and_delta_panel(tmp_path):
     a = shape_costs(build_all(str(SAMPLES / "small_cnn_train.prototxt")))
     b = [LayerCost(c.name, c.type, c.index, c.top_shapes, c.param_shapes, {k: 2 * v for k, v in c.bytes.items()}) for c in a]
     d = diff_costs(a, b, 0, 0)
-    fig = plot_diff(a, b, d.pairs, str(tmp_path / "d.svg"))
-    assert len(fig.axes) == 2
-    deltas = [p.get_height() for p in fig.axes[1].patches]
+    fig = plot_diff(a, b, d.pairs, str(tmp_path / "d.svg"), capacity=2**30)
+    layers, totals, delta = fig.axes
+    deltas = [p.get_height() for p in delta.patches]
     assert len(deltas) == len(a) and all(x >= 0 for x in deltas)
+    # deltas in colours no memory kind uses
+    from caffemem.plot import KIND_COLORS
+    from matplotlib.colors import to_hex
+    assert not {to_hex(p.get_facecolor()) for p in delta.patches} & {c.lower() for c in KIND_COLORS.values()}
+    # both totals, and the capacity on the totals' axis
+    assert [t.get_text() for t in totals.get_xticklabels()] == ["old", "new"]
+    assert any("capacity" in l.get_label() for l in totals.get_lines())
 
 
 def test_bad_extension_is_user_error(tmp_path):

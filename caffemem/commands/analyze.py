@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 
-from .common import (add_format_option, add_memory_options, add_net_options, analysis_options, emit,
-                     memory_report)
+from ..errors import EXIT_NOFIT
+from .common import (Modeled, add_format_option, add_memory_options, add_net_options,
+                     analysis_options, emit, memory_env, scenario_for)
 
 HELP = "every blob's shape, Caffe's log figure to the byte, and the real allocation per layer"
 
@@ -15,12 +17,21 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "analyze", help=HELP, description=HELP + ".",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="A solver prototxt builds its train net and each test net, as Caffe does.\n"
-               "Data layers that read a database need their image shape: --input data=*,3,227,227")
+        epilog="The first lines are the verdict: the modeled total for the scenario in force, Caffe's\n"
+               "own log figure beside it, and with --gpu-mem whether it fits, by how much and the\n"
+               "largest batch that fits.  The breakdown per net, layer and kind follows.\n"
+               "A solver prototxt builds its train net and each test net, as Caffe does; a net\n"
+               "without a loss layer (a deploy net) is modeled for inference unless --scenario says.\n"
+               "Data layers that read a database need their image shape: --input data=*,3,227,227\n"
+               "exit status: 0 ok (and it fits), 1 bad input (a net Caffe refuses: the trunk before\n"
+               "the refusal is shown first), 2 a bug in caffemem, 3 it does not fit in --gpu-mem.")
     p.add_argument("prototxt", help="a net prototxt (train_val, deploy; V1 files too) or a solver prototxt")
     add_net_options(p)
     add_memory_options(p)
     add_format_option(p)
+    p.add_argument("--group", action="store_true",
+                   help="fold the per-layer rows by name prefix (inception_3a/..., res4b12_...), "
+                        "each net apart, with a TOTAL row (default: one row per layer)")
     p.add_argument("--caffe-log", action="store_true",
                    help="print the lines Caffe logs while setting up each net (Setting up / Top "
                         "shape / Memory required for data), exactly, without glog prefixes")
@@ -30,13 +41,13 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..analysis import analyze_file
+    from ..analysis import analyze_file, build_trunks
+    from ..loader import load
     from ..report.caffelog import header, net_lines
-    from ..report.memview import render
-    from ..report.netview import net_summary, net_table, nets_csv, nets_markdown
 
-    loaded, nets = analyze_file(args.prototxt, analysis_options(args))
+    options = analysis_options(args)
     if args.caffe_log:
+        _, nets = analyze_file(args.prototxt, options)
         lines = []
         for net in nets:
             if len(nets) > 1:
@@ -44,46 +55,91 @@ def run(args: argparse.Namespace) -> int:
             lines.extend(net_lines(net))
         emit(args, "\n".join(lines))
         return 0
-    report = memory_report(args, loaded, nets)
+    loaded = load(args.prototxt, phase=options.phase, stages=options.stages, level=options.level)
+    nets, refusal, error = build_trunks(loaded, options)
+    if refusal is not None and not nets:
+        raise error
+    result = model_analysis(args, loaded, nets, options, refusal)
+    emit(args, render_analysis(args, result))
+    if error is not None:
+        raise error  # the one-line reason, after everything before it
+    return EXIT_NOFIT if result.verdict.fits is False else 0
+
+
+@dataclass
+class Analysis:
+    """Everything ``analyze`` prints, computed once from the model; each format renders it."""
+
+    nets: list
+    report: object
+    verdict: object
+    refusal: object = None
+
+
+def model_analysis(args: argparse.Namespace, loaded, nets, options, refusal=None) -> Analysis:
+    """Model ``nets`` and reach the verdict."""
+    from ..memory import model_memory
+
+    _, why = scenario_for(args, loaded, nets)
+    env = memory_env(args, loaded, nets)
+    m = Modeled(loaded, nets, options, env, model_memory(nets, env), why)
+    verdict = m.verdict(args.gpu_mem, search_batch=refusal is None)
+    if refusal is not None:
+        verdict.notes.append(f"Caffe refuses {refusal.net}{' at layer ' + repr(refusal.layer) if refusal.layer else ''}"
+                             f"; shown: the trunk before it (the reason is the last line).")
+    return Analysis(nets, m.report, verdict, refusal)
+
+
+def render_analysis(args: argparse.Namespace, a: Analysis) -> str:
+    """The chosen ``--format`` of an analysis."""
+    from ..report.memview import render
+    from ..report.netview import net_summary, net_table, nets_csv, nets_markdown
+
     if args.format == "json":
-        doc = json_document(args, nets, report)
+        doc = json_document(args, a)
         # json's indenting encoder is pure Python; big nets get the fast compact form
         layers = sum(len(n["layers"]) for n in doc["nets"])
-        emit(args, json.dumps(doc, indent=1 if layers <= 2000 else None))
-    elif args.format == "csv":
-        emit(args, nets_csv(nets))
-    elif args.format == "markdown":
-        emit(args, nets_markdown(nets))
-    else:
-        parts = []
-        for net in nets:
-            parts.append(f"== {net.display_label}: {net.name or '(unnamed)'} "
-                         f"(phase {net.phase}) ==")
+        return json.dumps(doc, indent=1 if layers <= 2000 else None)
+    if args.format == "csv":
+        return nets_csv(a.nets, a.report, group=args.group)
+    if args.format == "markdown":
+        return "\n".join(["**" + line + "**  " if i == 0 else line + "  "
+                          for i, line in enumerate(a.verdict.header_lines())]
+                         + ["", nets_markdown(a.nets, a.report, group=args.group)])
+    parts = a.verdict.header_lines() + [""]
+    for net in a.nets:
+        parts.append(f"== {net.display_label}: {net.name or '(unnamed)'} (phase {net.phase}) ==")
+        if not args.group:
             parts.append(net_table(net))
-            parts.append(net_summary(net))
-            parts.extend(f"warning: {w}" for w in net.warnings)
-            parts.append("")
-        parts.append(render(report, nets, args.gpu_mem, args.compare_estimates))
-        emit(args, "\n".join(parts))
-    return 0
+        parts.append(net_summary(net))
+        parts.extend(f"warning: {w}" for w in net.warnings)
+        parts.append("")
+    parts.append(render(a.report, a.nets, None, args.compare_estimates, group=args.group))
+    return "\n".join(parts)
 
 
-def json_document(args, nets, report) -> dict:
-    """``--format json``: the nets (shapes, log figures) with each layer's modeled bytes by
-    kind, and the model's totals at the top level (``total_bytes``)."""
+def json_document(args, a: Analysis) -> dict:
+    """``--format json``: the verdict (total, log figure, fit, engine sensitivity), the
+    assumptions, the nets (shapes, log figures) with each layer's modeled bytes by kind, and
+    the model's totals (``total_bytes``)."""
     from ..memory import bridge, fits, naive_estimates
     from ..report.netview import net_to_dict
 
+    report, nets = a.report, a.nets
     mem = report.to_dict()
     for n in mem["nets"]:  # per-layer bytes go into the layers of "nets" below
         n.pop("layers", None)
-    doc = {"source": args.prototxt, "total_bytes": report.total_bytes,
-           "bytes": mem["bytes"], "memory": mem, "nets": []}
+    doc = {"source": args.prototxt, "verdict": a.verdict.to_dict(),
+           "scenario": report.env.scenario, "mode": report.env.mode,
+           "engine": a.verdict.engine, "total_bytes": report.total_bytes,
+           "bytes": mem["bytes"], "assumptions": [x.to_dict() for x in a.verdict.assumptions],
+           "memory": mem, "nets": []}
+    if a.refusal is not None:
+        doc["refusal"] = {"net": a.refusal.net, "layer": a.refusal.layer, "message": a.refusal.message}
     for net in nets:
         d = net_to_dict(net)
-        label = net.display_label
         try:
-            mnet = report.net(label)
+            mnet = report.net(net.display_label)
         except KeyError:
             mnet = None
         if mnet is not None:

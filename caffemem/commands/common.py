@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import re
 import sys
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, Optional, TextIO
 
 from ..errors import UserError
@@ -33,70 +34,164 @@ def parse_input(text: str) -> tuple[str, tuple]:
     return m.group(1).strip(), shape
 
 
-def add_net_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
-    """Shape-related options: --input, --batch, --phase, --stage, --level."""
-    dash = f"--{prefix}" if prefix else "--"
-    p.add_argument(f"{dash}input", action="append", default=[], metavar="BLOB=N,C,H,W",
-                   help="shape of a top by name, overriding what the prototxt gives (repeatable); "
-                        "needed for data layers whose image size lives in a database, Python "
-                        "layers, or unsupported layer types; '*' as N keeps the layer's batch size")
-    p.add_argument(f"{dash}batch", type=int, metavar="N",
-                   help="batch size of every data layer (Data, ImageData, Input, ...)")
-    if not prefix:
-        p.add_argument("--test-batch", type=int, metavar="N",
-                       help="batch size of the test nets' data layers only")
-        p.add_argument("--phase", choices=["TRAIN", "TEST", "train", "test"],
-                       help="for a net file: the phase to build (default TRAIN); a solver decides itself")
-        p.add_argument("--stage", action="append", default=[], metavar="NAME",
-                       help="NetState stage for include/exclude rules (repeatable)")
-        p.add_argument("--level", type=int, help="NetState level for include/exclude rules")
+#: the two sides of a comparison (diff, two-net plot): options --old-X / --new-X, dests old_X / new_X
+SIDES = ("old", "new")
 
 
-def analysis_options(args: argparse.Namespace, prefix: str = "") -> AnalysisOptions:
+class TypedSize(int):
+    """A size in bytes (exact int) that remembers how the user typed it, so that a picture
+    labels ``--gpu-mem 8G`` as the user wrote it."""
+
+    typed: str
+
+    def __new__(cls, nbytes: int, typed: str):
+        v = super().__new__(cls, nbytes)
+        v.typed = typed.strip()
+        return v
+
+
+def typed_size(text: str) -> TypedSize:
+    return TypedSize(parse_size(text), text)
+
+
+def _phase(text: str) -> str:
+    up = text.strip().upper()
+    if up not in ("TRAIN", "TEST"):
+        raise argparse.ArgumentTypeError(f"'{text}': the phase is TRAIN or TEST")
+    return up
+
+
+def _net_option_specs():
+    """(name, kwargs) of the options that say how to build a net, as analyze has them."""
+    return [
+        ("input", dict(action="append", default=[], metavar="BLOB=N,C,H,W",
+                       help="shape of a top by name, overriding what the prototxt gives (repeatable); "
+                            "needed for data layers whose image size lives in a database, Python "
+                            "layers, or unsupported layer types; '*' as N keeps the layer's batch "
+                            "size (default: none)")),
+        ("batch", dict(type=int, metavar="N",
+                       help="batch size of every data layer (Data, ImageData, Input, ...) "
+                            "(default: the prototxt's)")),
+        ("test-batch", dict(type=int, metavar="N",
+                            help="batch size of the test nets' data layers only (default: the "
+                                 "prototxt's)")),
+        ("phase", dict(type=_phase, metavar="TRAIN|TEST",
+                       help="for a net file: the phase to build (default TRAIN; a solver decides "
+                            "itself)")),
+        ("stage", dict(action="append", default=[], metavar="NAME",
+                       help="NetState stage for include/exclude rules (repeatable; default: none)")),
+        ("level", dict(type=int, metavar="N",
+                       help="NetState level for include/exclude rules (default 0)")),
+        ("until", dict(metavar="LAYER",
+                       help="build each net only up to this layer, as if the net ended there "
+                            "(default: the whole net)")),
+    ]
+
+
+def _memory_side_specs():
+    """(name, kwargs) of the memory-model options that describe how a net is run (per side in
+    a comparison); the machine's options (--gpu-mem, --context-mib, ...) are shared."""
+    return [
+        ("scenario", dict(choices=["train", "time", "test"],
+                          help="train: solver (forward, backward, update) plus its test nets; "
+                               "time: what 'caffe time' does (one forward and backward, no "
+                               "solver); test: forward only. Default: train for a solver or a "
+                               "net with a loss layer, test for a net without one (a deploy "
+                               "net) or built in phase TEST")),
+        ("mode", dict(choices=["gpu", "cpu"],
+                      help="gpu: device bytes and pinned host bytes reported apart; cpu: the "
+                           "heap (default gpu; a solver says its own solver_mode)")),
+        ("engine", dict(choices=["cudnn", "caffe"],
+                        help="convolution/pooling/... engine: cudnn (a Caffe built with cuDNN) "
+                             "or caffe (im2col; a build without cuDNN) (default cudnn in gpu "
+                             "mode); a layer's own 'engine:' field wins, as in Caffe")),
+        ("solver-type", dict(metavar="TYPE",
+                             help="SGD, Nesterov, AdaGrad, RMSProp, AdaDelta or Adam, for a net "
+                                  "file (default SGD; a solver prototxt says its own)")),
+        ("gpus", dict(type=int, metavar="N",
+                      help="GPUs in data-parallel training, each holding a full solver "
+                           "(default 1)")),
+    ]
+
+
+def _side_help(text: str, side: str) -> str:
+    return f"like --{text}, for the {side} net only (default: the shared option)"
+
+
+def add_net_options(p, sides: tuple = ()) -> None:
+    """The options that build a net: --input, --batch, --test-batch, --phase, --stage,
+    --level, --until; with ``sides``, also --old-X/--new-X for each (a side's own value wins
+    over the shared one; --input merges, the side's shapes winning)."""
+    group = isinstance(p, argparse.ArgumentParser)
+    g = p.add_argument_group("building the net") if group else p
+    for name, kw in _net_option_specs():
+        g.add_argument(f"--{name}", **kw)
+    for side in sides:
+        gs = p.add_argument_group(f"building the {side} net only") if group else p
+        for name, kw in _net_option_specs():
+            kw = dict(kw, help=_side_help(name, side))
+            gs.add_argument(f"--{side}-{name}", **kw)
+
+
+def _get(args: argparse.Namespace, name: str, side: str = ""):
+    """A side's own option when given, else the shared one."""
+    if side:
+        v = getattr(args, f"{side}_{name}", None)
+        if v not in (None, []):
+            return v
+    return getattr(args, name, None)
+
+
+def analysis_options(args: argparse.Namespace, side: str = "") -> AnalysisOptions:
+    """The build options for one net (``side`` 'old'/'new' in a comparison)."""
     from ..analysis import AnalysisOptions
 
-    inputs = dict(parse_input(t) for t in getattr(args, f"{prefix}input"))
-    batch = getattr(args, f"{prefix}batch")
-    if batch is not None and batch <= 0:
-        raise UserError("--batch must be positive")
-    phase = getattr(args, "phase", None)
+    side = side.rstrip("_")
+    inputs = dict(parse_input(t) for t in getattr(args, "input", []) or [])
+    if side:
+        inputs.update(parse_input(t) for t in getattr(args, f"{side}_input", []) or [])
+    batch = _get(args, "batch", side)
+    for what in ("batch", "test_batch"):
+        v = _get(args, what, side)
+        if v is not None and v <= 0:
+            raise UserError(f"--{what.replace('_', '-')} must be positive")
+    phase = _get(args, "phase", side)
     return AnalysisOptions(
-        phase=phase.upper() if phase else None, stages=tuple(getattr(args, "stage", ()) or ()),
-        level=getattr(args, "level", None), inputs=inputs, batch=batch,
-        test_batch=getattr(args, "test_batch", None))
+        phase=phase.upper() if phase else None, stages=tuple(_get(args, "stage", side) or ()),
+        level=_get(args, "level", side), inputs=inputs, batch=batch,
+        test_batch=_get(args, "test_batch", side), until=_get(args, "until", side))
 
 
-def add_memory_options(p: argparse.ArgumentParser) -> None:
-    """Scenario, mode, engine and solver options of the allocation model."""
+def add_memory_options(p: argparse.ArgumentParser, sides: tuple = ()) -> None:
+    """Scenario, mode, engine and solver options of the allocation model (per side too, with
+    ``sides``), and the machine's: --gpu-mem, --cudnn-workspace-mib, --context-mib."""
+    from ..buffers import DEFAULT_CONTEXT_MIB
+
     g = p.add_argument_group("memory model")
-    g.add_argument("--scenario", choices=["train", "time", "test"],
-                   help="train: solver (forward, backward, update) plus its test nets [default "
-                        "for a solver, and for a net file]; time: what 'caffe time' does (one "
-                        "forward and backward, no solver); test: forward only")
-    g.add_argument("--mode", choices=["gpu", "cpu"],
-                   help="gpu [default; a solver says its own solver_mode]: device bytes and pinned host bytes reported apart; cpu: the heap")
-    g.add_argument("--engine", choices=["cudnn", "caffe"],
-                   help="convolution/pooling/... engine: cudnn [default in gpu mode] or caffe "
-                        "(im2col); a layer's own 'engine:' field wins, as in Caffe")
-    g.add_argument("--solver-type", metavar="TYPE",
-                   help="SGD, Nesterov, AdaGrad, RMSProp, AdaDelta or Adam (for a net file; "
-                        "default SGD; a solver prototxt says its own)")
-    g.add_argument("--gpus", type=int, default=1, metavar="N",
-                   help="GPUs in data-parallel training (each holds a full solver)")
-    g.add_argument("--gpu-mem", metavar="SIZE", type=parse_size,
-                   help="GPU capacity, e.g. 8GiB, 11GB, 12000MiB: says whether it fits and by how much")
+    for name, kw in _memory_side_specs():
+        g.add_argument(f"--{name}", **kw)
+    g.add_argument("--gpu-mem", metavar="SIZE", type=typed_size,
+                   help="GPU capacity, e.g. 8G, 8GiB, 11GB, 12000MiB: says whether it fits, by "
+                        "how much and the largest batch that fits; exit status 3 when it does "
+                        "not fit (default: no check)")
     g.add_argument("--cudnn-workspace-mib", type=float, metavar="MIB",
-                   help="workspace per cuDNN convolution op, in MiB: Caffe's limit is 8 (the "
-                        "default, an upper bound; cuDNN often needs less); 0 models the "
-                        "zero-workspace algorithms")
-    g.add_argument("--context-mib", type=int, metavar="MIB",
-                   help="CUDA context + cuDNN/cuBLAS handles per GPU, in MiB (default documented in README)")
+                   help="workspace per cuDNN convolution op, in MiB: Caffe's limit, an upper "
+                        "bound (cuDNN often needs less); 0 models the zero-workspace algorithms "
+                        "(default 8)")
+    g.add_argument("--context-mib", type=int, metavar="MIB", default=DEFAULT_CONTEXT_MIB,
+                   help="CUDA context + cuDNN/cuBLAS handles per GPU, in MiB (default "
+                        "%(default)s; calibrate with nvidia-smi on your setup)")
+    for side in sides:
+        gs = p.add_argument_group(f"memory model, the {side} net only")
+        for name, kw in _memory_side_specs():
+            gs.add_argument(f"--{side}-{name}", **dict(kw, help=_side_help(name, side)))
 
 
 def add_format_option(p: argparse.ArgumentParser, choices=("text", "json", "csv", "markdown")) -> None:
     p.add_argument("--format", choices=list(choices), default="text",
-                   help="output format (default text; json for scripts)")
-    p.add_argument("-o", "--output", metavar="FILE", help="write the output to FILE instead of stdout")
+                   help="output format: " + ", ".join(choices) + " (default %(default)s; json for "
+                        "scripts)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the output to FILE (default: stdout)")
 
 
 @contextlib.contextmanager
@@ -120,30 +215,50 @@ def emit(args: argparse.Namespace, text: str) -> None:
         f.write(text if text.endswith("\n") else text + "\n")
 
 
-def memory_env(args: argparse.Namespace, loaded) -> MemoryEnv:
+NO_LOSS_NOTE = ("no loss layer and no solver: modeled for inference (forward only); give the "
+                "solver, or --scenario train, to model training")
+
+
+def scenario_for(args: argparse.Namespace, loaded, nets=None, side: str = "") -> tuple[Optional[str], str]:
+    """The scenario to model (None: the model's default, train) and why, in a few words.
+
+    A solver trains; a net file built in phase TEST runs forward only, as ``caffe test``; a
+    net file with no loss layer (a deploy net) is modeled for inference, since a person who
+    passes a deploy.prototxt wants inference unless they say otherwise."""
+    chosen = _get(args, "scenario", side)
+    if chosen:
+        return chosen, "--scenario"
+    if loaded.solver is not None:
+        return None, "a solver: training"
+    if (_get(args, "phase", side) or "").upper() == "TEST":
+        return "test", "a TEST-phase net runs forward only, as 'caffe test'"
+    if nets is not None and not any(w for n in nets for l in n.layers for w in l.loss_weights):
+        return "test", NO_LOSS_NOTE
+    return None, "a net with a loss layer: training; --scenario test models inference"
+
+
+def memory_env(args: argparse.Namespace, loaded, nets=None, side: str = "") -> MemoryEnv:
     """The allocation model's environment from the command line and the loaded file.
 
     A solver prototxt implies the train scenario with its own solver type, regularization,
-    test schedule and solver_mode; a net file defaults to train with SGD (``--solver-type``)."""
+    test schedule and solver_mode; a net file trains with SGD (``--solver-type``) when it has
+    a loss layer and runs forward only when it has none (see :func:`scenario_for`)."""
     from ..memory import DEFAULT_CONTEXT_MIB, MemoryEnv
 
     kw = {}
-    if getattr(args, "scenario", None):
-        kw["scenario"] = args.scenario
-    elif loaded.solver is None and (getattr(args, "phase", None) or "").upper() == "TEST":
-        kw["scenario"] = "test"  # a TEST-phase net file is run forward only, as `caffe test`
-    if getattr(args, "mode", None):
-        kw["mode"] = args.mode
-    if getattr(args, "engine", None):
-        kw["engine"] = args.engine
-    if getattr(args, "solver_type", None):
-        kw["solver_type"] = args.solver_type
-    kw["gpus"] = getattr(args, "gpus", 1) or 1
+    scenario, _ = scenario_for(args, loaded, nets, side)
+    if scenario:
+        kw["scenario"] = scenario
+    for name in ("mode", "engine", "solver_type"):
+        v = _get(args, name, side)
+        if v:
+            kw[name] = v
+    kw["gpus"] = _get(args, "gpus", side) or 1
     mib = getattr(args, "context_mib", None)
     kw["context_bytes"] = (DEFAULT_CONTEXT_MIB if mib is None else mib) * 2**20
     ws = getattr(args, "cudnn_workspace_mib", None)
     if ws is not None:
-        if ws < 0 or ws > 8:
+        if not 0 <= ws <= 8:
             raise UserError("--cudnn-workspace-mib must be between 0 and 8 (Caffe's limit per op)")
         kw["cudnn_workspace_bytes"] = int(ws * 2**20)
     try:
@@ -158,16 +273,51 @@ def memory_env(args: argparse.Namespace, loaded) -> MemoryEnv:
     return env
 
 
-def memory_report(args: argparse.Namespace, loaded, nets):
+def memory_report(args: argparse.Namespace, loaded, nets, side: str = ""):
     """Run the allocation model for the built nets."""
     from ..memory import model_memory
 
-    return model_memory(nets, memory_env(args, loaded))
+    return model_memory(nets, memory_env(args, loaded, nets, side))
 
 
-def model_costs(args: argparse.Namespace, loaded, nets):
-    """Per-layer bytes by kind from the allocation model (for diffs and plots), and its total."""
-    from ..report.memview import layer_costs
+@dataclass
+class Modeled:
+    """One file built and modeled as the command line says: what every command starts from."""
 
-    report = memory_report(args, loaded, nets)
-    return layer_costs(report, nets), report.total_bytes
+    loaded: object
+    nets: list
+    options: object
+    env: object
+    report: object
+    scenario_why: str
+
+    def costs(self):
+        """Per-layer bytes by kind from the model (for diffs and plots)."""
+        from ..report.memview import layer_costs
+
+        return layer_costs(self.report, self.nets)
+
+    def verdict(self, capacity=None, search_batch: bool = True):
+        from ..verdict import verdict_of
+
+        v = verdict_of(self.loaded, self.nets, self.options, self.env, self.report,
+                       self.scenario_why, capacity, search_batch=search_batch)
+        if self.scenario_why == NO_LOSS_NOTE:
+            v.notes.append(NO_LOSS_NOTE[0].upper() + NO_LOSS_NOTE[1:] + ".")
+        if self.options.until:
+            v.notes.append(f"--until {self.options.until}: each net is built up to that layer, "
+                           f"as if it ended there.")
+        return v
+
+
+def model_file(args: argparse.Namespace, path: str, side: str = "") -> Modeled:
+    """Load, build and model ``path`` with the options of ``side`` ('old'/'new' in a
+    comparison, '' otherwise)."""
+    from ..analysis import analyze_file
+    from ..memory import model_memory
+
+    options = analysis_options(args, side)
+    loaded, nets = analyze_file(path, options)
+    _, why = scenario_for(args, loaded, nets, side)
+    env = memory_env(args, loaded, nets, side)
+    return Modeled(loaded, nets, options, env, model_memory(nets, env), why)

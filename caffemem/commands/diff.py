@@ -1,79 +1,126 @@
-"""``caffemem diff OLD NEW``: where the extra bytes come from."""
+"""``caffemem diff OLD NEW``: where the extra bytes come from, and which net fits."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
+from ..errors import EXIT_NOFIT
 from ..units import human
-from .common import (add_format_option, add_memory_options, add_net_options, analysis_options, emit,
-                     model_costs)
+from .common import SIDES, add_format_option, add_memory_options, add_net_options, emit, model_file
 
 HELP = "compare two nets (or solvers): per-layer and per-kind deltas, and why"
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("diff", help=HELP, description=HELP + ".",
-                       epilog="Each side takes its own shape overrides: --old-input/--new-input, "
-                              "--old-batch/--new-batch.")
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="Every net option applies to both nets, and each has its --old-X and --new-X\n"
+                              "form for one side (e.g. --old-input data=*,4,384,512 --new-engine caffe).\n"
+                              "The header comes first: both totals, both fits in --gpu-mem, and whether\n"
+                              "Caffe's engine (cuDNN or its own) decides the verdict.\n"
+                              "exit status: 0 ok, 1 bad input, 2 a bug in caffemem, 3 the new net does not "
+                              "fit in --gpu-mem.")
     p.add_argument("old", help="the net that works (net or solver prototxt)")
     p.add_argument("new", help="the net to compare with it")
-    add_net_options(p, prefix="old-")
-    add_net_options(p, prefix="new-")
-    add_memory_options(p)
-    add_format_option(p, choices=("text", "json"))
-    p.add_argument("--top", type=int, default=15, metavar="N", help="contributors to list (default 15)")
-    p.add_argument("--plot", metavar="OUT", help="also draw both nets per layer, side by side, and the deltas (.png/.svg/.pdf)")
+    add_net_options(p, sides=SIDES)
+    add_memory_options(p, sides=SIDES)
+    add_format_option(p)
+    p.add_argument("--top", type=int, default=15, metavar="N",
+                   help="contributors to list (default %(default)s)")
+    p.add_argument("--plot", metavar="OUT",
+                   help="also draw both nets per layer and the deltas (.png/.svg/.pdf; default: no picture)")
     p.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..analysis import analyze_file
+def compare(args: argparse.Namespace):
+    """Both files modeled, their diff and the verdict over both (what every format renders)."""
     from ..diff import diff_costs
-    from ..fit import data_batch
+    from ..verdict import _engine_layers, diff_verdict
+
+    old, new = model_file(args, args.old, "old"), model_file(args, args.new, "new")
+    old_costs, new_costs = old.costs(), new.costs()
+    d = diff_costs(old_costs, new_costs,
+                   sum(n.memory_required_for_data for n in old.nets),
+                   sum(n.memory_required_for_data for n in new.nets),
+                   old.report.total_bytes, new.report.total_bytes)
+    ov = old.verdict(args.gpu_mem, search_batch=False)
+    nv = new.verdict(args.gpu_mem, search_batch=False)
+    v = diff_verdict(ov, nv, ov.engines and ov.engines.totals[""], nv.engines and nv.engines.totals[""],
+                     _engine_layers(old.nets)[1] + _engine_layers(new.nets)[1])
+    return old, new, d, v
+
+
+def run(args: argparse.Namespace) -> int:
     from ..report.netview import format_table
 
-    old_loaded, old_nets = analyze_file(args.old, analysis_options(args, "old_"))
-    new_loaded, new_nets = analyze_file(args.new, analysis_options(args, "new_"))
-    (old_costs, old_total) = model_costs(args, old_loaded, old_nets)
-    (new_costs, new_total) = model_costs(args, new_loaded, new_nets)
-    d = diff_costs(old_costs, new_costs,
-                   sum(n.memory_required_for_data for n in old_nets),
-                   sum(n.memory_required_for_data for n in new_nets), old_total, new_total)
-    ob, nb = data_batch(old_nets[0]), data_batch(new_nets[0])
+    old, new, d, v = compare(args)
     if args.plot:
-        from ..plot import plot_diff
+        from .plot import draw_diff
 
-        plot_diff(old_costs, new_costs, d.pairs, args.plot, title=f"{args.old} vs {args.new}")
+        draw_diff(old, new, d, v, args.plot)
+    status = EXIT_NOFIT if v.fits is False else 0
     if args.format == "json":
-        emit(args, json.dumps({
-            "old": args.old, "new": args.new,
-            "old_total_bytes": d.old_total, "new_total_bytes": d.new_total,
-            "delta_bytes": d.delta_bytes,
-            "old_memory_required_for_data": d.old_log_figure,
-            "new_memory_required_for_data": d.new_log_figure,
-            "headline": d.headline(),
-            "old_batch": ob, "new_batch": nb,
-            "changes": [{"status": s, "layer": l, "what": w} for s, l, w in d.changes()],
-            "contributors": [{"layer": c.layer, "kind": c.kind, "delta_bytes": c.delta_bytes,
-                              "status": c.status} for c in d.contributors],
-        }, indent=1))
-        return 0
-    out = [d.headline(), ""]
-    out.append(f"log figure (Memory required for data): {d.old_log_figure:,} -> {d.new_log_figure:,} bytes")
-    out.append(f"total: {human(d.old_total)} -> {human(d.new_total)}  (delta {human(d.delta_bytes)})")
+        emit(args, json.dumps(json_document(args, d, v), indent=1))
+        return status
+    if args.format == "csv":
+        emit(args, _csv(d))
+        return status
+    md = args.format == "markdown"
+    out = [("**" + line + "**" if md and i == 0 else line) + ("  " if md else "")
+           for i, line in enumerate(v.header_lines())]
+    out += ["", d.headline(totals=False), ""]
+    ob, nb = v.old.batch, v.new.batch
     if ob and nb and ob != nb:
         def per_sample(costs):
             return sum(c.bytes.get("activations", 0) + c.bytes.get("diffs", 0) for c in costs)
         out.append(f"per sample (batch {ob} -> {nb}): activations + diffs "
-                   f"{human(per_sample(old_costs) // ob)} -> {human(per_sample(new_costs) // nb)} per image")
+                   f"{human(per_sample(old.costs()) // ob)} -> {human(per_sample(new.costs()) // nb)} per image")
     changes = d.changes()
     if changes:
-        out += ["", "layers:"] + [f"  {s:8s} {l}: {w}" for s, l, w in changes]
+        out += ["", "layers:"] + [f"{'- ' if md else '  '}{s:8s} {l}: {w}" for s, l, w in changes]
     if d.contributors:
-        out += ["", "largest per-layer, per-kind changes:"]
+        out += ["", "largest per-layer, per-kind changes:", ""]
+        headers = ["layer", "kind", "status", "delta"]
         rows = [[c.layer, c.kind, c.status, ("+" if c.delta_bytes > 0 else "") + human(c.delta_bytes)]
                 for c in d.contributors[:args.top]]
-        out.append(format_table(["layer", "kind", "status", "delta"], rows, right={3}))
+        if md:
+            out += ["| " + " | ".join(headers) + " |", "|---|---|---|---:|"]
+            out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+        else:
+            out.append(format_table(headers, rows, right={3}))
     emit(args, "\n".join(out))
-    return 0
+    return status
+
+
+def json_document(args: argparse.Namespace, d, v) -> dict:
+    """``--format json``: the verdict over both nets (totals, fits, engine sensitivity,
+    assumptions), the headline, the layer changes and the contributors."""
+    doc = {"old": args.old, "new": args.new, "verdict": v.to_dict(),
+           "old_total_bytes": d.old_total, "new_total_bytes": d.new_total,
+           "delta_bytes": d.delta_bytes,
+           "old_memory_required_for_data": d.old_log_figure,
+           "new_memory_required_for_data": d.new_log_figure,
+           "headline": d.headline(), "old_batch": v.old.batch, "new_batch": v.new.batch,
+           "assumptions": v.to_dict()["assumptions"],
+           "changes": [{"status": s, "layer": l, "what": w} for s, l, w in d.changes()],
+           "contributors": [{"layer": c.layer, "kind": c.kind, "delta_bytes": c.delta_bytes,
+                             "status": c.status} for c in d.contributors]}
+    return doc
+
+
+def _csv(d) -> str:
+    """One row per aligned layer pair: exact bytes on each side and the delta."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["old_layer", "new_layer", "old_type", "new_type", "status", "old_bytes",
+                "new_bytes", "delta_bytes"])
+    for o, n in d.pairs:
+        status = "added" if o is None else "removed" if n is None else "same" if o.bytes == n.bytes else "changed"
+        ob, nb = (o.total if o else 0), (n.total if n else 0)
+        w.writerow([o.name if o else "", n.name if n else "", o.type if o else "", n.type if n else "",
+                    status, ob, nb, nb - ob])
+    return buf.getvalue()

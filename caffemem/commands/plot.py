@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from ..errors import UserError
-from .common import add_memory_options, add_net_options, analysis_options, model_costs
+from .common import SIDES, add_memory_options, add_net_options, model_file
 
 HELP = "draw per-layer memory (one net), a diff (two nets) or training curves (a log)"
 
@@ -15,20 +16,28 @@ def add_parser(sub) -> None:
         "plot", help=HELP, description=HELP + ".",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
-               "  caffemem plot train_val.prototxt -o memory.png --gpu-mem 8GiB\n"
-               "  caffemem plot old.prototxt new.prototxt -o diff.png\n"
+               "  caffemem plot train_val.prototxt -o memory.png --gpu-mem 8G\n"
+               "  caffemem plot old.prototxt new.prototxt -o diff.png --old-input data=*,3,224,224\n"
                "  caffemem plot train.log -o curves.png\n"
-               "The format follows the extension: .png, .svg or .pdf.")
+               "The format follows the extension: .png, .svg or .pdf.  Nets of more than 60 layers\n"
+               "are folded by module name prefix (inception_3a/..., never across nets); the total,\n"
+               "by kind as the text total, stands beside the layers with the capacity on its axis.\n"
+               "Two nets take every net option for both, or --old-X / --new-X for one side.")
     p.add_argument("files", nargs="+", metavar="FILE",
                    help="one net/solver prototxt, two of them (a diff), or a Caffe training log")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="picture to write (.png/.svg/.pdf)")
     p.add_argument("--what", choices=["layers", "diff", "curves"],
                    help="what to draw (default: from the files given)")
-    p.add_argument("--top", type=int, metavar="N", help="only the N largest layers (the rest summed)")
-    p.add_argument("--group", action="store_true", help="merge layers by name prefix (for 500+ layer nets)")
-    p.add_argument("--log-scale", action="store_true", help="logarithmic memory axis")
-    add_net_options(p)
-    add_memory_options(p)
+    p.add_argument("--top", type=int, metavar="N",
+                   help="only the N largest bars, the rest summed (default: all)")
+    fold = p.add_mutually_exclusive_group()
+    fold.add_argument("--group", action="store_true", default=None,
+                      help="fold layers by module name prefix (default: when more than 60 layers)")
+    fold.add_argument("--no-group", dest="group", action="store_false",
+                      help="one bar per layer, however many")
+    p.add_argument("--log-scale", action="store_true", help="logarithmic per-layer axis (default linear)")
+    add_net_options(p, sides=SIDES)
+    add_memory_options(p, sides=SIDES)
     p.set_defaults(run=run)
 
 
@@ -41,35 +50,51 @@ def _looks_like_log(path: str) -> bool:
     return b"] " in head and (b".cpp:" in head or b".hpp:" in head)
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..analysis import analyze_file
-    from ..diff import diff_costs
+def title_of(path: str, v) -> str:
+    """The net file's name, batch, scenario, mode and engine."""
+    return f"{os.path.basename(path)}: {v.setting()}"
 
+
+def draw_diff(old, new, d, v, out: str, top=None, group=None) -> None:
+    """The two-net picture of a comparison (``diff --plot`` and ``plot OLD NEW``)."""
+    from ..plot import plot_diff
+
+    title = (f"{os.path.basename(v.old.source)} vs {os.path.basename(v.new.source)}  "
+             f"({v.new.setting() if v.old.setting() == v.new.setting() else v.old.setting() + ' | ' + v.new.setting()})")
+    headline = " ".join(line for line in v.header_lines()[2:]) + " " + d.headline(totals=False)
+    plot_diff(old.costs(), new.costs(), d.pairs, out, title=title, top=top,
+              old_by_kind=old.report.by_kind, new_by_kind=new.report.by_kind,
+              capacity=v.new.capacity, headline=headline, group=group)
+
+
+def run(args: argparse.Namespace) -> int:
     what = args.what or ("diff" if len(args.files) == 2 else
                          "curves" if _looks_like_log(args.files[0]) else "layers")
     if what == "curves":
         from ..logparse import summarize
-        from ..logparse.render import plot_curves
+        from ..plot import plot_curves
 
         plot_curves(summarize(args.files[0]), args.output)
     elif what == "diff":
         if len(args.files) != 2:
             raise UserError("a diff plot takes two files: OLD NEW")
-        from ..plot import plot_diff
+        from .diff import compare
 
-        opts = analysis_options(args)
-        (oc, ot) = model_costs(args, *analyze_file(args.files[0], opts))
-        (nc, nt) = model_costs(args, *analyze_file(args.files[1], opts))
-        d = diff_costs(oc, nc, 0, 0, ot, nt)
-        plot_diff(oc, nc, d.pairs, args.output, top=args.top,
-                  title=f"{args.files[0]} vs {args.files[1]}")
+        args.old, args.new = args.files
+        old, new, d, v = compare(args)
+        draw_diff(old, new, d, v, args.output, top=args.top, group=args.group)
     else:
         if len(args.files) != 1:
             raise UserError("per-layer plots take one net or solver prototxt")
         from ..plot import plot_layers
 
-        costs, total = model_costs(args, *analyze_file(args.files[0], analysis_options(args)))
-        plot_layers(costs, args.output, title=f"{args.files[0]}: memory per layer", gpu_mem=args.gpu_mem,
-                    total=total, log_scale=args.log_scale, top=args.top, group=args.group)
+        m = model_file(args, args.files[0])
+        v = m.verdict(args.gpu_mem, search_batch=False)
+        sub = v.header_lines()[1]
+        if v.capacity is not None:
+            sub += " " + v.fit_line()
+        plot_layers(m.costs(), args.output, title=title_of(args.files[0], v), gpu_mem=args.gpu_mem,
+                    total=m.report.total_bytes, log_scale=args.log_scale, top=args.top,
+                    group=args.group, by_kind=m.report.by_kind, subtitle=sub)
     print(f"wrote {args.output}")
     return 0

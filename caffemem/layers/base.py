@@ -89,6 +89,9 @@ class LayerCtx:
     #: the net a layer builds inside itself (a recurrent layer's unrolled net), built by the
     #: net builder from :meth:`LayerRule.unrolled_net` before SetUp
     inner: object = None
+    #: what the rule had to assume for lack of data, as ``(top, what, --input that corrects
+    #: it)``; reports state them beside the figures (dropped when --input gives that top)
+    assumptions: list[tuple[str, str, str]] = field(default_factory=list)
 
     def fail(self, message: str) -> NetError:
         """A NetError naming this layer (raise the result)."""

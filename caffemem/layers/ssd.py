@@ -194,6 +194,9 @@ class AnnotatedData(_SSDDataRule):
         tops = [self.data_shape(ctx, batch)]
         if len(ctx.tops) > 1:
             tops.append((1, 1, 1, 8))
+            ctx.assumptions.append((ctx.tops[1], "sized for one box, [1,1,1,8]; Caffe sizes it for "
+                                    "the boxes of the database's first record (the log's Top shape "
+                                    "of this blob)", f"--input {ctx.tops[1]}=1,1,B,8"))
         return Setup(tops)
 
 

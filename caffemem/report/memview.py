@@ -14,30 +14,92 @@ SHORT = {"activations": "act", "diffs": "diff", "params": "param", "param_diffs"
          "prefetch": "prefetch", "context": "ctx"}
 
 
-def layer_table(report, net_label: str, show_zero: bool = False) -> str:
-    """Per-layer bytes by kind for one net (device bytes in gpu mode, heap in cpu mode)."""
+def memory_rows(report, net_label: str, group: bool = False,
+                show_zero: bool = False) -> tuple[list[str], list[list], list[str]]:
+    """One net's per-layer bytes by kind (device bytes in gpu mode, heap in cpu mode) as
+    (headers, rows of exact ints, kinds); ``group`` folds rows by module name prefix.  The
+    last row is the net's TOTAL."""
+    from ..grouping import fold, module_prefix
+
     net = report.net(net_label)
     side = "device" if report.gpu else "host"
-    kinds = [k for k in SHORT if any((l.device if side == "device" else l.host).get(k) for l in net.layers)]
+    layers = net.layers
+    kinds = [k for k in SHORT if any((l.device if side == "device" else l.host).get(k) for l in layers)]
+    if group:
+        headers = ["module", "layers"]
+        units = [(name, str(len(ls)), ls) for name, ls in fold(layers, lambda l: module_prefix(l.name))]
+    else:
+        headers = ["layer", "type", "engine"]
+        units = [(l.name, l.type, [l]) for l in layers]
     rows = []
-    for l in net.layers:
-        b = l.device if side == "device" else l.host
-        total = sum(b.values())
-        if not total and not show_zero:
+    sums = dict.fromkeys(kinds, 0)
+    for unit in units:
+        ls = unit[-1]
+        b = {k: sum((l.device if side == "device" else l.host).get(k, 0) for l in ls) for k in kinds}
+        for k in kinds:
+            sums[k] += b[k]
+        if not sum(b.values()) and not show_zero:
             continue
-        rows.append([l.name, l.type, l.engine or "-"] + [human(b[k]) if b.get(k) else "" for k in kinds]
-                    + [human(total)])
-    headers = ["layer", "type", "engine"] + [SHORT[k] for k in kinds] + ["total"]
-    if not rows:
+        label = list(unit[:2]) if group else [unit[0], unit[1], ls[0].engine or "-"]
+        rows.append(label + [b[k] for k in kinds] + [sum(b.values())])
+    total_label = ["TOTAL", str(len(layers))] if group else ["TOTAL", "", ""]
+    rows.append(total_label + [sums[k] for k in kinds] + [sum(sums.values())])
+    return headers + [SHORT[k] for k in kinds] + ["total"], rows, kinds
+
+
+def layer_table(report, net_label: str, show_zero: bool = False, group: bool = False) -> str:
+    """Per-layer (or, with ``group``, per-module) bytes by kind for one net, with a TOTAL."""
+    headers, rows, kinds = memory_rows(report, net_label, group, show_zero)
+    if len(rows) == 1 and not rows[0][-1]:
         return "(nothing allocated)"
-    return format_table(headers, rows, right=set(range(3, len(headers))))
+    first = len(headers) - len(kinds) - 1
+    text = [r[:first] + [human(v) if v else "" for v in r[first:]] for r in rows]
+    text.insert(len(text) - 1, ["-" * len(h) for h in headers])
+    return format_table(headers, text, right=set(range(first, len(headers))))
 
 
-def totals_line(by_kind: dict[str, int]) -> str:
-    return ", ".join(f"{k} {human(v)}" for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1]))
+def memory_markdown(report, group: bool = False) -> str:
+    """Every net's per-layer (or per-module) table as Markdown, with TOTAL rows."""
+    out = []
+    for n in report.nets:
+        headers, rows, kinds = memory_rows(report, n.label, group)
+        first = len(headers) - len(kinds) - 1
+        out.append(f"#### memory: {n.label} ({n.phase})\n")
+        out.append("| " + " | ".join(headers) + " |")
+        out.append("|" + "|".join("---:" if i >= first else "---" for i in range(len(headers))) + "|")
+        for r in rows:
+            cells = [str(c).replace("|", "\\|") for c in r[:first]] + [human(v) if v else "" for v in r[first:]]
+            if r[0] == "TOTAL":
+                cells = [f"**{c}**" if c else c for c in cells]
+            out.append("| " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
 
 
-def render(report, nets, gpu_mem: Optional[int] = None, compare: bool = False) -> str:
+def memory_csv(report, group: bool = False) -> str:
+    """Every net's per-layer (or per-module) bytes by kind as CSV, exact bytes, TOTAL rows."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    kinds = [k for k in SHORT if k in report.by_kind or k in ("activations",)]
+    w.writerow(["net", "module" if group else "layer", "layers" if group else "type"]
+               + [f"{k}_bytes" for k in kinds] + ["total_bytes"])
+    for n in report.nets:
+        headers, rows, nk = memory_rows(report, n.label, group)
+        first = len(headers) - len(nk) - 1
+        for r in rows:
+            by = dict(zip(nk, r[first:-1]))
+            w.writerow([n.label, r[0], r[1]] + [by.get(k, 0) for k in kinds] + [r[-1]])
+    return buf.getvalue()
+
+
+def render(report, nets, gpu_mem: Optional[int] = None, compare: bool = False,
+           group: bool = False) -> str:
+    """The breakdown: per-net tables by kind, the total split by kind once (in the bridge
+    from Caffe's log figure), and the naive estimates on request.  The verdict (total, fit)
+    is the caller's header; ``gpu_mem`` adds the fit's top contributors."""
     from ..memory import bridge, fits, naive_estimates
 
     e = report.env
@@ -52,14 +114,10 @@ def render(report, nets, gpu_mem: Optional[int] = None, compare: bool = False) -
         side = "device" if report.gpu else "host"
         out.append(f"-- {n.label}: {n.name or '(unnamed)'} ({n.phase}{'' if n.runs else ', built but never run'}): "
                    f"{human(n.total(side))} --")
-        out.append(layer_table(report, n.label))
+        out.append(layer_table(report, n.label, group=group))
     out.append("")
     out.append(f"Total ({where}, at {report.peak_moment}): {report.total_bytes:,} bytes = {human(report.total_bytes)}")
-    out.append(f"  by kind: {totals_line(report.by_kind)}")
     if report.gpu:
-        if report.context_bytes:
-            out.append(f"  CUDA context (assumed, --context-mib): {human(report.context_bytes)}")
-        out.append(f"  pinned host memory: {human(report.host_bytes)}")
         if len(report.gpus) > 1:
             out.append("  per GPU: " + _per_gpu(report.gpus))
     out.append("")

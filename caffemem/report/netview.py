@@ -105,7 +105,13 @@ def net_summary(net: Net) -> str:
             f"Parameters: {params:,} ({human(params * 4)}).  Forward multiply-adds: {_si(flops)}.")
 
 
-def nets_csv(nets: list[Net]) -> str:
+def nets_csv(nets: list[Net], report=None, group: bool = False) -> str:
+    """One row per top of every layer (shapes, counts, the log figure); with ``group`` and a
+    memory ``report``, the per-module bytes by kind instead."""
+    if group and report is not None:
+        from .memview import memory_csv
+
+        return memory_csv(report, group=True)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["net", "phase", "layer_index", "layer", "type", "top", "shape", "count",
@@ -123,9 +129,14 @@ def nets_csv(nets: list[Net]) -> str:
     return buf.getvalue()
 
 
-def nets_markdown(nets: list[Net]) -> str:
+def nets_markdown(nets: list[Net], report=None, group: bool = False) -> str:
+    """Each net's shape table (left out with ``group``) and summary; with a memory
+    ``report``, its per-layer (per-module with ``group``) bytes by kind."""
     out = []
     for net in nets:
+        if group:
+            out.append(net_summary(net) + "\n")
+            continue
         out.append(f"### {net.display_label}: {net.name or '(unnamed)'} ({net.phase})\n")
         out.append("| " + " | ".join(HEADERS) + " |")
         out.append("|" + "|".join("---:" if i in (0, 4, 5, 6) else "---" for i in range(len(HEADERS))) + "|")
@@ -134,6 +145,10 @@ def nets_markdown(nets: list[Net]) -> str:
         out.append("")
         out.append(net_summary(net))
         out.append("")
+    if report is not None:
+        from .memview import memory_markdown
+
+        out.append(memory_markdown(report, group))
     return "\n".join(out)
 
 
