@@ -104,6 +104,25 @@ def _short(name: str, width: int = 28) -> str:
     return name if len(name) <= width else name[:width - 1] + "\u2026"
 
 
+def _display(name: str, width: int = 26) -> str:
+    """A bar's label: the layer (or module) name, without its net (the net is named over
+    its bars, see :func:`_net_dividers`)."""
+    return _short(name.partition("@")[0], width)
+
+
+def _net_dividers(ax, names: list[str]) -> None:
+    """A vertical rule where one net's bars end and the next one's begin, each net named."""
+    nets = [_net_of(n) for n in names]
+    starts = [i for i in range(len(nets)) if i == 0 or nets[i] != nets[i - 1]]
+    if len(starts) < 2:
+        return
+    for i in starts:
+        if i:
+            ax.axvline(i - 0.5, color="#444444", linestyle=":", linewidth=1.2)
+        ax.text(i - 0.4, 0.98, nets[i] or "train net", transform=ax.get_xaxis_transform(),
+                ha="left", va="top", fontsize=8, style="italic", color="#444444")
+
+
 def group_costs(costs: Sequence[LayerCost], top: Optional[int] = None,
                 group_by_prefix: bool = False, most: Optional[int] = None) -> list[LayerCost]:
     """Make long nets readable: merge layers by module name prefix (``res4b12_branch2a`` ->
@@ -161,14 +180,14 @@ def _totals_panel(ax, totals: list[tuple[str, dict[str, int]]], capacity=None) -
         ax.text(i, c.total / div, human(c.total), ha="center", va="bottom", fontsize=8,
                 fontweight="bold")
     if capacity:
-        ax.axhline(capacity / div, color="red", linestyle="--", linewidth=1.4,
-                   label=capacity_label(capacity))
-        ax.text(len(costs) - 0.5, capacity / div, capacity_label(capacity), color="red",
-                ha="right", va="bottom", fontsize=7, wrap=True)
+        label = capacity_label(capacity)
+        ax.axhline(capacity / div, color="red", linestyle="--", linewidth=1.4, label=label)
+        ax.text((len(costs) - 1) / 2, capacity / div, label.replace(" --", "\n--").replace(" (", "\n("),
+                color="red", ha="center", va="bottom", fontsize=7)
     ax.set_xticks(range(len(costs)))
     ax.set_xticklabels([c.name for c in costs], fontsize=8)
     ax.set_xlim(-0.6, len(costs) - 0.4)
-    ax.set_ylim(0, peak / div * 1.15)
+    ax.set_ylim(0, peak / div * 1.22)
     ax.set_ylabel(f"total ({unit})")
     ax.yaxis.set_label_position("right")
     ax.yaxis.tick_right()
@@ -176,28 +195,40 @@ def _totals_panel(ax, totals: list[tuple[str, dict[str, int]]], capacity=None) -
 
 def _ticks(ax, labels: list[str]) -> None:
     ax.set_xticks(range(len(labels)))
-    ax.set_xticklabels([_short(x, 32) for x in labels], rotation=90,
+    ax.set_xticklabels([_display(x) for x in labels], rotation=90,
                        fontsize=7 if len(labels) > 40 else 8)
     ax.set_xlim(-0.6, len(labels) - 0.4)
 
 
-def _kind_legend(fig, kinds) -> None:
+def _kind_legend(fig, kinds, y: float) -> None:
     from matplotlib.patches import Patch
 
     handles = [Patch(color=KIND_COLORS.get(k, "#333333"), label=k) for k in KIND_ORDER if k in kinds]
-    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.9), ncol=len(handles),
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, y), ncol=len(handles),
                fontsize=8, frameon=False)
+
+
+def _heading(fig, title: str, lines: Sequence[str], width_in: float) -> float:
+    """The title and, under it, ``lines`` wrapped to the figure's width; returns the figure
+    height fraction below them."""
+    fig.suptitle(title, fontsize=12, y=0.99, va="top")
+    wrapped = [w for line in lines for w in textwrap.wrap(line, int(width_in * 15))]
+    y = 0.99 - 0.4 / fig.get_figheight()
+    if wrapped:
+        fig.text(0.5, y, "\n".join(wrapped), ha="center", va="top", fontsize=8.5, linespacing=1.3)
+    return y - (len(wrapped) * 0.17 + 0.05) / fig.get_figheight()
 
 
 def plot_layers(costs: Sequence[LayerCost], out: str, title: str = "", gpu_mem: Optional[int] = None,
                 total: Optional[int] = None, log_scale: bool = False, top: Optional[int] = None,
                 group: Optional[bool] = None, by_kind: Optional[dict[str, int]] = None,
-                subtitle: str = ""):
+                subtitle: Sequence[str] = ()):
     """Per-layer stacked bars by kind and, beside them, the total by kind (``by_kind``, the
     text total's split: context and workspace included) against the capacity.
 
     ``group``: True folds layers by module prefix, False never folds, None (default) folds
-    when there are more than :data:`MAX_BARS` layers."""
+    when there are more than :data:`MAX_BARS` layers; ``subtitle``: lines under the title
+    (the verdict)."""
     check_output(out)
     plt = _pyplot()
     fold_modules = group if group is not None else len(costs) > MAX_BARS
@@ -206,14 +237,18 @@ def plot_layers(costs: Sequence[LayerCost], out: str, title: str = "", gpu_mem: 
     by_kind = dict(by_kind) if by_kind else _merged("", list(costs), 0).bytes if costs else {}
     peak = max([c.total for c in items] + [1])
     div, unit = unit_for(peak)
-    width = max(9.0, min(24.0, 0.26 * len(items) + 5))
-    fig = plt.figure(figsize=(width, 7.2))
-    gs = fig.add_gridspec(1, 2, width_ratios=[max(4, len(items)), 2.2], wspace=0.08,
-                          left=0.07, right=0.9, top=0.8, bottom=0.28)
+    width = max(10.0, min(24.0, 0.26 * len(items) + 6))
+    fig = plt.figure(figsize=(width, 7.8))
+    below = _heading(fig, title or "memory per layer", subtitle, width)
+    _kind_legend(fig, set(by_kind) | {k for c in items for k in c.bytes}, below)
+    gs = fig.add_gridspec(1, 2, width_ratios=[max(4, len(items)), max(2.4, 0.1 * len(items))],
+                          wspace=0.06, left=0.07, right=0.92, top=below - 0.55 / 7.8, bottom=0.26)
     ax, axt = fig.add_subplot(gs[0]), fig.add_subplot(gs[1])
-    kinds = _stacked(ax, items, div, label_kinds=False)
+    _stacked(ax, items, div, label_kinds=False)
     _ticks(ax, [c.name for c in items])
+    _net_dividers(ax, [c.name for c in items])
     ax.set_ylabel(f"per-layer memory ({unit})")
+    ax.set_ylim(0, peak / div * 1.08)
     folded = len(items) < len(costs)
     ax.set_xlabel(f"{'module' if folded else 'layer'} (network order"
                   + (f"; {len(costs)} layers folded into {len(items)} bars" if folded else "") + ")",
@@ -221,11 +256,6 @@ def plot_layers(costs: Sequence[LayerCost], out: str, title: str = "", gpu_mem: 
     if log_scale:
         ax.set_yscale("log")
     _totals_panel(axt, [("total", by_kind)], gpu_mem)
-    _kind_legend(fig, set(kinds) | set(by_kind))
-    fig.suptitle(title or "memory per layer", fontsize=12, y=0.98)
-    if subtitle:
-        fig.text(0.5, 0.935, "\n".join(textwrap.wrap(subtitle, int(width * 14))), ha="center",
-                 va="top", fontsize=9)
     fig.savefig(out)
     plt.close(fig)
     return fig
@@ -234,9 +264,10 @@ def plot_layers(costs: Sequence[LayerCost], out: str, title: str = "", gpu_mem: 
 def plot_diff(old: Sequence[LayerCost], new: Sequence[LayerCost], pairs, out: str,
               title: str = "", top: Optional[int] = None, old_by_kind: Optional[dict] = None,
               new_by_kind: Optional[dict] = None, capacity: Optional[int] = None,
-              headline: str = "", group: Optional[bool] = None):
+              headline: Sequence[str] = (), group: Optional[bool] = None, why: str = ""):
     """Both nets' per-layer bars side by side (aligned layers; old faded), both totals by
-    kind against the capacity, and the per-layer deltas in colours of their own."""
+    kind against the capacity, and the per-layer deltas in colours of their own.
+    ``headline``: lines under the title (the verdict); ``why``: over the deltas."""
     check_output(out)
     plt = _pyplot()
     from matplotlib.patches import Patch
@@ -258,18 +289,23 @@ def plot_diff(old: Sequence[LayerCost], new: Sequence[LayerCost], pairs, out: st
     peak = max([c.total for c in olds + news] + [1])
     div, unit = unit_for(peak)
     width = max(10.0, min(24.0, 0.3 * len(rows) + 6))
-    fig = plt.figure(figsize=(width, 10))
-    gs = fig.add_gridspec(2, 2, width_ratios=[max(4, len(rows)), 2.6], height_ratios=[3, 2],
-                          wspace=0.08, hspace=0.08, left=0.07, right=0.9, top=0.8, bottom=0.2)
+    fig = plt.figure(figsize=(width, 11))
+    below = _heading(fig, title or "old vs new", headline, width)
+    old_by_kind = old_by_kind or _merged("", list(old), 0).bytes
+    new_by_kind = new_by_kind or _merged("", list(new), 0).bytes
+    _kind_legend(fig, set(old_by_kind) | set(new_by_kind) | {k for r in rows for c in r[:2] for k in c.bytes},
+                 below)
+    gs = fig.add_gridspec(2, 2, width_ratios=[max(4, len(rows)), max(3.0, 0.12 * len(rows))],
+                          height_ratios=[3, 2], wspace=0.06, hspace=0.12, left=0.07, right=0.92,
+                          top=below - 0.55 / 11, bottom=0.17)
     ax, axt = fig.add_subplot(gs[0, 0]), fig.add_subplot(gs[0, 1])
     axd = fig.add_subplot(gs[1, 0], sharex=ax)
-    kinds = _stacked(ax, olds, div, offset=-0.2, width=0.4, alpha=0.4, label_kinds=False)
-    kinds += _stacked(ax, news, div, offset=0.2, width=0.4, label_kinds=False)
+    _stacked(ax, olds, div, offset=-0.2, width=0.4, alpha=0.4, label_kinds=False)
+    _stacked(ax, news, div, offset=0.2, width=0.4, label_kinds=False)
+    ax.set_ylim(0, peak / div * 1.08)
     ax.set_ylabel(f"per-layer memory ({unit})")
     ax.set_title("per layer: old (faded, left bar) vs new (right bar)", fontsize=9, loc="left")
     ax.tick_params(labelbottom=False)
-    old_by_kind = old_by_kind or _merged("", list(old), 0).bytes
-    new_by_kind = new_by_kind or _merged("", list(new), 0).bytes
     _totals_panel(axt, [("old", old_by_kind), ("new", new_by_kind)], capacity)
     deltas = [(n.total - o.total) for o, n in zip(olds, news)]
     ddiv, dunit = unit_for(max([abs(d) for d in deltas] + [1]))
@@ -280,13 +316,10 @@ def plot_diff(old: Sequence[LayerCost], new: Sequence[LayerCost], pairs, out: st
     axd.legend(handles=[Patch(facecolor=DELTA_COLORS["increase"], edgecolor="#222222", label="new uses more"),
                         Patch(facecolor=DELTA_COLORS["decrease"], edgecolor="#222222", label="new uses less")],
                fontsize=8, loc="best")
+    if why:
+        axd.set_title("\n".join(textwrap.wrap(why, int(width * 13))[:3]), fontsize=8, loc="left")
     _ticks(axd, labels)
     axd.set_xlabel("layer (new net's order; removed layers last)", fontsize=9)
-    _kind_legend(fig, set(kinds) | set(old_by_kind) | set(new_by_kind))
-    fig.suptitle(title or "old vs new", fontsize=12, y=0.985)
-    if headline:
-        fig.text(0.5, 0.945, "\n".join(textwrap.wrap(headline, int(width * 14))[:5]), ha="center",
-                 va="top", fontsize=8.5)
     fig.savefig(out)
     plt.close(fig)
     return fig
@@ -322,7 +355,7 @@ def plot_curves(s, out_path: str):
             continue
         if "acc" in key.lower() or ((values >= 0) & (values <= 1)).all():
             acc_ax = acc_ax or ax.twinx()
-            draw(acc_ax, x, values, f"test {key} (right axis)", True)
+            draw(acc_ax, x, values, f"test {key}", True)  # the right axis says "accuracy"
         else:
             draw(ax, x, values, f"test {key}", True)
             losses.append(values)
@@ -334,9 +367,10 @@ def plot_curves(s, out_path: str):
     if acc_ax is not None:
         acc_ax.set_ylabel("accuracy")
         acc_ax.set_ylim(0, 1.02)
-    if handles:
-        ax.legend(handles=handles, fontsize=8, loc="upper right", title="solid: train, dashed: test",
-                  title_fontsize=8)
+    if handles:  # above the plot, where no curve runs under it
+        ax.legend(handles=handles, fontsize=8, loc="lower left", bbox_to_anchor=(0, 1.01),
+                  ncol=min(4, len(handles)), frameon=False, title="solid: train, dashed: test",
+                  title_fontsize=8, alignment="left")
     lr_its, lr = s.train.column("lr")
     axlr.plot(lr_its, lr, color="#555555", label="learning rate", marker="o" if len(lr_its) < 50 else None,
               markersize=3)

@@ -171,15 +171,20 @@ class EngineCheck:
             text += f" ({', '.join(fit)} in {human(self.capacity)})"
         return text
 
-    def line(self) -> str:
+    def short(self) -> str:
+        """Both engines' figures, and what they decide."""
         changes = self.verdict_changes()
         head = (f"The engine decides {' and '.join(changes)}" if changes else
                 f"The engine changes the total by {self.apart:.0%}")
+        return (f"{head}: {ENGINE_WORDS['cudnn']} {self._figures('cudnn')}, "
+                f"{ENGINE_WORDS['caffe']} {self._figures('caffe')} (modeled: {self.modeled})")
+
+    def line(self) -> str:
+        """:meth:`short`, then what decides the engine."""
         fixed = (f"; {self.fixed_layers} layer(s) set their engine in the prototxt"
                  if self.fixed_layers else "")
-        return (f"{head}: {ENGINE_WORDS['cudnn']} {self._figures('cudnn')}, "
-                f"{ENGINE_WORDS['caffe']} {self._figures('caffe')} (modeled: {self.modeled}). "
-                f"{WHAT_DECIDES_ENGINE[0].upper()}{WHAT_DECIDES_ENGINE[1:]}{fixed}.")
+        return (f"{self.short()}. {WHAT_DECIDES_ENGINE[0].upper()}{WHAT_DECIDES_ENGINE[1:]}"
+                f"{fixed}.")
 
     def to_dict(self) -> dict:
         return {"modeled": self.modeled, "needed_bytes": self.totals,
@@ -229,15 +234,18 @@ class Verdict:
     def margin(self) -> Optional[int]:
         return None if self.capacity is None else self.capacity - self.needed_bytes
 
-    def setting(self) -> str:
-        parts = [f"scenario {self.scenario}", f"mode {self.mode}", f"engine {self.engine}"]
+    def setting_parts(self) -> dict[str, str]:
+        """What was modeled, by name: batch, scenario, mode, engine, solver, GPUs."""
+        parts = {"batch": str(self.batch) if self.batch else "-", "scenario": self.scenario,
+                 "mode": self.mode, "engine": self.engine}
         if self.scenario == "train":
-            parts.append(f"solver {self.solver_type}")
+            parts["solver"] = self.solver_type or "SGD"
         if self.gpus > 1:
-            parts.append(f"{self.gpus} GPUs")
-        if self.batch:
-            parts.append(f"batch {self.batch}")
-        return ", ".join(parts)
+            parts["GPUs"] = str(self.gpus)
+        return parts
+
+    def setting(self) -> str:
+        return ", ".join(f"{k} {v}" for k, v in self.setting_parts().items())
 
     def fit_line(self) -> str:
         cap = capacity_text(self.capacity)
@@ -345,6 +353,12 @@ class DiffVerdict:
     def fits(self) -> Optional[bool]:
         """Does the new net fit (None without a capacity)?"""
         return self.new.fits
+
+    def setting(self) -> str:
+        """Both sides' settings in one phrase: ``batch 4 vs 1, scenario train, ...``."""
+        o, n = self.old.setting_parts(), self.new.setting_parts()
+        return ", ".join(f"{k} {o.get(k, '-')}" + (f" vs {n.get(k, '-')}" if o.get(k) != n.get(k) else "")
+                         for k in dict.fromkeys(list(o) + list(n)))
 
     def header_lines(self) -> list[str]:
         o, n = self.old, self.new

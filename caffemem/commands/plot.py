@@ -50,21 +50,19 @@ def _looks_like_log(path: str) -> bool:
     return b"] " in head and (b".cpp:" in head or b".hpp:" in head)
 
 
-def title_of(path: str, v) -> str:
-    """The net file's name, batch, scenario, mode and engine."""
-    return f"{os.path.basename(path)}: {v.setting()}"
-
-
 def draw_diff(old, new, d, v, out: str, top=None, group=None) -> None:
-    """The two-net picture of a comparison (``diff --plot`` and ``plot OLD NEW``)."""
+    """The two-net picture of a comparison (``diff --plot`` and ``plot OLD NEW``): the
+    verdict's lines (totals, fits, what the engine decides) under the title."""
     from ..plot import plot_diff
 
-    title = (f"{os.path.basename(v.old.source)} vs {os.path.basename(v.new.source)}  "
-             f"({v.new.setting() if v.old.setting() == v.new.setting() else v.old.setting() + ' | ' + v.new.setting()})")
-    headline = " ".join(line for line in v.header_lines()[2:]) + " " + d.headline(totals=False)
+    title = f"{os.path.basename(v.old.source)} vs {os.path.basename(v.new.source)}: {v.setting()}"
+    lines = v.header_lines()[2:4]
+    if v.engines is not None and v.engines.sensitive:
+        lines.append(v.engines.short() + "; your Caffe build decides (--engine).")
     plot_diff(old.costs(), new.costs(), d.pairs, out, title=title, top=top,
               old_by_kind=old.report.by_kind, new_by_kind=new.report.by_kind,
-              capacity=v.new.capacity, headline=headline, group=group)
+              capacity=v.new.capacity, headline=lines, group=group,
+              why=d.headline(totals=False))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,10 +88,11 @@ def run(args: argparse.Namespace) -> int:
 
         m = model_file(args, args.files[0])
         v = m.verdict(args.gpu_mem, search_batch=False)
-        sub = v.header_lines()[1]
-        if v.capacity is not None:
-            sub += " " + v.fit_line()
-        plot_layers(m.costs(), args.output, title=title_of(args.files[0], v), gpu_mem=args.gpu_mem,
+        sub = [v.header_lines()[1]] + ([v.fit_line()] if v.capacity is not None else [])
+        if v.engines is not None and v.engines.sensitive:
+            sub.append(v.engines.short() + "; your Caffe build decides (--engine).")
+        title = f"{os.path.basename(args.files[0])} ({v.net_name or 'unnamed'}): {v.setting()}"
+        plot_layers(m.costs(), args.output, title=title, gpu_mem=args.gpu_mem,
                     total=m.report.total_bytes, log_scale=args.log_scale, top=args.top,
                     group=args.group, by_kind=m.report.by_kind, subtitle=sub)
     print(f"wrote {args.output}")

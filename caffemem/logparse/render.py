@@ -144,44 +144,8 @@ def _best_tests(s: LogSummary) -> list[tuple[str, str]]:
 
 
 def plot_curves(s: LogSummary, out_path: str):
-    """Loss, accuracy-like outputs and learning rate against iterations."""
-    from ..plot import _pyplot, check_output
+    """Loss, accuracy-like outputs and learning rate against iterations (drawn by
+    :func:`caffemem.plot.plot_curves`, with the other pictures)."""
+    from ..plot import plot_curves as draw
 
-    check_output(out_path)
-    plt = _pyplot()
-    fig, (ax, axlr) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
-    its, loss = s.train.column("loss")
-    losses = [loss]
-    if len(its):
-        ax.plot(its, loss, label="train loss", color="#4C72B0",
-                marker="o" if len(its) < 50 else None, markersize=3)  # a few points must show
-    acc_ax = None
-    for key in s.test.outputs:
-        x, values = s.test.column(key)
-        if "acc" in key.lower() or (len(values) and ((values >= 0) & (values <= 1)).all()):
-            acc_ax = acc_ax or ax.twinx()
-            acc_ax.plot(x, values, marker="o", markersize=3, color="#55A868", label=f"test {key}")
-        else:
-            ax.plot(x, values, marker="o", markersize=3, label=f"test {key}")
-            losses.append(values)
-    every = np.concatenate(losses)
-    positive = every[every > 0]
-    if len(positive) and positive.max() / positive.min() > 50:
-        ax.set_yscale("log")  # an early spike would flatten everything else
-    ax.set_ylabel("loss")
-    handles, labels = ax.get_legend_handles_labels()
-    if acc_ax is not None:
-        acc_ax.set_ylabel("accuracy")
-        acc_ax.set_ylim(0, 1.02)
-        h2, l2 = acc_ax.get_legend_handles_labels()
-        handles, labels = handles + h2, labels + l2
-    ax.legend(handles, labels, fontsize=8, loc="center right")
-    lr_its, lr = s.train.column("lr")
-    axlr.plot(lr_its, lr, color="#C44E52", label="learning rate", marker="o" if len(lr_its) < 50 else None,
-              markersize=3)
-    axlr.set_ylabel("learning rate")
-    axlr.set_xlabel("iteration")
-    fig.suptitle(f"{s.path}: training curves")
-    fig.tight_layout()
-    fig.savefig(out_path)
-    return fig
+    return draw(s, out_path)
