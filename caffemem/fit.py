@@ -145,8 +145,13 @@ def alignment(net) -> int:
 
 def fit_scale(loaded, options, env, capacity: int, base_nets) -> tuple[FitResult, int, dict]:
     """Largest input height (a multiple of the net's alignment; width and every other
-    spatial data top scaled with it, aspect kept) whose modeled peak fits.  Returns the
-    result over heights, the alignment, and the base shapes."""
+    spatial data top scaled with it, aspect kept) whose modeled peak fits.
+
+    The search starts at the net's smallest valid height: heights below it make some layer
+    refuse its input (a pooling window larger than its bottom, a crop larger than the
+    image...), and the first of those refusals is kept to say why.  Returns the result over
+    heights (in units of the alignment), the alignment, and the base shapes, the smallest
+    valid height and why the one below it is invalid."""
     from dataclasses import replace
 
     from .analysis import build_loaded
@@ -169,9 +174,24 @@ def fit_scale(loaded, options, env, capacity: int, base_nets) -> tuple[FitResult
                               for name, s in tops.items()}
         return per_net
 
-    def total(m: int) -> int:
-        nets = build_loaded(loaded, replace(options, inputs_per_net=shapes_at(m * align)))
-        return fits(model_memory(nets, env), capacity).needed
+    def build(m: int):
+        return build_loaded(loaded, replace(options, inputs_per_net=shapes_at(m * align)))
 
-    result = largest_fitting(total, capacity, guess=max(1, h0 // align), what="scale")
-    return result, align, {"h0": h0, "shapes_at": shapes_at}
+    def total(m: int) -> int:
+        return fits(model_memory(build(m), env), capacity).needed
+
+    # the smallest valid height: every multiple of the alignment below the base size, upwards
+    first, invalid = None, None
+    for m in range(1, max(1, h0 // align) + 1):
+        try:
+            build(m)
+        except NetError as e:
+            invalid = (m * align, str(e))
+            continue
+        first = m
+        break
+    if first is None:  # not even the base height rounded to the alignment: the net's own
+        first = max(1, h0 // align)
+    result = largest_fitting(total, capacity, start=first, guess=max(first, h0 // align), what="scale")
+    return result, align, {"h0": h0, "shapes_at": shapes_at, "smallest_valid": first * align,
+                           "invalid": invalid}

@@ -221,6 +221,8 @@ class Verdict:
     engines: Optional[EngineCheck] = None
     assumptions: list[Assumption] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: what part of the net the figures cover, when not all of it (--until, a refusal)
+    scope: list[str] = field(default_factory=list)
 
     @property
     def log_figure(self) -> int:
@@ -266,8 +268,9 @@ class Verdict:
         figures rest on (engine, scenario default, assumptions)."""
         where = "per GPU, CUDA context included" if self.mode == "gpu" else "host heap"
         per = ", ".join(f"{l} {human(v)}" for l, v in self.log_figures) if len(self.log_figures) > 1 else ""
-        out = [f"{os.path.basename(self.source)} ({self.net_name or 'unnamed'}): {self.setting()}",
-               f"Modeled total: {human(self.total_bytes)} ({self.total_bytes:,} bytes, {where}), "
+        out = [f"{os.path.basename(self.source)} ({self.net_name or 'unnamed'}): {self.setting()}"]
+        out += self.scope
+        out += [f"Modeled total: {human(self.total_bytes)} ({self.total_bytes:,} bytes, {where}), "
                f"peak during {self.peak_moment}. Caffe's log figure: {human(self.log_figure)} "
                f"({self.log_figure:,} bytes{'; ' + per if per else ''}), top data only."]
         if self.capacity is not None:
@@ -292,7 +295,7 @@ class Verdict:
             "fits": self.fits, "margin_bytes": self.margin,
             "largest_batch": self.largest_batch,
             "engine_sensitivity": self.engines.to_dict() if self.engines else None,
-            "notes": list(self.notes),
+            "notes": list(self.notes), "scope": list(self.scope),
         }
 
 

@@ -7,8 +7,8 @@ import json
 from dataclasses import dataclass
 
 from ..errors import EXIT_NOFIT
-from .common import (Modeled, add_format_option, add_memory_options, add_net_options,
-                     analysis_options, emit, memory_env, scenario_for)
+from .common import (add_format_option, add_memory_options, add_net_options, analysis_options,
+                     emit, model_file)
 
 HELP = "every blob's shape, Caffe's log figure to the byte, and the real allocation per layer"
 
@@ -41,8 +41,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..analysis import analyze_file, build_trunks
-    from ..loader import load
+    from ..analysis import analyze_file
     from ..report.caffelog import header, net_lines
 
     options = analysis_options(args)
@@ -55,14 +54,11 @@ def run(args: argparse.Namespace) -> int:
             lines.extend(net_lines(net))
         emit(args, "\n".join(lines))
         return 0
-    loaded = load(args.prototxt, phase=options.phase, stages=options.stages, level=options.level)
-    nets, refusal, error = build_trunks(loaded, options)
-    if refusal is not None and not nets:
-        raise error
-    result = model_analysis(args, loaded, nets, options, refusal)
+    m = model_file(args, args.prototxt, trunk=True)
+    result = Analysis(m.nets, m.report, m.verdict(args.gpu_mem, search_batch=m.refusal is None), m.refusal)
     emit(args, render_analysis(args, result))
-    if error is not None:
-        raise error  # the one-line reason, after everything before it
+    if m.error is not None:
+        raise m.error  # the one-line reason, after everything before it
     return EXIT_NOFIT if result.verdict.fits is False else 0
 
 
@@ -74,20 +70,6 @@ class Analysis:
     report: object
     verdict: object
     refusal: object = None
-
-
-def model_analysis(args: argparse.Namespace, loaded, nets, options, refusal=None) -> Analysis:
-    """Model ``nets`` and reach the verdict."""
-    from ..memory import model_memory
-
-    _, why = scenario_for(args, loaded, nets)
-    env = memory_env(args, loaded, nets)
-    m = Modeled(loaded, nets, options, env, model_memory(nets, env), why)
-    verdict = m.verdict(args.gpu_mem, search_batch=refusal is None)
-    if refusal is not None:
-        verdict.notes.append(f"Caffe refuses {refusal.net}{' at layer ' + repr(refusal.layer) if refusal.layer else ''}"
-                             f"; shown: the trunk before it (the reason is the last line).")
-    return Analysis(nets, m.report, verdict, refusal)
 
 
 def render_analysis(args: argparse.Namespace, a: Analysis) -> str:

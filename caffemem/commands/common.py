@@ -290,6 +290,10 @@ class Modeled:
     env: object
     report: object
     scenario_why: str
+    #: a net Caffe refuses (``trunk=True``): the figures are of the trunk before it, and the
+    #: error is raised once they are shown
+    refusal: object = None
+    error: Optional[Exception] = None
 
     def costs(self):
         """Per-layer bytes by kind from the model (for diffs and plots)."""
@@ -305,19 +309,28 @@ class Modeled:
         if self.scenario_why == NO_LOSS_NOTE:
             v.notes.append(NO_LOSS_NOTE[0].upper() + NO_LOSS_NOTE[1:] + ".")
         if self.options.until:
-            v.notes.append(f"--until {self.options.until}: each net is built up to that layer, "
-                           f"as if it ended there.")
+            v.scope.append(f"Up to layer '{self.options.until}' (--until): each net as if it "
+                           f"ended there.")
+        if self.refusal is not None:
+            r = self.refusal
+            v.scope.append(f"Caffe refuses {r.net}{' at layer ' + repr(r.layer) if r.layer else ''}: "
+                           f"the figures are the trunk before it (the reason is the last line).")
         return v
 
 
-def model_file(args: argparse.Namespace, path: str, side: str = "") -> Modeled:
+def model_file(args: argparse.Namespace, path: str, side: str = "", trunk: bool = False) -> Modeled:
     """Load, build and model ``path`` with the options of ``side`` ('old'/'new' in a
-    comparison, '' otherwise)."""
-    from ..analysis import analyze_file
+    comparison, '' otherwise).  With ``trunk``, a net Caffe refuses at a late layer is
+    modeled up to the layer before (the caller shows it, then raises ``error``)."""
+    from ..analysis import build_trunks
+    from ..loader import load
     from ..memory import model_memory
 
     options = analysis_options(args, side)
-    loaded, nets = analyze_file(path, options)
+    loaded = load(path, phase=options.phase, stages=options.stages, level=options.level)
+    nets, refusal, error = build_trunks(loaded, options)
+    if error is not None and (not trunk or not nets):
+        raise error
     _, why = scenario_for(args, loaded, nets, side)
     env = memory_env(args, loaded, nets, side)
-    return Modeled(loaded, nets, options, env, model_memory(nets, env), why)
+    return Modeled(loaded, nets, options, env, model_memory(nets, env), why, refusal, error)

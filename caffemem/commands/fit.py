@@ -5,28 +5,32 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..errors import UserError
+from ..errors import EXIT_NOFIT, UserError
 from ..units import human
-from .common import add_memory_options, add_net_options, analysis_options, emit, memory_env
+from .common import add_format_option, add_memory_options, add_net_options, analysis_options, emit, memory_env
 
 HELP = "largest batch size (or input scale) that fits a GPU, searched exactly on the model"
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("fit", help=HELP, description=HELP + ". The answer is checked again: "
-                       "it fits, and one step more does not.")
+                       "it fits, and one step more does not.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="--scale keeps the input at least the net's smallest valid size and says\n"
+                              "why the sizes below it are invalid.\n"
+                              "exit status: 0 ok, 1 bad input, 2 a bug in caffemem, 3 nothing fits "
+                              "(not even batch 1, or the smallest valid input).")
     p.add_argument("prototxt", help="net or solver prototxt")
     add_net_options(p)
     add_memory_options(p)
-    p.set_defaults(engine=None)
     for a in p._actions:  # --engine here also takes 'both'
         if a.dest == "engine":
             a.choices = ["cudnn", "caffe", "both"]
             a.help += "; 'both' answers for CAFFE and cuDNN side by side"
     p.add_argument("--scale", action="store_true",
-                   help="search the input size (aspect kept, multiples of the net's stride) instead of the batch")
-    p.add_argument("--format", choices=["text", "json"], default="text")
-    p.add_argument("-o", "--output", metavar="FILE", help="write the output to FILE")
+                   help="search the input size (aspect kept, multiples of the net's stride) "
+                        "instead of the batch (default: the batch)")
+    add_format_option(p)
     p.set_defaults(run=run)
 
 
@@ -42,19 +46,60 @@ def run(args: argparse.Namespace) -> int:
     answers = []
     for engine in engines:
         args.engine = engine
-        env = memory_env(args, loaded)
+        env = memory_env(args, loaded, nets)
         if args.scale:
             r, align, info = fit_scale(loaded, options, env, args.gpu_mem, nets)
             answers.append(_scale_answer(r, align, info, env))
         else:
             r = fit_batch(loaded, options, env, args.gpu_mem)
             answers.append(_batch_answer(r, data_batch(nets[0]), env))
+    doc = json_document(args, answers)
     if args.format == "json":
-        emit(args, json.dumps({"source": args.prototxt, "gpu_mem_bytes": args.gpu_mem,
-                               "answers": answers}, indent=1))
+        emit(args, json.dumps(doc, indent=1))
+    elif args.format in ("csv", "markdown"):
+        emit(args, _table(answers, args.format))
     else:
         emit(args, "\n".join(_text(a, args.gpu_mem) for a in answers))
-    return 0
+    return EXIT_NOFIT if not doc["fits"] else 0
+
+
+def json_document(args: argparse.Namespace, answers: list[dict]) -> dict:
+    """``--format json``: one answer per engine; ``fits`` is false when nothing fits."""
+    return {"source": args.prototxt, "gpu_mem_bytes": int(args.gpu_mem),
+            "gpu_mem_typed": getattr(args.gpu_mem, "typed", None),
+            "fits": all(a["largest" if a["what"] == "batch" else "largest_height"] is not None
+                        for a in answers),
+            "answers": answers}
+
+
+_COLUMNS = ["engine", "mode", "scenario", "what", "largest", "total_bytes_at_largest", "next",
+            "total_bytes_at_next"]
+
+
+def _table(answers: list[dict], fmt: str) -> str:
+    """One row per answer, exact bytes (csv) or people's units (markdown)."""
+    from ..units import human
+
+    rows = []
+    for a in answers:
+        batch = a["what"] == "batch"
+        rows.append([a["engine"], a["mode"], a["scenario"], "batch" if batch else "input height",
+                     a["largest"] if batch else a["largest_height"], a["total_bytes_at_largest"],
+                     a["next"] if batch else a["next_height"], a["total_bytes_at_next"]])
+    if fmt == "csv":
+        import csv
+        import io
+
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(_COLUMNS)
+        w.writerows([["" if c is None else c for c in r] for r in rows])
+        return buf.getvalue()
+    out = ["| " + " | ".join(_COLUMNS) + " |", "|---|---|---|---|---:|---:|---:|---:|"]
+    for r in rows:
+        cells = [("" if c is None else human(c) if i in (5, 7) else str(c)) for i, c in enumerate(r)]
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
 
 
 def _batch_answer(r, current, env) -> dict:
@@ -69,6 +114,9 @@ def _scale_answer(r, align, info, env) -> dict:
     shapes = info["shapes_at"](h) if h else {}
     return {"what": "scale", "engine": env.engine if env.gpu else "caffe", "mode": env.mode,
             "scenario": env.scenario, "alignment": align, "base_height": info["h0"],
+            "smallest_valid_height": info["smallest_valid"],
+            "invalid_below": ({"height": info["invalid"][0], "why": info["invalid"][1]}
+                              if info["invalid"] else None),
             "largest_height": h, "scale": (h / info["h0"]) if h else None,
             "input_shapes": {k: {b: list(s) for b, s in v.items()} for k, v in shapes.items()},
             "total_bytes_at_largest": r.best_total,
@@ -90,11 +138,16 @@ def _text(a: dict, cap: int) -> str:
         if a["current"]:
             line += f"; the prototxt's batch is {a['current']}"
         return line
+    floor = ""
+    if a["invalid_below"]:
+        floor = (f"\n  heights below {a['smallest_valid_height']} are invalid: at height "
+                 f"{a['invalid_below']['height']}, {a['invalid_below']['why']}")
     if a["largest_height"] is None:
-        return f"[{eng}] not even the smallest input height ({a['alignment']}) fits in {human(cap)}"
+        return (f"[{eng}] not even the smallest valid input height ({a['smallest_valid_height']}) fits "
+                f"in {human(cap)}: it needs {human(a['total_bytes_at_next'] or 0)}" + floor)
     shapes = "; ".join(f"{b}={'x'.join(map(str, s))}" for v in a["input_shapes"].values() for b, s in v.items())
     return (f"[{eng}] largest input that fits in {human(cap)}: height {a['largest_height']} "
             f"(scale {a['scale']:.3f} of {a['base_height']}, multiples of {a['alignment']}): {shapes}; "
             f"needs {a['total_bytes_at_largest']:,} B ({human(a['total_bytes_at_largest'])})"
             + (f"; height {a['next_height']} would need {a['total_bytes_at_next']:,} B"
-               if a["next_height"] else ""))
+               if a["next_height"] else "") + floor)

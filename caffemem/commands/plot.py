@@ -86,14 +86,17 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("per-layer plots take one net or solver prototxt")
         from ..plot import plot_layers
 
-        m = model_file(args, args.files[0])
+        m = model_file(args, args.files[0], trunk=True)
         v = m.verdict(args.gpu_mem, search_batch=False)
-        sub = [v.header_lines()[1]] + ([v.fit_line()] if v.capacity is not None else [])
+        sub = v.scope + [v.header_lines()[1 + len(v.scope)]] + ([v.fit_line()] if v.capacity is not None else [])
         if v.engines is not None and v.engines.sensitive:
             sub.append(v.engines.short() + "; your Caffe build decides (--engine).")
         title = f"{os.path.basename(args.files[0])} ({v.net_name or 'unnamed'}): {v.setting()}"
         plot_layers(m.costs(), args.output, title=title, gpu_mem=args.gpu_mem,
                     total=m.report.total_bytes, log_scale=args.log_scale, top=args.top,
                     group=args.group, by_kind=m.report.by_kind, subtitle=sub)
+        if m.error is not None:
+            print(f"wrote {args.output} (the trunk before the refusal)")
+            raise m.error
     print(f"wrote {args.output}")
     return 0
