@@ -218,6 +218,8 @@ class Verdict:
     capacity: Optional[int] = None
     largest_batch: Optional[int] = None
     largest_batch_note: str = ""
+    #: a solver's test nets keep their batch while the train batch is searched
+    test_nets: bool = False
     engines: Optional[EngineCheck] = None
     assumptions: list[Assumption] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -255,10 +257,11 @@ class Verdict:
             head = f"Fits in {cap}: {human(self.margin)} to spare"
         else:
             head = f"Does NOT fit in {cap}: {human(-self.margin)} more needed (exit status 3)"
+        which = "train batch" if self.test_nets else "batch"
         if self.largest_batch is not None:
-            head += f"; largest batch that fits: {self.largest_batch}"
+            head += f"; largest {which} that fits: {self.largest_batch}"
             if self.batch:
-                head += f" (now {self.batch})"
+                head += f" (now {self.batch}" + ("; the test nets keep theirs" if self.test_nets else "") + ")"
         elif self.largest_batch_note:
             head += f"; {self.largest_batch_note}"
         return head + "."
@@ -312,7 +315,8 @@ def largest_batch(loaded, options, env, capacity: int, batch: Optional[int]) -> 
     except UserError as e:
         return None, f"largest batch not found: {e}"
     if r.best is None:
-        return None, "not even batch 1 fits"
+        return None, ("not even train batch 1 fits (the test nets keep their batch; "
+                      "--test-batch sets it)" if len(loaded.nets) > 1 else "not even batch 1 fits")
     return r.best, ""
 
 
@@ -337,6 +341,7 @@ def verdict_of(loaded, nets, options, env, report, scenario_why: str,
         peak_moment=report.peak_moment,
         log_figures=[(n.display_label, n.memory_required_for_data) for n in nets],
         capacity=capacity, largest_batch=best, largest_batch_note=note, engines=engines,
+        test_nets=len(nets) > 1,
         assumptions=net_assumptions(nets) + model_assumptions(report))
 
 

@@ -64,3 +64,65 @@ def test_diff_plot_has_both_nets_and_delta_panel(tmp_path):
 def test_bad_extension_is_user_error(tmp_path):
     with pytest.raises(UserError, match=r"\.png"):
         plot_layers([], str(tmp_path / "x.jpg"))
+
+
+def test_grouping_never_folds_a_train_and_a_test_layer():
+    costs = [LayerCost(n, "T", i, [], [], {"activations": 1}) for i, n in
+             enumerate(["conv1", "conv1_relu", "conv1@test net #0", "conv1_relu@test net #0"])]
+    grouped = group_costs(costs, group_by_prefix=True)
+    assert [c.name for c in grouped] == ["conv1", "conv1@test net #0"]
+    many = [LayerCost(f"l{i}" + ("@test net #0" if i >= 150 else ""), "T", i, [], [], {"activations": 1})
+            for i in range(200)]
+    binned = group_costs(many, most=60)
+    assert len(binned) <= 60 and sum(c.total for c in binned) == 200
+    # no run of consecutive layers crosses from the train net into the test net
+    assert sum(c.total for c in binned if "@test" in c.name) == 50
+
+
+def test_cli_plot_title_total_and_capacity(tmp_path, capsys):
+    """The picture agrees with the text: its total bar is the text total by kind (CUDA
+    context and workspace included), its title names file, batch, scenario, mode, engine,
+    and the capacity is labeled as typed."""
+    import json
+
+    from caffemem.cli import main
+
+    net = str(SAMPLES / "small_cnn_solver.prototxt")
+    assert main(["analyze", net, "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    import caffemem.plot as plot_mod
+
+    seen = {}
+    real = plot_mod.plot_layers
+
+    def spy(*a, **kw):
+        seen["fig"] = real(*a, **kw)
+        return seen["fig"]
+
+    plot_mod.plot_layers = spy
+    try:
+        assert main(["plot", net, "-o", str(tmp_path / "p.png"), "--gpu-mem", "2GiB"]) == 0
+    finally:
+        plot_mod.plot_layers = real
+    fig = seen["fig"]
+    title = fig._suptitle.get_text()
+    assert title.startswith("small_cnn_solver.prototxt (small_cnn):") and "/" not in title.split(":")[0]
+    for word in ("batch 32", "scenario train", "mode gpu", "engine cudnn"):
+        assert word in title
+    totals = fig.axes[1]
+    assert totals.get_ylabel() == "total (GiB)"  # the unit typed
+    heights = sum(p.get_height() for p in totals.patches) * 2**30
+    assert heights == pytest.approx(doc["total_bytes"])
+    assert {"context", "workspace"} <= set(doc["bytes"])
+    line = next(l for l in totals.get_lines() if "capacity" in l.get_label())
+    assert line.get_ydata()[0] == pytest.approx(2.0) and "--gpu-mem 2GiB" in line.get_label()
+
+
+def test_long_nets_are_folded_by_default(tmp_path):
+    costs = [LayerCost(f"block{i // 5}/conv{i % 5}", "Convolution", i, [], [], {"activations": 1024})
+             for i in range(400)]
+    fig = plot_layers(costs, str(tmp_path / "long.png"))
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert len(labels) <= 60 and "folded" in fig.axes[0].get_xlabel()
+    fig = plot_layers(costs[:40], str(tmp_path / "short.png"))
+    assert len(fig.axes[0].get_xticklabels()) == 40

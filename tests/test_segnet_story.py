@@ -60,3 +60,28 @@ def test_diff_with_itself_and_swapped(tmp_path):
     f = {(c["layer"], c["kind"]): c["delta_bytes"] for c in fwd["contributors"]}
     b = {(c["layer"], c["kind"]): c["delta_bytes"] for c in back["contributors"]}
     assert f == {k: -v for k, v in b.items()}
+
+
+def test_header_says_the_engine_decides_with_both_totals(capsys):
+    """The acceptance command of issue 11: the header (before the first blank line) states
+    that the engine decides the verdict, with both engines' totals, each equal to what diff
+    says under that engine."""
+    from caffemem.units import human
+
+    argv = ["diff", OLD, NEW, *OLD_INPUT, "--gpu-mem", "8G"]
+    code = main(argv)
+    out = capsys.readouterr().out
+    header = out.split("\n\n")[0]
+    line = next(l for l in header.splitlines() if l.startswith("The engine decides"))
+    assert "whether new fits" in line and "which net is larger" in line
+    for engine, words in (("cudnn", "cuDNN"), ("caffe", "Caffe's engine")):
+        assert main(argv + ["--engine", engine, "--format", "json"]) in (0, 3)
+        d = json.loads(capsys.readouterr().out)
+        v = d["verdict"]
+        figures = f"{words} old {human(v['old']['needed_bytes'])} " \
+                  f"{'>' if d['old_total_bytes'] > d['new_total_bytes'] else '<'} new {human(v['new']['needed_bytes'])}"
+        assert figures in line
+    # cuDNN: the new net is smaller and both fit; Caffe's engine: it is larger and does not fit
+    assert "old fits, new fits" in line and "old fits, new does not fit" in line
+    assert code == 0  # the modeled engine (cuDNN) fits; --engine caffe exits 3:
+    assert main(argv + ["--engine", "caffe"]) == 3
