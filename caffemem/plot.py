@@ -234,6 +234,10 @@ def plot_layers(costs: Sequence[LayerCost], out: str, title: str = "", gpu_mem: 
     fold_modules = group if group is not None else len(costs) > MAX_BARS
     items = group_costs(costs, top=top, group_by_prefix=fold_modules,
                         most=None if group is False else MAX_BARS)
+    folded = len(items) < len(costs)
+    empty = sum(1 for c in items if not c.total) if folded else 0
+    if empty:  # modules that hold nothing at the peak (in-place ReLUs...) only take room
+        items = [c for c in items if c.total]
     by_kind = dict(by_kind) if by_kind else _merged("", list(costs), 0).bytes if costs else {}
     peak = max([c.total for c in items] + [1])
     div, unit = unit_for(peak)
@@ -249,9 +253,9 @@ def plot_layers(costs: Sequence[LayerCost], out: str, title: str = "", gpu_mem: 
     _net_dividers(ax, [c.name for c in items])
     ax.set_ylabel(f"per-layer memory ({unit})")
     ax.set_ylim(0, peak / div * 1.08)
-    folded = len(items) < len(costs)
     ax.set_xlabel(f"{'module' if folded else 'layer'} (network order"
-                  + (f"; {len(costs)} layers folded into {len(items)} bars" if folded else "") + ")",
+                  + (f"; {len(costs)} layers folded into {len(items)} bars" if folded else "")
+                  + (f"; {empty} modules holding nothing left out" if empty else "") + ")",
                   fontsize=9)
     if log_scale:
         ax.set_yscale("log")

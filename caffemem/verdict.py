@@ -54,7 +54,8 @@ def net_assumptions(nets) -> list[Assumption]:
             for top, what, fix in getattr(ctx, "assumptions", ()):
                 if top in ctx.tops and ctx.tops.index(top) in ctx.overrides:
                     continue
-                text = f"top '{top}' of layer '{layer.name}' ({layer.type}) is {what}"
+                text = (f"top '{top}' of layer '{layer.name}' ({layer.type}) is {what}" if top else
+                        f"layer '{layer.name}' ({layer.type}): {what}")
                 a = out.setdefault((text, fix), Assumption(text, fix, [], layer.name))
                 if net.display_label not in a.nets:
                     a.nets.append(net.display_label)
@@ -281,8 +282,14 @@ class Verdict:
         if self.engines is not None and self.engines.sensitive:
             out.append(self.engines.line())
         out.extend(self.notes)
-        out.extend(a.text() for a in self.assumptions if a.fix and not a.fix.startswith("--c"))
+        out.extend(a.text() for a in self.data_assumptions)
         return out
+
+    @property
+    def data_assumptions(self) -> list[Assumption]:
+        """The assumptions that stand in for data (the model's own constants, the CUDA
+        context and the workspace bound, are stated with the breakdown)."""
+        return [a for a in self.assumptions if a.layer is not None]
 
     def to_dict(self) -> dict:
         return {
@@ -386,7 +393,7 @@ class DiffVerdict:
             out.append(self.engines.line())
         for side, v in (("old", o), ("new", n)):
             out.extend(f"{side}: {note}" for note in v.notes)
-            out.extend(f"{side}: {a.text()}" for a in v.assumptions if a.fix and not a.fix.startswith("--c"))
+            out.extend(f"{side}: {a.text()}" for a in v.data_assumptions)
         return out
 
     def to_dict(self) -> dict:

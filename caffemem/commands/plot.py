@@ -91,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         sub = v.scope + [v.header_lines()[1 + len(v.scope)]] + ([v.fit_line()] if v.capacity is not None else [])
         if v.engines is not None and v.engines.sensitive:
             sub.append(v.engines.short() + "; your Caffe build decides (--engine).")
+        sub += v.notes + [a.text() for a in v.data_assumptions]
         title = f"{os.path.basename(args.files[0])} ({v.net_name or 'unnamed'}): {v.setting()}"
         plot_layers(m.costs(), args.output, title=title, gpu_mem=args.gpu_mem,
                     total=m.report.total_bytes, log_scale=args.log_scale, top=args.top,

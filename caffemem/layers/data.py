@@ -92,6 +92,10 @@ def mean_file_bytes(ctx: LayerCtx, tp) -> tuple[int, str]:
     n = 1
     for d in top[1:]:
         n *= d
+    said = ("", f"its mean_file {path} is not at hand: data_mean_ taken as one top image (a "
+                "lower bound)", f"the mean file at {path} (relative to the net's folder)")
+    if said not in ctx.assumptions:
+        ctx.assumptions.append(said)
     return n * 4, ("mean file not found: assumed one top image (a lower bound; the mean "
                    "has the uncropped image size)")
 
