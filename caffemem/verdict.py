@@ -253,7 +253,8 @@ class Verdict:
         return ", ".join(f"{k} {v}" for k, v in self.setting_parts().items())
 
     def fit_line(self) -> str:
-        cap = capacity_text(self.capacity)
+        cap = capacity_text(self.capacity) + (" (cpu mode: the host heap against it)"
+                                              if self.mode == "cpu" else "")
         if self.fits:
             head = f"Fits in {cap}: {human(self.margin)} to spare"
         else:

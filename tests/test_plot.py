@@ -126,3 +126,24 @@ def test_long_nets_are_folded_by_default(tmp_path):
     assert len(labels) <= 60 and "folded" in fig.axes[0].get_xlabel()
     fig = plot_layers(costs[:40], str(tmp_path / "short.png"))
     assert len(fig.axes[0].get_xticklabels()) == 40
+
+
+def test_curves_tell_train_from_test(tmp_path):
+    from pathlib import Path
+
+    from matplotlib.colors import to_hex
+
+    from caffemem.logparse import summarize
+    from caffemem.plot import plot_curves
+
+    log = Path(__file__).with_name("data") / "logs" / "train_ok.log"
+    fig = plot_curves(summarize(str(log)), str(tmp_path / "c.png"))
+    lines = [l for ax in fig.axes[:1] + fig.axes[2:] for l in ax.get_lines()]
+    labels = [l.get_label() for l in lines]
+    assert labels and all(x.startswith(("train ", "test ")) for x in labels)
+    assert len({to_hex(l.get_color()) for l in lines}) == len(lines)  # one colour per series
+    styles = {l.get_label().split()[0]: l.get_linestyle() for l in lines}
+    assert styles.get("train") == "-" and styles.get("test") == "--"
+    legend = fig.axes[0].get_legend()
+    assert "train" in legend.get_title().get_text() and "test" in legend.get_title().get_text()
+    assert sorted(t.get_text() for t in legend.get_texts()) == sorted(labels)
