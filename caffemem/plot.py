@@ -278,6 +278,7 @@ def plot_diff(old: Sequence[LayerCost], new: Sequence[LayerCost], pairs, out: st
 
     empty = LayerCost("", "", 0, [], [], {})
     rows = [(o or empty, n or empty, (n or o).name) for o, n in pairs]
+    layer_pairs = len(rows)
     if group if group is not None else len(rows) > MAX_BARS:
         rows = [(_merged(k, [r[0] for r in rs], 0), _merged(k, [r[1] for r in rs], 0), k)
                 for k, rs in fold(rows, lambda r: module_prefix(r[2]))]
@@ -300,7 +301,7 @@ def plot_diff(old: Sequence[LayerCost], new: Sequence[LayerCost], pairs, out: st
     _kind_legend(fig, set(old_by_kind) | set(new_by_kind) | {k for r in rows for c in r[:2] for k in c.bytes},
                  below)
     gs = fig.add_gridspec(2, 2, width_ratios=[max(4, len(rows)), max(3.0, 0.12 * len(rows))],
-                          height_ratios=[3, 2], wspace=0.06, hspace=0.12, left=0.07, right=0.92,
+                          height_ratios=[3, 2], wspace=0.06, hspace=0.28, left=0.07, right=0.92,
                           top=below - 0.55 / 11, bottom=0.17)
     ax, axt = fig.add_subplot(gs[0, 0]), fig.add_subplot(gs[0, 1])
     axd = fig.add_subplot(gs[1, 0], sharex=ax)
@@ -321,9 +322,12 @@ def plot_diff(old: Sequence[LayerCost], new: Sequence[LayerCost], pairs, out: st
                         Patch(facecolor=DELTA_COLORS["decrease"], edgecolor="#222222", label="new uses less")],
                fontsize=8, loc="best")
     if why:
-        axd.set_title("\n".join(textwrap.wrap(why, int(width * 13))[:3]), fontsize=8, loc="left")
+        axd.set_title("\n".join(textwrap.wrap(why, int(width * 15))[:3]), fontsize=8, loc="left")
     _ticks(axd, labels)
-    axd.set_xlabel("layer (new net's order; removed layers last)", fontsize=9)
+    folded = len(rows) < layer_pairs
+    axd.set_xlabel(f"{'module' if folded else 'layer'} (new net's order; removed layers last"
+                   + (f"; {layer_pairs} layer pairs folded into {len(rows)} bars" if folded else "")
+                   + ")", fontsize=9)
     fig.savefig(out)
     plt.close(fig)
     return fig

@@ -37,6 +37,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..analysis import analyze_file
     from ..fit import data_batch, fit_batch, fit_scale
+    from ..verdict import net_assumptions
 
     if not args.gpu_mem:
         raise UserError("fit needs --gpu-mem SIZE (e.g. --gpu-mem 8GiB)")
@@ -53,23 +54,25 @@ def run(args: argparse.Namespace) -> int:
         else:
             r = fit_batch(loaded, options, env, args.gpu_mem)
             answers.append(_batch_answer(r, data_batch(nets[0]), env))
-    doc = json_document(args, answers)
+    assumed = net_assumptions(nets)
+    doc = json_document(args, answers, assumed)
     if args.format == "json":
         emit(args, json.dumps(doc, indent=1))
     elif args.format in ("csv", "markdown"):
         emit(args, _table(answers, args.format))
     else:
-        emit(args, "\n".join(_text(a, args.gpu_mem) for a in answers))
+        emit(args, "\n".join([_text(a, args.gpu_mem) for a in answers] + [a.text() for a in assumed]))
     return EXIT_NOFIT if not doc["fits"] else 0
 
 
-def json_document(args: argparse.Namespace, answers: list[dict]) -> dict:
-    """``--format json``: one answer per engine; ``fits`` is false when nothing fits."""
+def json_document(args: argparse.Namespace, answers: list[dict], assumed=()) -> dict:
+    """``--format json``: one answer per engine; ``fits`` is false when nothing fits; the
+    assumptions that stand in for data (as ``analyze`` lists them)."""
     return {"source": args.prototxt, "gpu_mem_bytes": int(args.gpu_mem),
             "gpu_mem_typed": getattr(args.gpu_mem, "typed", None),
             "fits": all(a["largest" if a["what"] == "batch" else "largest_height"] is not None
                         for a in answers),
-            "answers": answers}
+            "answers": answers, "assumptions": [a.to_dict() for a in assumed]}
 
 
 _COLUMNS = ["engine", "mode", "scenario", "what", "largest", "total_bytes_at_largest", "next",
