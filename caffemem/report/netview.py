@@ -69,6 +69,10 @@ def table_rows(net: Net, show_splits: bool = True) -> list[list[str]]:
             continue
         tops = ", ".join(f"{net.blobs[t].name}{'*' if l.in_place[j] else ''} {_shape(net.blobs[t].shape)}"
                          for j, t in enumerate(l.tops)) or "-"
+        if (len(l.tops) > 2 or l.inserted_split and len(l.tops) > 1) and len({net.blobs[t].shape for t in l.tops}) == 1:
+            # a split's copies: one line, not a screen-wide list (JSON/CSV keep every top)
+            tops = (f"{net.blobs[l.tops[0]].name} .. _{len(l.tops) - 1}: {len(l.tops)} tops of "
+                    f"{_shape(net.blobs[l.tops[0]].shape)}")
         params = sum(p.count for p in l.params if p.learnable)
         shared = any(not p.learnable for p in l.params)
         rows.append([str(i), l.name, l.type, tops,
