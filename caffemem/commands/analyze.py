@@ -78,7 +78,7 @@ def render_analysis(args: argparse.Namespace, a: Analysis) -> str:
     from ..report.netview import net_summary, net_table, nets_csv, nets_markdown
 
     if args.format == "json":
-        doc = json_document(args, a)
+        doc = json_document(a, args.compare_estimates)
         # json's indenting encoder is pure Python; big nets get the fast compact form
         layers = sum(len(n["layers"]) for n in doc["nets"])
         return json.dumps(doc, indent=1 if layers <= 2000 else None)
@@ -100,10 +100,11 @@ def render_analysis(args: argparse.Namespace, a: Analysis) -> str:
     return "\n".join(parts)
 
 
-def json_document(args, a: Analysis) -> dict:
+def json_document(a: Analysis, estimates: bool = False) -> dict:
     """``--format json``: the verdict (total, log figure, fit, engine sensitivity), the
     assumptions, the nets (shapes, log figures) with each layer's modeled bytes by kind, and
-    the model's totals (``total_bytes``)."""
+    the model's totals (``total_bytes``); built from the analysis alone (no command line),
+    so that a report or a script gets the same document."""
     from ..memory import bridge, fits, naive_estimates
     from ..report.netview import net_to_dict
 
@@ -111,7 +112,7 @@ def json_document(args, a: Analysis) -> dict:
     mem = report.to_dict()
     for n in mem["nets"]:  # per-layer bytes go into the layers of "nets" below
         n.pop("layers", None)
-    doc = {"source": args.prototxt, "verdict": a.verdict.to_dict(),
+    doc = {"source": a.verdict.source, "verdict": a.verdict.to_dict(),
            "scenario": report.env.scenario, "mode": report.env.mode,
            "engine": a.verdict.engine, "total_bytes": report.total_bytes,
            "bytes": mem["bytes"], "assumptions": [x.to_dict() for x in a.verdict.assumptions],
@@ -135,8 +136,8 @@ def json_document(args, a: Analysis) -> dict:
                         layer["host_bytes"] = {k: v for k, v in lm.host.items() if v}
         doc["nets"].append(d)
     doc["bridge"] = bridge(report)
-    if args.gpu_mem:
-        doc["fit"] = fits(report, args.gpu_mem).to_dict()
-    if args.compare_estimates:
+    if a.verdict.capacity is not None:
+        doc["fit"] = fits(report, a.verdict.capacity).to_dict()
+    if estimates:
         doc["estimates"] = [e.to_dict() for e in naive_estimates(nets)]
     return doc

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         draw_diff(old, new, d, v, args.plot)
     status = EXIT_NOFIT if v.fits is False else 0
     if args.format == "json":
-        emit(args, json.dumps(json_document(args, d, v), indent=1))
+        emit(args, json.dumps(json_document(d, v), indent=1))
         return status
     if args.format == "csv":
         emit(args, _csv(d))
@@ -93,10 +93,11 @@ def run(args: argparse.Namespace) -> int:
     return status
 
 
-def json_document(args: argparse.Namespace, d, v) -> dict:
+def json_document(d, v) -> dict:
     """``--format json``: the verdict over both nets (totals, fits, engine sensitivity,
-    assumptions), the headline, the layer changes and the contributors."""
-    doc = {"old": args.old, "new": args.new, "verdict": v.to_dict(),
+    assumptions), the headline, the layer changes and the contributors; built from the
+    diff and the verdict alone (no command line)."""
+    doc = {"old": v.old.source, "new": v.new.source, "verdict": v.to_dict(),
            "old_total_bytes": d.old_total, "new_total_bytes": d.new_total,
            "delta_bytes": d.delta_bytes,
            "old_memory_required_for_data": d.old_log_figure,
