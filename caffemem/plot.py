@@ -200,6 +200,12 @@ def _ticks(ax, labels: list[str]) -> None:
     ax.set_xlim(-0.6, len(labels) - 0.4)
 
 
+def _bottom(labels: Sequence[str], height_in: float) -> float:
+    """Room under the axes for the rotated tick labels and the axis title, as a fraction."""
+    longest = max([len(_display(x)) for x in labels] + [4])
+    return min(0.4, (0.075 * longest + 0.6) / height_in)
+
+
 def _kind_legend(fig, kinds, y: float) -> None:
     from matplotlib.patches import Patch
 
@@ -246,7 +252,8 @@ def plot_layers(costs: Sequence[LayerCost], out: str, title: str = "", gpu_mem: 
     below = _heading(fig, title or "memory per layer", subtitle, width)
     _kind_legend(fig, set(by_kind) | {k for c in items for k in c.bytes}, below)
     gs = fig.add_gridspec(1, 2, width_ratios=[max(4, len(items)), max(2.4, 0.1 * len(items))],
-                          wspace=0.06, left=0.07, right=0.92, top=below - 0.55 / 7.8, bottom=0.26)
+                          wspace=0.06, left=0.07, right=0.92, top=below - 0.55 / 7.8,
+                          bottom=_bottom([c.name for c in items], 7.8))
     ax, axt = fig.add_subplot(gs[0]), fig.add_subplot(gs[1])
     _stacked(ax, items, div, label_kinds=False)
     _ticks(ax, [c.name for c in items])
@@ -255,7 +262,8 @@ def plot_layers(costs: Sequence[LayerCost], out: str, title: str = "", gpu_mem: 
     ax.set_ylim(0, peak / div * 1.08)
     ax.set_xlabel(f"{'module' if folded else 'layer'} (network order"
                   + (f"; {len(costs)} layers folded into {len(items)} bars" if folded else "")
-                  + (f"; {empty} modules holding nothing left out" if empty else "") + ")",
+                  + (f"; {empty} module{'s' if empty > 1 else ''} holding nothing left out"
+                     if empty else "") + ")",
                   fontsize=9)
     if log_scale:
         ax.set_yscale("log")
@@ -302,7 +310,7 @@ def plot_diff(old: Sequence[LayerCost], new: Sequence[LayerCost], pairs, out: st
                  below)
     gs = fig.add_gridspec(2, 2, width_ratios=[max(4, len(rows)), max(3.0, 0.12 * len(rows))],
                           height_ratios=[3, 2], wspace=0.06, hspace=0.28, left=0.07, right=0.92,
-                          top=below - 0.55 / 11, bottom=0.17)
+                          top=below - 0.55 / 11, bottom=_bottom(labels, 11))
     ax, axt = fig.add_subplot(gs[0, 0]), fig.add_subplot(gs[0, 1])
     axd = fig.add_subplot(gs[1, 0], sharex=ax)
     _stacked(ax, olds, div, offset=-0.2, width=0.4, alpha=0.4, label_kinds=False)
