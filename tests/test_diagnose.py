@@ -21,7 +21,8 @@ def logged():
 
 def test_fitting_run_says_memory_was_taken_elsewhere():
     d = diagnose(logged(), SOLVER_TEXT, MemoryEnv(solver_type="SGD"), 8 * GiB)
-    assert d.total_bytes < 8 * GiB and not d.fixes
+    assert d.total_bytes < 8 * GiB and [f.action for f in d.fixes] == ["free_gpu_memory"]
+    assert d.fixes[0].fits and d.fixes[0].confidence == "high"
     assert any("outside this run" in n for n in d.notes)
 
 
@@ -30,16 +31,17 @@ def test_batch_fix_is_verified_by_the_model():
     env = MemoryEnv(solver_type="SGD")
     d = diagnose(logged(), SOLVER_TEXT, env, cap)
     assert d.total_bytes > cap and d.runs_out_at
-    batch_fixes = [f for f in d.fixes if f.what.startswith("batch_size 32 ->")]
+    batch_fixes = [f for f in d.fixes if f.action == "reduce_batch"]
     assert batch_fixes and batch_fixes[0].fits and batch_fixes[0].total_bytes <= cap
-    best = int(batch_fixes[0].what.split("->")[1].split()[0])
+    assert batch_fixes[0].detail.startswith("batch_size 32 ->") and batch_fixes[0].confidence == "high"
+    best = batch_fixes[0].values["batch_size"]
     # re-analysis of the sample at that batch: it fits, one more does not
     path = str(SAMPLES / "small_cnn_solver.prototxt")
     def need(b):
         loaded, nets = analyze_file(path, AnalysisOptions(batch=b, batch_train_only=True))
         return fits(model_memory(nets, env.with_(test_interval=500, test_iter=(10,))), cap).needed
     assert need(best) <= cap < need(best + 1)
-    assert "iter_size" in batch_fixes[0].what
+    assert "iter_size" in batch_fixes[0].detail and batch_fixes[0].values["iter_size"] == -(-32 // best)
 
 
 def test_echo_cut_by_glog_keeps_complete_layers():
@@ -66,8 +68,8 @@ def test_cudnn_fix_names_the_largest_im2col_layers_and_is_checked():
     env = MemoryEnv(solver_type="SGD", engine="caffe")
     d = diagnose_loaded(load(path), AnalysisOptions(), env, 8 * GiB)
     assert d.total_bytes > 8 * GiB
-    (fix,) = [f for f in d.fixes if f.what.startswith("build with cuDNN")]
-    named = fix.what.split("the largest: ")[1]
+    (fix,) = [f for f in d.fixes if f.action == "use_cudnn"]
+    named = fix.detail.split("the largest: ")[1]
     assert named.startswith("conv_decode1 2.3 GiB, conv1 2.3 GiB")  # the two 64-channel 384x512 layers
     cudnn = model_memory(analyze_file(path)[1], env.with_(engine="cudnn"))
     assert fix.fits and fix.total_bytes == fits(cudnn, 8 * GiB).needed
@@ -84,6 +86,7 @@ def test_both_batches_down_when_neither_alone_fits():
     s = summarize(str(shared_or_skip("oracle", "oom", "L1500.log")))
     cap = 1_500_000_000
     d = diagnose(nets_from_summary(s), s.solver_echo, MemoryEnv(mode="cpu", engine="caffe"), cap)
-    (both,) = [f for f in d.fixes if "neither alone fits" in f.what]
-    assert both.fits and both.total_bytes <= cap
-    assert not any(f.fits for f in d.fixes if f is not both)
+    (both,) = [f for f in d.fixes if "neither alone fits" in f.detail]
+    assert both.fits and both.total_bytes <= cap and both.action == "reduce_batch"
+    # the other fixes the model checked do not fit alone (a smaller input does, by itself)
+    assert not any(f.fits for f in d.fixes if f is not both and f.action != "reduce_input_size")

@@ -51,8 +51,8 @@ def test_truncated_binary_log_parses_as_far_as_it_goes():
 
 def test_oom_in_forward_im2col():
     r = classify(summarize(str(DATA / "oom_forward_im2col.log")))
-    assert (r.kind, r.phase, r.layer_class) == (GPU_OOM, "first forward", "Convolution")
-    assert "im2col" in r.allocation
+    assert (r.kind, r.phase, r.phase_text, r.layer_class) == (GPU_OOM, "forward", "first forward", "Convolution")
+    assert "im2col" in r.allocation and r.engine == "CAFFE" and "forward_gpu_gemm" in r.engine_evidence
 
 
 @pytest.mark.parametrize("line,kind", [(0, HOST_ALLOC), (1, CUDNN), (2, INT_MAX), (3, NOT_OOM)])
@@ -116,7 +116,9 @@ def test_every_realworld_log_parses_and_is_classified_as_the_thread_concluded():
         assert r is not None, key
         assert r.kind == expected[key]["kind"], key
         if "phase" in expected[key]:
-            assert r.phase == expected[key]["phase"], key
+            assert r.phase_text.startswith(expected[key]["phase"]), key
+        if "phase_enum" in expected[key]:
+            assert r.phase == expected[key]["phase_enum"], key
         if "requested_bytes" in expected[key]:
             assert r.requested_bytes == expected[key]["requested_bytes"], key
         if "layer" in expected[key]:
@@ -128,11 +130,11 @@ def test_every_realworld_log_parses_and_is_classified_as_the_thread_concluded():
 def test_oracle_oom_runs_match_expected_phase():
     root = shared_or_skip("oracle", "oom")
     expected = json.loads((root / "EXPECTED.json").read_text())
-    words = {"first test pass": "first test pass", "first train forward": "first forward",
-             "first train backward": "first backward"}
+    words = {"first test pass": ("test_pass", "first test pass"), "first train forward": ("forward", "first forward"),
+             "first train backward": ("backward", "first backward")}
     for name, e in expected.items():
         r = classify(summarize(str(root / f"{name}.log")))
-        assert r.kind == HOST_ALLOC and r.phase == words[e["phase"]], name
+        assert r.kind == HOST_ALLOC and (r.phase, r.phase_text) == words[e["phase"]], name
         assert r.requested_bytes == e["bytes"], name
         assert r.layer == e["layer"], name  # pinned by the failed size, or left open
         if e["layer"] is None:  # several layers' tops have that size: they are named
@@ -203,7 +205,7 @@ def test_a_bare_oom_line_is_diagnosed_from_the_net_given(tmp_path):
     """A log cut down to its F line says nothing of the run; --net supplies the nets."""
     log = str(DATA / "oom_bare.log")
     r = classify(summarize(log))
-    assert r.kind == GPU_OOM and r.phase.startswith("not shown")
+    assert r.kind == GPU_OOM and r.phase == "unknown" and r.phase_text.startswith("not shown")
     assert any("SyncedMemory::to_gpu" in e for e in r.explanation)
     net = str(Path(__file__).resolve().parents[1] / "samples" / "small_cnn_train.prototxt")
     out = tmp_path / "d.json"
@@ -223,20 +225,21 @@ def test_lines_of_the_scripts_around_caffe(tmp_path):
                  "Memory need is 426752000\nMemery need is106752000\n"
                  "F1010 11:27:03.680461  8528 syncedmem.cpp:57] Check failed: error == cudaSuccess (2 vs. 0)  out of memory\n")
     r = classify(summarize(str(f)))
-    assert (r.kind, r.phase, r.requested_bytes) == (GPU_OOM, "inference forward", 106752000)
+    assert (r.kind, r.phase, r.phase_text, r.requested_bytes) == (GPU_OOM, "forward", "inference forward", 106752000)
+    assert r.scenario == "inference"
     f.write_text("2015-03-22 14:01:32 [20150322-140130-3826] [INFO ] Train Caffe Model task started.\n"
                  "2015-03-22 14:01:47 [20150322-140130-3826] [ERROR] Train Caffe Model: Check failed: "
                  "error == cudaSuccess (2 vs. 0) out of memory\n")
     s = summarize(str(f))
     assert s.solving and s.failure.message.startswith("Check failed")
-    assert classify(s).phase == "first iteration"
+    assert (classify(s).phase, classify(s).phase_text) == ("unknown", "first iteration")
     f.write_text("I0217 00:02:05.946698 13030 net.cpp:222] Memory required for data: 1192246208\n"
                  "[libprotobuf WARNING google/protobuf/io/coded_stream.cc:78] The total number of bytes read was 544614056\n"
                  "F0217 00:02:07.073874 13030 syncedmem.cpp:51] Check failed: error == cudaSuccess (2 vs. 0)  out of memory\n")
     s = summarize(str(f))
     r = classify(s)
     assert s.nets[0].memory_required_for_data == 1192246208 and s.weights.bytes == 544614056
-    assert r.phase == "first forward"  # the net was built and its weights read: then it ran
+    assert (r.phase, r.phase_text) == ("forward", "first forward")  # built, its weights read: then it ran
     assert any("519.4 MiB" in x and "counts only the forward top blobs" in x for x in r.explanation)
 
 
@@ -272,7 +275,8 @@ def test_data_layer_batches_failing_at_set_up_without_an_echo(tmp_path):
     (net,) = s.nets
     assert (net.echo, net.done, net.layers[0].data_size) == ("", False, (5000, 3, 200, 200))
     r = classify(s)
-    assert (r.phase, r.layer, r.allocation) == ("net initialization", "data", "the data layer's prefetch batches")
+    assert (r.phase, r.phase_text, r.layer, r.allocation) == (
+        "net_setup_train", "net initialization", "data", "the data layer's prefetch batches")
     assert "2,400,000,000 bytes" in " ".join(r.explanation)
     from caffemem.logparse.crosscheck import crosscheck
 
@@ -280,7 +284,9 @@ def test_data_layer_batches_failing_at_set_up_without_an_echo(tmp_path):
     assert "tops [(5000, 3, 200, 200)] in the log, [(32, 3, 64, 64)]" in crosscheck(s, net_file)
     f.write_text(f.read_text().replace("F0303", "I0303 20:09:00.000000 42944 sgd_solver.cpp:105] Iteration 0, lr = 0.1\nF0303"))
     s = summarize(str(f))
-    assert s.nets[0].done and classify(s).phase == "first iteration"  # the solver ran: the net was built
+    # the solver ran (the net was built) and its first update began: ApplyUpdate logs the lr
+    # line, then allocates the history (sgd_solver.cpp:113-120)
+    assert s.nets[0].done and classify(s).phase == "solver_update"
 
 
 @pytest.mark.parametrize("source,layer_type", [

@@ -5,12 +5,29 @@ from __future__ import annotations
 from .summary import LogSummary
 
 
-def crosscheck(s: LogSummary, prototxt: str) -> str:
-    """Compare the log's nets with the prototxt's, layer by layer: names, top shapes and the
-    running "Memory required for data"; names the first layer that differs and how."""
-    from ..analysis import build_all
+def crosscheck(s: LogSummary, prototxt: str, args=None) -> str:
+    """Compare the log's nets with the prototxt's (a net or a solver), layer by layer: names,
+    top shapes and the running "Memory required for data"; names the first layer that
+    differs and how.  ``args``: the command line's net options (--input, --batch, --phase,
+    --stage, --level); without --input the log's own shapes size the data layers.  A net
+    that cannot be built is said in one line, not raised."""
+    from dataclasses import replace
 
-    nets = build_all(prototxt)
+    from ..analysis import AnalysisOptions, build_all
+    from ..errors import UserError
+
+    options = AnalysisOptions()
+    if args is not None:
+        from ..commands.common import analysis_options
+        from ..diagnose import log_shapes
+
+        options = analysis_options(args)
+        if not options.inputs:
+            options = replace(options, inputs_per_net=log_shapes(s))
+    try:
+        nets = build_all(prototxt, options)
+    except UserError as e:
+        return f"cross-check: {prototxt} could not be built ({str(e).splitlines()[0]})"
     lines = []
     for logged, built in zip(s.nets, nets):
         ours = [l for l in built.layers]

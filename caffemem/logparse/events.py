@@ -154,6 +154,34 @@ class AllocationPrint(Event):
 
 
 @dataclass
+class RunLine(Event):
+    """A line of Caffe's tool (or of a script around it) that says what the run is doing:
+    ``what`` is "time_forward"/"time_backward"/"time_loop" (``caffe time``: "Performing
+    Forward", "Performing Backward", "*** Benchmark begins ***"), "test_run" (``caffe test``:
+    "Running for N iterations."), "train" ("Starting Optimization", "Resuming from"),
+    "python" (a Python script or IDE ran Caffe: a traceback, "Process finished with exit
+    code"), "multi_gpu" (a command line with several GPUs, ``-gpu 0,1`` or ``-gpu all``)."""
+    what: str
+    text: str = ""
+
+
+@dataclass
+class HostMemory(Event):
+    """Host memory ran out outside Caffe's own checks: ``how`` is "killed" (the kernel's OOM
+    killer: "Killed", "Out of memory: Kill process"), "bad_alloc" (``std::bad_alloc``),
+    "cannot_allocate" ("Cannot allocate memory", errno 12) or "nvmap" (a Jetson board's
+    shared memory allocator, "NvMapMemAlloc... error 12")."""
+    how: str
+    text: str
+
+
+@dataclass
+class DigitsMemory(Event):
+    """DIGITS' reading of a net's "Memory required for data" ("memory required: 793 MB")."""
+    bytes: int
+
+
+@dataclass
 class Failure(Event):
     severity: str  # "F" or "E"
     source: str  # e.g. "syncedmem.cpp:71"
@@ -206,5 +234,5 @@ class Junk(Event):
 
 ALL = [SolverEcho, NetCreate, NetEcho, LayerWire, LayerCreate, SettingUp, TopShape, LossWeight,
        MemoryRequired, NvTopMemory, DataSize, BackwardNeed, NetDone, GpuInfo, Iteration, LearningRate,
-       Output, TestStart, CurveBatch, SolveStart, Snapshot, WeightsLoaded, AllocationPrint, Failure, StackFrame, ForeignOOM, Junk]
+       Output, TestStart, CurveBatch, SolveStart, Snapshot, WeightsLoaded, AllocationPrint, RunLine, HostMemory, DigitsMemory, Failure, StackFrame, ForeignOOM, Junk]
 __all__ = [c.__name__ for c in ALL] + ["Event"]

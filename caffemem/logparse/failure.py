@@ -9,11 +9,25 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ..units import human
+from .cards import Card, card_from_log, gpu_count
 from .summary import LogSummary
 
-GPU_OOM, HOST_ALLOC, CUDNN, INT_MAX, SHAPE, OTHER, NOT_OOM = (
-    "gpu out-of-memory", "host allocation failure", "cuDNN status failure",
-    "blob larger than INT_MAX", "shape check failure", "other", "not an out-of-memory error")
+GPU_OOM, HOST_ALLOC, HOST_KILLED, CUDNN, INT_MAX, SHAPE, OTHER, NOT_OOM = (
+    "gpu out-of-memory", "host allocation failure", "host out-of-memory (process killed)",
+    "cuDNN status failure", "blob larger than INT_MAX", "shape check failure", "other",
+    "not an out-of-memory error")
+
+#: ``failure.phase``: where in Caffe's run the failure happened (docs/log-json.md).  The free
+#: text in ``phase_text`` says more ("first test pass", "a later iteration (backward)").
+PHASES = ("net_setup_train", "net_setup_test", "data_prefetch", "test_pass", "forward",
+          "backward", "solver_update", "snapshot", "unknown")
+#: ``failure.scenario``: what kind of run died (None: the log does not say)
+SCENARIOS = ("train", "time", "test", "inference")
+#: cuDNN statuses that, in a Caffe run, mean memory (cudnn.hpp's CUDNN_CHECK names them):
+#: ALLOC_FAILED is cuDNN's own allocation; EXECUTION_FAILED came from an algorithm whose
+#: workspace did not fit (BVLC/caffe#2197); NOT_INITIALIZED from cudnnCreate on a full card
+_CUDNN_MEMORY = ("CUDNN_STATUS_ALLOC_FAILED", "CUDNN_STATUS_EXECUTION_FAILED",
+                 "CUDNN_STATUS_NOT_INITIALIZED", "(1 vs. 0)", "(2 vs. 0)", "(8 vs. 0)")
 
 # glog frame substring -> what was being allocated
 _ALLOCATION = [
@@ -37,9 +51,10 @@ _LAYER_CLASS = re.compile(r"caffe::(\w+?)Layer<[^>]*>::(\w+)")
 @dataclass
 class FailureReport:
     kind: str
-    phase: str
+    phase: str  # one of PHASES
     message: str
     source: str = ""
+    phase_text: str = ""  # the phase in words, with what the log shows of it
     layer_class: Optional[str] = None  # e.g. "Convolution"
     layer: Optional[str] = None  # a layer name when the log pins it down
     candidates: list[str] = field(default_factory=list)  # layers of that type in the net
@@ -49,19 +64,50 @@ class FailureReport:
     gpu_free_bytes: Optional[int] = None
     net_label: Optional[str] = None
     explanation: list[str] = field(default_factory=list)
+    #: the scenario (SCENARIOS) and the log's lines or frames that show it
+    scenario: Optional[str] = None
+    scenario_evidence: str = ""
+    #: the engine the stack frames show ("CAFFE", "CUDNN"), and which frame
+    engine: Optional[str] = None
+    engine_evidence: str = ""
+    #: the card the log names, and how many GPUs the run uses (multi-GPU: P2PSync, -gpu 0,1)
+    card: Optional[Card] = None
+    gpus: int = 1
+    #: the stack's pass ("forward", "backward", "setup", "update") and whether a diff
+    #: (``mutable_gpu_diff``) rather than data was being allocated
+    pass_: Optional[str] = None
+    diff: Optional[bool] = None
+    #: the buffer that failed: {"name", "kind", "bytes", "layer", "net"} (from the replay
+    #: or the log), and the ranked candidates when the evidence leaves several
+    buffer: Optional[dict] = None
+    buffer_candidates: list[dict] = field(default_factory=list)
+    #: host memory (not the GPU's): a host allocation, the OOM killer, a Jetson board
+    host: bool = False
 
     @property
     def is_oom(self) -> bool:
-        return self.kind in (GPU_OOM, HOST_ALLOC)
+        """An out-of-memory failure, or a cuDNN status that means one (see _CUDNN_MEMORY)."""
+        if self.kind == CUDNN:
+            return any(k in self.message for k in _CUDNN_MEMORY)
+        return self.kind in (GPU_OOM, HOST_ALLOC, HOST_KILLED)
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items()} | {"is_oom": self.is_oom}
+        """The JSON ``failure`` object (its schema: docs/log-json.md)."""
+        out = {k: v for k, v in self.__dict__.items() if k not in ("card", "pass_")}
+        out["pass"] = self.pass_
+        out["card"] = ({"name": self.card.name, "total_bytes": self.card.total_bytes,
+                        "size_from": self.card.source, "shared_memory": self.card.shared_memory}
+                       if self.card else None)
+        return out | {"is_oom": self.is_oom}
 
 
 def _kind(msg: str, context: str) -> str:
     m = msg + " " + context
-    if "host allocation of size" in m:
+    if "host allocation of size" in m or "std::bad_alloc" in m or "Cannot allocate memory" in m \
+            or re.search(r"^\s*MemoryError\b|NvMap\w*Alloc|NvRmMemAlloc", msg):
         return HOST_ALLOC
+    if re.search(r"(?:^|\s)Killed(?:\s|$)|Out of memory: Kill", msg):
+        return HOST_KILLED
     if "Unknown layer type" in m:
         return OTHER
     if re.search(r"cudaSuccess \((\d+) vs\. 0\)", m):
@@ -90,7 +136,7 @@ def classify(s: LogSummary) -> Optional[FailureReport]:
     if f is None:
         return None
     context = " ".join(x.message for x in s.failures[1:3])
-    r = FailureReport(_kind(f"{f.source}] {f.message}", context), "", f.message, f.source)
+    r = FailureReport(_kind(f"{f.source}] {f.message}", context), "unknown", f.message, f.source)
     frames = s.frames
     joined = " ".join(frames)
     # the layer class, from the innermost caffe layer frame
@@ -114,13 +160,18 @@ def classify(s: LogSummary) -> Optional[FailureReport]:
     m = re.search(r"host allocation of size (\d+)", f.message)
     if m:
         r.requested_bytes = int(m.group(1))
-    r.gpu_total_bytes = r.gpu_total_bytes or s.gpu_total_bytes
+    r.host = r.kind in (HOST_ALLOC, HOST_KILLED)
+    r.card = card_from_log(s.gpus, r.gpu_total_bytes or s.gpu_total_bytes)
+    r.gpu_total_bytes = r.gpu_total_bytes or (r.card.total_bytes if r.card else None)
+    if r.card is not None and r.card.shared_memory and r.kind in (GPU_OOM, HOST_ALLOC, HOST_KILLED):
+        r.host = True  # a Jetson board: one memory for both
     if r.kind == GPU_OOM and s.allocation_print is not None:
         r.requested_bytes = r.requested_bytes or s.allocation_print
-    r.phase = _phase(s, joined, r)
+    _evidence(r, s, frames, joined)
+    r.phase, r.phase_text = _phase(s, joined, r)
     if r.layer_class and not r.layer and s.nets:
         trains = [n for n in s.nets if n.label.startswith("train")]
-        running = any(w in r.phase for w in ("iteration", "forward", "backward"))
+        running = r.phase != "test_pass" and not r.phase.startswith("net_setup")
         wanted = r.net_label or ("train" if trains and running else "")
         net = next((n for n in reversed(s.nets) if wanted and n.label.startswith(wanted)), s.nets[-1])
         pat = re.compile(r'name: "([^"]+)"\s*\n\s*type: "' + re.escape(r.layer_class) + '"')
@@ -134,10 +185,81 @@ def classify(s: LogSummary) -> Optional[FailureReport]:
     return r
 
 
+#: frames that show Caffe's own (CAFFE-engine) implementation of a layer that a cuDNN build
+#: would run on cuDNN (layer_factory.cpp: Convolution unless dilated, LRN across channels
+#: unless local_size > 16, ReLU, Sigmoid, TanH, Softmax); Pooling is left out: MAX pooling
+#: runs on Caffe's engine in cuDNN builds too
+_CAFFE_ENGINE = re.compile(r"caffe::(?:ConvolutionLayer<[^>]*>::(?:Forward|Backward)_gpu|"
+                           r"LRNLayer<[^>]*>::CrossChannel\w+_gpu|(?:ReLU|Sigmoid|TanH|Softmax)Layer<[^>]*>::"
+                           r"(?:Forward|Backward)_gpu)|\bim2col_gpu|\bcol2im_gpu|BaseConvolutionLayer<[^>]*>::"
+                           r"(?:forward|backward|weight)_gpu_gemm")
+_CUDNN_ENGINE = re.compile(r"CuDNN\w*Layer|cudnn\w*\(|cudnnCreate")
+#: frames of a program that runs a net itself (not Caffe's tool): pycaffe, OpenPose...
+_APP_FRAMES = re.compile(r"boost::python|_caffe\.so|PyEval_|\bop::|warmup\(|Detector::|Classifier::")
+
+
+def _evidence(r: FailureReport, s: LogSummary, frames: list[str], joined: str) -> None:
+    """Scenario, engine and GPU count, from the log's own lines and the stack frames."""
+    run = s.run_lines
+    tool = next((fr for fr in frames if fr.strip() in ("train()", "test()", "time()")), None)
+    solver = bool(s.solver_echo) or "Solver" in joined or bool(len(s.train)) or bool(len(s.test)) \
+        or s.solving or s.last_iteration is not None or any(n.label.startswith("train") for n in s.nets)
+    timing = ("time_forward", "time_backward", "time_loop", "time_cmd")
+    if tool == "time()" or any(k in run for k in timing):
+        r.scenario = "time"
+        line = next((run[k] for k in timing if k in run), None)
+        r.scenario_evidence = f"caffe time: \"{line.text}\" (line {line.line})" if line else "caffe time: the time() frame"
+    elif tool == "test()" or "test_run" in run:
+        r.scenario = "test"
+        r.scenario_evidence = (f"caffe test: \"{run['test_run'].text}\" (line {run['test_run'].line})"
+                               if "test_run" in run else "caffe test: the test() frame")
+    elif solver or tool == "train()" or "train" in run:
+        r.scenario = "train"
+        r.scenario_evidence = ("a solver runs: " + ("the train() frame" if tool == "train()" else
+                               "the Solver frames" if "Solver" in joined else
+                               f"\"{run['train'].text}\"" if "train" in run else
+                               "its echo, iterations or net set-up lines"))
+    elif s.weights is not None and s.weights.inference:
+        r.scenario = "inference"
+        r.scenario_evidence = f"a script loaded trained weights to run the net (line {s.weights.line})"
+    elif _APP_FRAMES.search(joined) or ("Net<>::Forward" in joined and "Solver" not in joined):
+        r.scenario = "inference"
+        r.scenario_evidence = "a program runs the net itself (no solver in the stack frames)"
+    elif "python" in run:
+        r.scenario = "inference"
+        r.scenario_evidence = (f"a Python script ran Caffe (\"{run['python'].text}\"); no solver "
+                               f"lines, so most likely a forward pass (pycaffe net.forward())")
+    m = _CUDNN_ENGINE.search(joined) or (re.search(r"cudnn_\w+\.(?:cu|cpp)", r.source or "") if r.kind == CUDNN or "cudnn" in (r.source or "") else None)
+    if m:
+        r.engine, r.engine_evidence = "CUDNN", f"cuDNN in the stack or the failing check ({m.group(0)})"
+    else:
+        m = _CAFFE_ENGINE.search(joined)
+        if m:
+            r.engine = "CAFFE"
+            r.engine_evidence = (f"Caffe's own implementation in the stack ({m.group(0)}): a build without "
+                                 f"cuDNN, or a layer cuDNN cannot run (a dilated convolution)")
+    r.gpus = gpu_count(s.gpus)
+    if r.gpus == 1 and ("P2PSync" in joined or "P2PManager" in joined or "NCCL" in joined or "multi_gpu" in run):
+        r.gpus = 2  # at least: the log does not say how many
+    if "Backward" in joined:
+        r.pass_ = "backward"
+    elif any(k in joined for k in ("ApplyUpdate", "ComputeUpdateValue", "ClearParamDiffs", "Regularize",
+                                     "Net<>::Update", "Net::Update")):
+        r.pass_ = "update"
+    elif any(k in joined for k in ("LayerSetUp", "Net<>::Init", "Net::Init")) and "Forward" not in joined:
+        r.pass_ = "setup"
+    elif "Forward" in joined or "forward" in joined:
+        r.pass_ = "forward"
+    if "mutable_gpu_diff" in joined or "mutable_cpu_diff" in joined:
+        r.diff = True
+    elif "mutable_gpu_data" in joined or "mutable_cpu_data" in joined or "gpu_data" in joined:
+        r.diff = False
+
+
 def _data_batches(r: FailureReport, s: LogSummary) -> None:
     """A GPU failure while a data layer was being set up, whose batch shape the log shows
     ("output data size"): the prefetched batches, with their size."""
-    if r.kind != GPU_OOM or not r.layer or r.allocation or "initialization" not in r.phase or not s.nets:
+    if r.kind != GPU_OOM or not r.layer or r.allocation or not r.phase.startswith("net_setup") or not s.nets:
         return
     layer = next((l for l in s.nets[-1].layers if l.name == r.layer), None)
     if layer is None or not layer.data_size:
@@ -178,7 +300,7 @@ def _pin_by_size(r: FailureReport, net) -> None:
     set-up) a layer's top, in a backward pass the diff of its bottom, of exactly that many
     bytes (float, or half for NVCaffe's fp16), from the log's own Top shape lines."""
     shapes = net.top_shapes()
-    backward = "backward" in r.phase
+    backward = r.phase == "backward"
     for size in (4, 2):
         hits = []
         for layer in net.layers:
@@ -206,51 +328,94 @@ def _pin_by_size(r: FailureReport, net) -> None:
                              f"{len(hits)} layers: {names}")
 
 
-def _phase(s: LogSummary, frames: str, r: FailureReport) -> str:
+def _setup_phase(s: LogSummary, label: str) -> str:
+    """net_setup_train or net_setup_test for a net being set up: by its label ("train net",
+    "test net #0"), else its echo's phase, else the run (a solver builds its train net
+    first; a test or inference run builds a TEST net)."""
+    if label.startswith("train"):
+        return "net_setup_train"
+    if label.startswith("test"):
+        return "net_setup_test"
+    net = next((n for n in reversed(s.nets) if n.label == label), None)
+    if net is not None and net.echo:
+        return "net_setup_test" if net.phase == "TEST" else "net_setup_train"
+    if s.solver_echo or "train" in s.run_lines or s.solving:
+        return "net_setup_train"
+    if "test_run" in s.run_lines or (s.weights is not None and s.weights.inference):
+        return "net_setup_test"
+    return "net_setup_train"
+
+
+def _phase(s: LogSummary, frames: str, r: FailureReport) -> tuple[str, str]:
+    """(phase, its words): from the stack frames first, then what the log was doing."""
     last = s.nets[-1] if s.nets else None
     if s.init_open and not frames and (last is None or not last.done):
         if last is not None and last.layers:
             r.layer = last.layers[-1].name
             r.net_label = last.label
-        return f"{last.label if last is not None else 'net'} initialization"
-    if "Net<>::Init" in frames or (last is not None and not last.done and not frames):
+        label = last.label if last is not None else "net"
+        return _setup_phase(s, label), f"{label} initialization"
+    if "Net<>::Init" in frames or "Net::Init" in frames or (last is not None and not last.done and not frames):
         if last is not None:
             r.net_label = last.label
             done = [l for l in last.layers if l.memory_after is not None]
             r.layer = last.layers[-1].name if last.layers else None
             if done and last.layers and last.layers[-1].memory_after is not None and r.layer_class is None:
                 r.layer = None
-        label = last.label if last is not None else "net"
-        return f"{label} initialization"
-    if last is not None and not last.done and "Net<>::Init" not in frames and \
-            any(k in frames for k in ("LayerSetUp", "Reshape")) and "Solve" not in frames:
-        return f"{last.label} initialization"
+        label = last.label if last is not None else ("train net" if "InitTrainNet" in frames else
+                                                     "test net" if "InitTestNet" in frames else "net")
+        return _setup_phase(s, label), f"{label} initialization"
+    if last is not None and not last.done and any(k in frames for k in ("LayerSetUp", "Reshape")) \
+            and "Solve" not in frames and "Forward" not in frames:
+        return _setup_phase(s, last.label), f"{last.label} initialization"
+    if "GPUParams" in frames or ("P2PSync" in frames and "Solve" not in frames and "run" not in frames):
+        return "net_setup_train", "multi-GPU set-up (GPUParams: every GPU's parameter and gradient buffers)"
     if "Snapshot" in frames:
-        return "snapshot"
+        return "snapshot", "snapshot"
+    it = s.last_iteration
+    if "InternalThreadEntry" in frames and ("load_batch" in frames or "DataLayer" in frames):
+        return "data_prefetch", "the data layer's prefetch thread (loading a batch)"
     if ("Test" in frames and "Solver" in frames) or (s.testing_at_failure and "Backward" not in frames):
         r.net_label = "test net"
-        first = s.last_iteration in (None, 0)
-        return "first test pass" if first else "a later test pass"
-    if any(k in frames for k in ("ClearParamDiffs", "ApplyUpdate", "ComputeUpdateValue", "Update()")):
-        return "solver update"
-    it = s.last_iteration
-    solver = bool(s.solver_echo) or "Solver" in frames or s.train or s.test or it is not None \
-        or s.solving
+        first = it in (None, 0)
+        return "test_pass", "first test pass" if first else "a later test pass"
+    if any(k in frames for k in ("ClearParamDiffs", "ApplyUpdate", "ComputeUpdateValue", "Update()",
+                                 "Regularize", "Normalize", "ClipGradients")):
+        return "solver_update", "solver update"
+    if "BasePrefetchingDataLayer<>::Forward" in frames:
+        first = it in (None, 0)
+        return "data_prefetch", ("first forward" if first else "a later iteration (forward)") + \
+            ": the data layer handing its prefetched batch to the net"
+    solver = r.scenario == "train"
+    if r.scenario == "time":
+        if "Backward" in frames or ("time_backward" in s.run_lines and not frames):
+            return "backward", "caffe time: the backward pass"
+        if "Forward" in frames or "time_forward" in s.run_lines:
+            return "forward", "caffe time: the forward pass"
+        return "unknown", "caffe time (the log does not show which pass)"
     if not solver:
         if s.weights is not None and "Backward" not in frames:  # built, weights in, then run
-            return "inference forward" if s.weights.inference else "first forward"
+            return "forward", "inference forward" if s.weights.inference else "first forward"
         if not frames and not s.nets:
-            return "not shown in the log (no net set-up, iteration or stack lines)"
-        return "inference forward" if "Backward" not in frames else "inference backward"
+            return "unknown", "not shown in the log (no net set-up, iteration or stack lines)"
+        return ("forward", "inference forward") if "Backward" not in frames else ("backward", "inference backward")
     if "Backward" in frames:
-        return "first backward" if it in (None, 0) else "a later iteration (backward)"
+        return "backward", "first backward" if it in (None, 0) else "a later iteration (backward)"
     if "Forward" in frames or "Step" in frames or "Solve" in frames:
-        return "first forward" if it in (None, 0) else "a later iteration (forward)"
+        return "forward", "first forward" if it in (None, 0) else "a later iteration (forward)"
+    if s.last_curve == "lr":
+        # SGDSolver::ApplyUpdate logs "Iteration N, lr = ..." and then updates: at the first
+        # iteration that update allocates the solver's history (sgd_solver.cpp:113-122)
+        first = it in (None, 0)
+        return "solver_update", ("first solver update (right after the \"Iteration 0, lr\" line that "
+                                 "ApplyUpdate logs before allocating the solver history)" if first else
+                                 f"solver update of iteration {it} (after its \"lr\" line)")
     if it is None:
         if s.test:
-            return "first iteration (after the iteration-0 test pass)"
-        return "first iteration" if s.solving or (s.nets and all(n.done for n in s.nets)) else "start-up"
-    return "first iteration" if it == 0 else "a later iteration"
+            return "unknown", "first iteration (after the iteration-0 test pass)"
+        return "unknown", ("first iteration" if s.solving or (s.nets and all(n.done for n in s.nets))
+                           else "start-up")
+    return "unknown", "first iteration" if it == 0 else "a later iteration"
 
 
 def _explain(r: FailureReport, s: LogSummary) -> None:
@@ -275,7 +440,7 @@ def _explain(r: FailureReport, s: LogSummary) -> None:
     elif r.kind == GPU_OOM and "syncedmem" in r.source:
         e.append("the allocation that failed: a blob's GPU buffer (cudaMalloc in "
                  "SyncedMemory::to_gpu, at its first use on the GPU); the log does not say whose")
-    if r.kind in (GPU_OOM, HOST_ALLOC) and r.phase.startswith("not shown"):
+    if r.kind in (GPU_OOM, HOST_ALLOC) and r.phase_text.startswith("not shown"):
         e.append("the log holds no set-up, iteration or stack lines, so neither the phase nor the "
                  "layer shows; with the whole log (from the start), or with the net given "
                  "(--net train_val.prototxt --gpu-mem SIZE), caffemem models the run and says what "
@@ -300,7 +465,7 @@ def _explain(r: FailureReport, s: LogSummary) -> None:
 def _foreign(s: LogSummary) -> FailureReport:
     f = s.foreign[0]
     framework = f.framework
-    r = FailureReport(GPU_OOM, "forward or backward", f.message)
+    r = FailureReport(GPU_OOM, "unknown", f.message, phase_text="forward or backward")
     r.requested_bytes = next((x.requested_bytes for x in s.foreign if x.requested_bytes), None)
     limit = next((x.limit_bytes for x in s.foreign if x.limit_bytes), None)
     in_use = next((x.in_use_bytes for x in s.foreign if x.in_use_bytes), None)

@@ -43,6 +43,15 @@ _DIGITS = re.compile(r"^\d{4}-\d\d-\d\d [\d:]+ \[[^\]]*\] \[(\w+) *\] (.*)$")
 _LOADED = re.compile(r"^\s*Loaded network (\S+)")
 _PROTOBUF_READ = re.compile(r"libprotobuf WARNING .*The total number of bytes read was (\d+)")
 _NEED = re.compile(r"(?i)^\s*mem[eo]ry need(?:ed)? is\s*(\d+)\s*$")
+#: the kernel's OOM killer: the shell's "Killed" (alone, or "line 6: 1234 Killed  caffe ..."),
+#: dmesg's "Out of memory: Kill(ed) process N (caffe)"
+_KILLED = re.compile(r"(?:^|\s)Killed(?:\s|$)|Out of memory: Kill(?:ed)? process")
+_BAD_ALLOC = re.compile(r"std::bad_alloc|^\s*MemoryError\b")
+_NVMAP = re.compile(r"NvMap\w*Alloc\w*.*error 12|NvRmMemAlloc.*(?:error|fail)", re.I)
+#: a shell command running Caffe's tool or a training script (echoed by the user or a script)
+_COMMAND = re.compile(r"(?:^|[\s/$}])caffe(?:\.bin|\.exe|\})?\s+(train|test|time)\b|\s--?solver[= ]\S")
+_GPU_FLAG = re.compile(r"(?:^|\s)--?gpu[= ]+(all|\d+(?:\s*,\s*\d+)+)\b")
+_DIGITS_MEM = re.compile(r"^memory required: ([\d.]+) ?([KMG]i?B)\s*$")
 _UNITS = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "KB": 2**10, "MB": 2**20,
           "GB": 2**30, "TB": 2**40}
 
@@ -129,6 +138,12 @@ class LineParser:
                 text = dm.group(2)
                 if text.endswith("task started."):
                     yield ev.SolveStart(n, text.split(" task started")[0])
+                    return
+                mm = _DIGITS_MEM.match(text.strip())
+                if mm:  # DIGITS' reading of "Memory required for data", in MB (2**20)
+                    size = _size(mm.group(1), mm.group(2))
+                    if size is not None:
+                        yield ev.DigitsMemory(n, size)
                     return
                 text = text.split(": ", 1)[1] if "Check failed" in text and ": " in text else text
             tm = _BARE_TAG.match(text.strip())
@@ -263,7 +278,25 @@ def _dispatch(n: int, src: str, body: str):
     if "Total memory" in body or body.startswith("GPU ") or "Using GPUs" in body or "Device id" in body:
         m = _GPU_MEM.search(body)
         return ev.GpuInfo(n, body.strip(), int(m.group(1)) if m else None, int(m.group(2)) if m else None)
+    run = _run_line(n, body)
+    if run is not None:
+        return run
     return _foreign(n, body)
+
+
+#: caffe.cpp's lines that say which tool runs (tools/caffe.cpp: time(), test(), train())
+_RUN_LINES = (("Performing Forward", "time_forward"), ("Performing Backward", "time_backward"),
+              ("*** Benchmark begins ***", "time_loop"), ("Starting Optimization", "train"),
+              ("Resuming from", "train"))
+
+
+def _run_line(n: int, body: str):
+    for start, what in _RUN_LINES:
+        if body.startswith(start):
+            return ev.RunLine(n, what, body.strip())
+    if body.startswith("Running for ") and body.rstrip().endswith("iterations."):
+        return ev.RunLine(n, "test_run", body.strip())
+    return None
 
 
 def _float(text: str) -> float:
@@ -287,6 +320,21 @@ def _around_caffe(n: int, text: str):
     m = _NEED.match(text)
     if m:
         return ev.AllocationPrint(n, int(m.group(1)))
+    if _KILLED.search(text):
+        return ev.HostMemory(n, "killed", text.strip())
+    if _BAD_ALLOC.search(text):
+        return ev.HostMemory(n, "bad_alloc", text.strip())
+    if _NVMAP.search(text):
+        return ev.HostMemory(n, "nvmap", text.strip())
+    if text.startswith("Traceback (most recent call last)") or text.startswith("Process finished with exit code"):
+        return ev.RunLine(n, "python", text.strip())
+    m = _GPU_FLAG.search(text)
+    if m and ("caffe" in text or "train" in text):
+        return ev.RunLine(n, "multi_gpu", text.strip())
+    m = _COMMAND.search(text)
+    if m:
+        what = {"train": "train", "test": "test_run", "time": "time_cmd"}.get(m.group(1) or "train")
+        return ev.RunLine(n, what, text.strip())
     return None
 
 

@@ -14,8 +14,10 @@ from .failure import FailureReport
 from .summary import LogSummary
 
 
-def to_dict(s: LogSummary, failure: Optional[FailureReport], diagnosis: Optional[dict]) -> dict:
-    """Everything but the curves (which :func:`write_json` streams in)."""
+def to_dict(s: LogSummary, failure: Optional[FailureReport], diagnosis: Optional[dict],
+            fixes: Optional[list] = None) -> dict:
+    """Everything but the curves (which :func:`write_json` streams in); the schema is
+    docs/log-json.md."""
     return {
         "path": s.path,
         "nets": [{"label": n.label, "name": n.name, "phase": n.phase, "line": n.line,
@@ -28,6 +30,7 @@ def to_dict(s: LogSummary, failure: Optional[FailureReport], diagnosis: Optional
         "gpus": s.gpus, "snapshots": s.snapshots,
         "failure": failure.to_dict() if failure else None,
         "diagnosis": diagnosis,
+        "fixes": [f.to_dict() for f in fixes or []],
         "stopped_at": {"lines": s.stop.lines, "bytes": s.stop.bytes,
                        "last_line_cut": s.stop.cut_last_line, "junk_lines": s.stop.junk_lines,
                        "inside": s.stop.inside},
@@ -73,7 +76,8 @@ def write_csv(out: TextIO, s: LogSummary) -> None:
             w.writerow([phase] + [_cell(r.get(k)) for k in columns])
 
 
-def text(s: LogSummary, failure: Optional[FailureReport], diagnosis_text: str = "") -> str:
+def text(s: LogSummary, failure: Optional[FailureReport], diagnosis_text: str = "",
+         fixes: Optional[list] = None) -> str:
     out = [f"{s.path}: {s.stop.lines:,} lines"
            + (f", {s.stop.junk_lines} unreadable (binary) lines skipped" if s.stop.junk_lines else "")
            + ("; the last line is cut (truncated file)" if s.stop.cut_last_line else "")
@@ -101,7 +105,7 @@ def text(s: LogSummary, failure: Optional[FailureReport], diagnosis_text: str = 
         out.append("no failure in the log")
     else:
         out.append("")
-        out.append(f"FAILURE: {failure.kind}, during {failure.phase}")
+        out.append(f"FAILURE: {failure.kind}, during {failure.phase_text} [phase: {failure.phase}]")
         out.append(f"  {failure.source + ': ' if failure.source else ''}{failure.message}")
         if failure.layer or failure.layer_class:
             kind = f"{'an' if (failure.layer_class or 'x')[0] in 'AEIOU' else 'a'} {failure.layer_class} layer"
@@ -112,11 +116,33 @@ def text(s: LogSummary, failure: Optional[FailureReport], diagnosis_text: str = 
             elif failure.layer and len(failure.candidates) > 1:
                 where += f" ({kind}; the net has {len(failure.candidates)})"
             out.append(f"  at: {where}")
+        if failure.buffer:
+            b = failure.buffer
+            out.append(f"  the buffer that failed: {b['name']} ({b['kind']}, {b['bytes']:,} bytes = "
+                       f"{human(b['bytes'])}) in {b['net']}, {b['layer'] or 'the solver'} {b['call']}")
+        elif failure.buffer_candidates:
+            out.append(f"  the buffer that failed is one of ({len(failure.buffer_candidates)} by the model, "
+                       f"largest first):")
+            for b in failure.buffer_candidates[:5]:
+                out.append(f"    {b['name']} ({b['kind']}, {human(b['bytes'])}) in {b['net']}, "
+                           f"{b['layer'] or 'the solver'} {b['call']}")
         for e in failure.explanation:
+            out.append(f"  {e}")
+        evidence = [x for x in (failure.scenario and f"scenario: {failure.scenario} ({failure.scenario_evidence})",
+                                failure.engine and f"engine: {failure.engine} ({failure.engine_evidence})",
+                                failure.card and f"GPU: {failure.card.describe()}",
+                                failure.gpus > 1 and "GPUs: several (multi-GPU run)") if x]
+        for e in evidence:
             out.append(f"  {e}")
     if diagnosis_text:
         out.append("")
         out.append(diagnosis_text)
+    if fixes:
+        out.append("")
+        out.append("fixes, most likely first:")
+        for i, f in enumerate(fixes, 1):
+            saves = f", saves {human(f.saves_bytes)}" if f.saves_bytes and f.saves_bytes > 0 else ""
+            out.append(f"  {i}. [{f.action}] {f.detail} ({f.confidence} confidence{saves})")
     return "\n".join(out)
 
 

@@ -89,6 +89,18 @@ class LogSummary:
     weights: Optional[ev.WeightsLoaded] = None
     #: the last allocation size a debugging print showed before the failure
     allocation_print: Optional[int] = None
+    #: every allocation size such prints showed before the failure (capped)
+    allocation_prints: list[int] = field(default_factory=list)
+    #: lines that say which tool or script ran, before the failure (caffe time/test/train,
+    #: Python, several GPUs on a command line): what -> its first line's event
+    run_lines: dict = field(default_factory=dict)
+    #: host memory exhausted outside Caffe's checks (killed, bad_alloc, ...), the first
+    host_memory: Optional[ev.HostMemory] = None
+    #: DIGITS' "memory required" figures (bytes, one per net)
+    digits_memory: list[int] = field(default_factory=list)
+    #: the kind of the last curve line before the failure: "loss" (Iteration N, loss), "lr"
+    #: (printed by ApplyUpdate, just before the solver's update), "test" (a test pass)
+    last_curve: str = ""
     stop: Stop = field(default_factory=Stop)
 
     @property
@@ -187,6 +199,9 @@ def add_curves(s: LogSummary, b: ev.CurveBatch) -> None:
         ends_testing = max(last_tout, last_move)
     else:
         ends_testing = last_tout
+    if not s.failures and len(k):
+        last = int(k[-1])
+        s.last_curve = {fs.ITER: "loss", fs.LR: "lr", fs.TRAIN_OUT: "loss"}.get(last, "test")
     if last_ts > ends_testing:
         s.testing_at_failure = True
     elif ends_testing >= 0:
@@ -283,4 +298,19 @@ def summarize(path: str, fast: bool = True, workers: Optional[int] = None, chunk
         elif t is ev.AllocationPrint:
             if not s.failures:
                 s.allocation_print = e.bytes
+                if len(s.allocation_prints) < 10000:
+                    s.allocation_prints.append(e.bytes)
+        elif t is ev.RunLine:  # after the failure too: a script's or shell's own lines
+            s.run_lines.setdefault(e.what, e)
+        elif t is ev.HostMemory:
+            if s.host_memory is None:
+                s.host_memory = e
+            if not s.failures:  # the run ends here: the kernel or the allocator stopped it
+                s.failures.append(ev.Failure(e.line, "F", "", e.text))
+        elif t is ev.DigitsMemory:
+            if len(s.digits_memory) < 64:
+                s.digits_memory.append(e.bytes)
+        elif t is ev.NvTopMemory:
+            if net is not None:  # NVCaffe's own per-net figure: its forward tops' bytes
+                net.figure = e.data_bytes
     return s
