@@ -34,6 +34,7 @@ class Alloc:
     nbytes: int
     live_before: int
     moment: str  # the replay's moment, e.g. "test net #0: test pass"
+    owner: Optional[str] = None  # the layer the memory belongs to (a param's layer, a blob's producer)
 
     @property
     def phase(self) -> str:
@@ -51,7 +52,7 @@ class Alloc:
     def to_dict(self) -> dict:
         return {"name": self.what, "kind": self.kind, "bytes": self.nbytes, "layer": self.layer,
                 "layer_type": self.layer_type, "net": self.net, "call": self.call,
-                "live_before_bytes": self.live_before}
+                "owner": self.owner, "live_before_bytes": self.live_before}
 
 
 def allocations(rp, side: Optional[str] = None, overhead: int = 0) -> list[Alloc]:
@@ -59,8 +60,10 @@ def allocations(rp, side: Optional[str] = None, overhead: int = 0) -> list[Alloc
     with the live bytes (plus ``overhead``) before it."""
     side = side or ("gpu" if rp.env.gpu else "host")
     types: dict[str, dict[str, str]] = {}
+    names: dict[str, list[str]] = {}
     for sim in list(rp.sims) + [x for w in rp.workers for x in [w.train] + list(w.tests)]:
         types.setdefault(sim.label, {l.name: l.type for l in sim.net.layers})
+        names.setdefault(sim.label, [l.name for l in sim.net.layers])
     out, live = [], overhead
     for t, delta, mem in rp.memory.events(side, gpu=0 if side == "gpu" else None):
         if delta > 0:
@@ -71,8 +74,10 @@ def allocations(rp, side: Optional[str] = None, overhead: int = 0) -> list[Alloc
                 if rest.endswith(p):
                     layer, call = rest[: -len(p)], p.strip()
                     break
+            owners = names.get(mem.net, [])
+            owner = owners[mem.layer] if 0 <= mem.layer < len(owners) else None
             out.append(Alloc(len(out), net, layer, types.get(net, {}).get(layer) if layer else None,
-                             call, mem.name, mem.kind, delta, live, rp.memory.moment_of(t)))
+                             call, mem.name, mem.kind, delta, live, rp.memory.moment_of(t), owner))
         live += delta
     return out
 

@@ -173,8 +173,7 @@ class Diagnosis:
 
     def to_dict(self) -> dict:
         return {"capacity_bytes": self.capacity, "modeled_total_bytes": self.total_bytes,
-                "bytes": self.by_kind, "runs_out_at": self.runs_out_at,
-                "fixes": [f.to_dict() for f in self.fixes], "notes": list(self.notes)}
+                "bytes": self.by_kind, "runs_out_at": self.runs_out_at, "notes": list(self.notes)}
 
     def text(self) -> str:
         out = [f"modeled peak: {human(self.total_bytes)}"
@@ -517,8 +516,11 @@ def _engine_by_replay(loaded, options, env, failure: FailureReport, capacity: in
 def _name_culprit(failure: FailureReport, c: Culprit) -> None:
     if c.decided is not None:
         failure.buffer = c.decided.to_dict()
-        if c.decided.layer and not failure.layer:
-            failure.layer = c.decided.layer
+    # the layer: the one whose call allocated it, or for the solver's own steps the layer
+    # whose parameter it is; named when every candidate agrees
+    layers = {a.layer or a.owner for a in ([c.decided] if c.decided else c.candidates)}
+    if len(layers) == 1 and None not in layers and not failure.layer:
+        failure.layer = layers.pop()
     failure.buffer_candidates = [a.to_dict() for a in c.candidates[:8]]
 
 

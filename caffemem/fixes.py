@@ -182,7 +182,7 @@ def log_fixes(r: FailureReport, s: LogSummary, capacity: Optional[int]) -> list[
              "shared): a cuDNN build does without them")
         out.append(Fix("use_cudnn", "build Caffe with cuDNN (USE_CUDNN := 1), or set engine: CUDNN on "
                        "the convolution layers: " + why, saves, "medium" if r.engine == "CAFFE" else "low",
-                       weight=90 if im2col else 60 if r.engine == "CAFFE" else 40))
+                       weight=90 if im2col else 60 if r.engine == "CAFFE" else 55))
     # -- the input ---------------------------------------------------------------------
     size_weight = 75 if inference else 65 if im2col else 50
     out.append(Fix("reduce_input_size", _input_detail(r, facts, inference), None, "low", weight=size_weight))
@@ -350,12 +350,15 @@ def _elsewhere_fixes(r: FailureReport, s: LogSummary, facts: LogFacts, capacity:
         out.append(Fix("free_gpu_memory", f"check nvidia-smi for other processes holding GPU memory "
                        f"(another training, a notebook, a display server): {why}", None, "low",
                        85 if unknown else 78 if first_alloc else 60 if inference else 30))
-    if need and (inference or (capacity and need + _context() >= capacity)):
-        cap = f", more than this card's {human(capacity)}" if capacity and need >= capacity else ""
+    if need and not (capacity and need + _context() < capacity):
+        cap = f", more than this card's {human(capacity)}" if capacity and need >= capacity else \
+            "; a card with less cannot run it (if yours has more, see free_gpu_memory)"
         out.append(Fix("larger_gpu", f"this run needs at least {human(need + _context())} on the GPU "
                        f"({' and '.join(parts)}, {human(_context())} of CUDA context){cap}; at "
                        f"batch 1 only a smaller input or model, or a card with more memory, helps",
-                       None, "medium", 72 if inference else 55, values={"needs_at_least_bytes": need + _context()}))
+                       None, "medium",
+                       75 if capacity else 72 if inference else 45 if r.scenario == "train" else 58,
+                       values={"needs_at_least_bytes": need + _context()}))
     elif inference and r.scenario == "inference":
         out.append(Fix("larger_gpu", "an inference run is usually at batch 1 already: if a smaller input "
                        "does not do, the net needs a card with more memory (or a smaller model)",

@@ -250,10 +250,10 @@ def _evidence(r: FailureReport, s: LogSummary, frames: list[str], joined: str) -
         r.pass_ = "setup"
     elif "Forward" in joined or "forward" in joined:
         r.pass_ = "forward"
-    if "mutable_gpu_diff" in joined or "mutable_cpu_diff" in joined:
-        r.diff = True
-    elif "mutable_gpu_data" in joined or "mutable_cpu_data" in joined or "gpu_data" in joined:
-        r.diff = False
+    # Blob's accessors say data or diff; SyncedMemory's (below them) serve both
+    blob = re.search(r"Blob<[^>]*>::(?:mutable_)?(?:gpu|cpu)_(data|diff)", joined)
+    if blob:
+        r.diff = blob.group(1) == "diff"
 
 
 def _data_batches(r: FailureReport, s: LogSummary) -> None:

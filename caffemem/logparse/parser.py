@@ -92,6 +92,10 @@ class LineParser:
         self.block_kind, self.block_start, self.block = None, 0, []
         self.in_net = False
         self.pending = None
+        #: the pending failure's line was cut by a console at its width (Windows: 80
+        #: columns): the next bare line continues its message
+        self.pending_wrap = False
+        self.carry = ""  # a bare line as wide as a console, that matched nothing
 
     def interrupt(self) -> Iterator[ev.Event]:
         """A prefixed line arrives: it ends an echo block and a wrapped failure."""
@@ -111,6 +115,9 @@ class LineParser:
         if m is None:
             fm = _FRAME.match(raw)
             if fm:
+                if self.pending is not None:
+                    yield self.pending
+                    self.pending = None
                 if self.block_kind:
                     yield _flush(self.block_kind, self.block_start, self.block)
                     self.block_kind = None
@@ -125,11 +132,17 @@ class LineParser:
                 self.block_kind = None
             if self.pending is not None:  # a failure line wrapped by a console: its message follows
                 if text.strip():
-                    self.pending.message = text.strip()
+                    if self.pending_wrap:
+                        self.pending.message += text.rstrip("\r\n")
+                    else:
+                        self.pending.message = text.strip()
                     yield self.pending
                     self.pending = None
                 return
             foreign = _foreign(n, text) or _around_caffe(n, text)
+            if foreign is None and self.carry:  # the rest of a line a console wrapped
+                foreign = _around_caffe(n, self.carry + text.rstrip("\r\n"))
+            self.carry = text.rstrip("\r\n") if foreign is None and len(text.rstrip("\r\n")) in _CONSOLE_WIDTHS else ""
             if foreign is not None:
                 yield foreign
                 return
@@ -176,10 +189,13 @@ class LineParser:
             self.pending = None
         if sev in "FE":
             f = ev.Failure(n, sev, f"{src}:{(m.group(5) or b'').decode()}", body.strip())
-            if body.strip():
+            width = len(raw.rstrip(b"\r\n"))
+            if body.strip() and width not in _CONSOLE_WIDTHS:
                 yield f
             else:
-                self.pending = f
+                self.pending, self.pending_wrap = f, bool(body.strip())
+                if self.pending_wrap:
+                    f.message = body.rstrip("\r\n")
             return
         if body.startswith("Initializing net from parameters"):
             self.block_kind, self.block_start, self.block = "net", n, []
@@ -202,6 +218,8 @@ class LineParser:
         self.stop.inside = "net initialization" if self.in_net else ""
 
 
+#: a console wraps a long line at its width; Windows' console is 80 columns wide
+_CONSOLE_WIDTHS = (80,)
 _TIMED = (ev.Iteration, ev.TestStart, ev.SolveStart)  # the events whose glog clock is kept
 
 
