@@ -383,8 +383,8 @@ def diagnose_loaded(loaded: Loaded, options: AnalysisOptions, env, capacity: Opt
         res, align, base = fit_scale(loaded, options, env, capacity, built)
     except UserError:
         res = None
-    if res is not None:
-        d.evaluated.add("reduce_input_size")
+    if res is not None and any(v is not None for v in res.probes.values()):
+        d.evaluated.add("reduce_input_size")  # (a net that does not build scaled: the log's advice stays)
     if res is not None and res.best is not None:
         h = res.best * align
         if h < base["h0"]:
@@ -451,7 +451,7 @@ def diagnose_failure(s, failure: FailureReport, args) -> tuple[dict, str, list[F
             source = args.net
             options = analysis_options(args)
             if not options.inputs:  # the log's own shapes size the data layers
-                options = replace(options, inputs_per_net=log_shapes(s))
+                options = replace(options, inputs_per_net=log_shapes(s, options.batch is not None))
             loaded, _ = analyze_file(args.net, options)
         env = memory_env(args, loaded)
         if engine_open and env.gpu and capacity:
@@ -524,10 +524,11 @@ def _name_culprit(failure: FailureReport, c: Culprit) -> None:
     failure.buffer_candidates = [a.to_dict() for a in c.candidates[:8]]
 
 
-def log_shapes(s) -> dict[str, dict[str, tuple]]:
+def log_shapes(s, free_batch: bool = False) -> dict[str, dict[str, tuple]]:
     """The shapes a log printed for its nets' data layers (Top shape lines, or a data layer's
     "output data size"), per net label: they size the data layers of a ``--net`` prototxt
-    given without ``--input``."""
+    given without ``--input``.  ``free_batch``: leave the batch dimension to the prototxt
+    (and ``--batch``)."""
     out: dict[str, dict[str, tuple]] = {}
     for n in s.nets:
         label = n.label if n.label.startswith(("train", "test")) else "net"
@@ -539,6 +540,13 @@ def log_shapes(s) -> dict[str, dict[str, tuple]]:
                 shapes.setdefault(t, tuple(shape))
             if layer.data_size and layer.tops:
                 shapes.setdefault(layer.tops[0], tuple(layer.data_size))
-        if label == "train net" or label == "net":
-            out.setdefault("net", shapes)
+        if free_batch:
+            for t, shape in shapes.items():
+                if shape:
+                    shapes[t] = (None,) + tuple(shape[1:])
+    # a net the log does not label is the first a solver builds (the train net), and the one
+    # net of a net file
+    for a, b in (("net", "train net"), ("train net", "net")):
+        if out.get(a) and not out.get(b):
+            out[b] = out[a]
     return {k: v for k, v in out.items() if v}

@@ -173,10 +173,12 @@ def log_fixes(r: FailureReport, s: LogSummary, capacity: Optional[int]) -> list[
         out.append(_workspace_fix(r))
     if r.engine == "CAFFE" or (r.engine is None and not workspace):
         saves = r.requested_bytes if im2col else None
-        why = ("the stack shows Caffe's own convolution (" + r.engine_evidence.split("(")[1].split(")")[0]
-               + "): its im2col column buffer, one per convolution layer and never shared, is "
-               + (f"what failed ({human(saves)})" if saves else "what failed" if im2col else
-                  "the weight of this build")) if r.engine == "CAFFE" else \
+        frame = r.engine_evidence.split("(", 1)[1].split(")")[0] if "(" in r.engine_evidence else ""
+        why = (f"the stack shows Caffe's own implementation ({frame}): " + (
+            f"the im2col column buffer of a convolution, one per layer and never shared, is what "
+            f"failed{f' ({human(saves)})' if saves else ''}" if im2col else
+            "Caffe's own layers keep buffers cuDNN's do without (each convolution's im2col "
+            "columns, LRN's scale)")) if r.engine == "CAFFE" else \
             ("the log does not show the engine; a Caffe built without cuDNN gives every convolution "
              "layer its own im2col column buffer (C/group x k x k x H_out x W_out floats each, never "
              "shared): a cuDNN build does without them")

@@ -23,7 +23,7 @@ def crosscheck(s: LogSummary, prototxt: str, args=None) -> str:
 
         options = analysis_options(args)
         if not options.inputs:
-            options = replace(options, inputs_per_net=log_shapes(s))
+            options = replace(options, inputs_per_net=log_shapes(s, options.batch is not None))
     try:
         nets = build_all(prototxt, options)
     except UserError as e:
