@@ -432,6 +432,8 @@ def diagnose_failure(s, failure: FailureReport, args) -> tuple[dict, str, list[F
 
     capacity = args.gpu_mem or failure.gpu_total_bytes
     fixes = log_fixes(failure, s, capacity) if failure.is_oom else []
+    if failure.framework:  # not a Caffe run: no Caffe net to model
+        return None, "", rank(fixes)
     nets = nets_from_summary(s)
     doc: dict = {}
     lines: list[str] = []

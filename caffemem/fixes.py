@@ -147,6 +147,8 @@ def _context() -> int:
 
 def log_fixes(r: FailureReport, s: LogSummary, capacity: Optional[int]) -> list[Fix]:
     """Fixes from the log alone (see the module docstring)."""
+    if r.framework:
+        return _foreign_fixes(r)
     if r.host:
         return _host_fixes(r, s)
     facts = LogFacts.of(s)
@@ -389,3 +391,16 @@ def _host_fixes(r: FailureReport, s: LogSummary) -> list[Fix]:
     if r.phase == "test_pass":
         out += _test_fixes(r, facts, None)
     return out
+
+
+def _foreign_fixes(r: FailureReport) -> list[Fix]:
+    """Another framework's report (TensorFlow, PyTorch): its allocator's figures only."""
+    outside = any("taken outside" in e for e in r.explanation)
+    size = f" (it asked for {human(r.requested_bytes)})" if r.requested_bytes else ""
+    return [Fix("free_gpu_memory", f"{r.framework}'s allocator held far less than its limit when the "
+                f"driver refused memory: another process (or a second session or allocator in this one) "
+                f"holds the GPU; check nvidia-smi" if outside else
+                f"check nvidia-smi for other processes holding GPU memory{size}", None,
+                "medium" if outside else "low", 90 if outside else 40),
+            Fix("reduce_batch", f"lower the batch size: {r.framework}'s activations and gradients grow "
+                f"with it{size}", None, "low", 80)]

@@ -258,3 +258,20 @@ def test_robustness_07_deep_echo_is_parsed_in_linear_time(tmp_path):
     t = time.perf_counter()
     param, complete = parse_echo(text, "<echo>")
     assert not complete and len(param.layer) == 20_000 and time.perf_counter() - t < 20
+
+
+def test_other_frameworks_and_look_alikes_keep_their_reports(tmp_path):
+    """TensorFlow's and PyTorch's reports get their allocator's advice, not Caffe's; the
+    look-alike failures (CUDA errors that are not out-of-memory) get no fixes."""
+    data = Path(__file__).with_name("data") / "logs"
+    tf = run_log(data / "tensorflow_oom.log", tmp_path)
+    assert tf["failure"]["framework"] == "tensorflow" and tf["diagnosis"] is None
+    assert [f["action"] for f in tf["fixes"]] == ["free_gpu_memory", "reduce_batch"]  # memory taken outside
+    torch = run_log(data / "pytorch_oom.log", tmp_path)
+    assert [f["action"] for f in torch["fixes"]] == ["reduce_batch", "free_gpu_memory"]
+    assert not any("iter_size" in f["detail"] or "Caffe" in f["detail"] for f in tf["fixes"] + torch["fixes"])
+    look_alike = tmp_path / "e11.log"
+    look_alike.write_text("F1201 10:00:01.000000  4242 syncedmem.cpp:57] Check failed: error == cudaSuccess "
+                          "(11 vs. 0)  invalid argument\n")
+    other = run_log(look_alike, tmp_path)
+    assert not other["failure"]["is_oom"] and other["fixes"] == [] and other["diagnosis"] is None

@@ -83,6 +83,8 @@ class FailureReport:
     buffer_candidates: list[dict] = field(default_factory=list)
     #: host memory (not the GPU's): a host allocation, the OOM killer, a Jetson board
     host: bool = False
+    #: not Caffe's report: "tensorflow" or "pytorch" (None for Caffe and its forks)
+    framework: Optional[str] = None
 
     @property
     def is_oom(self) -> bool:
@@ -465,7 +467,7 @@ def _explain(r: FailureReport, s: LogSummary) -> None:
 def _foreign(s: LogSummary) -> FailureReport:
     f = s.foreign[0]
     framework = f.framework
-    r = FailureReport(GPU_OOM, "unknown", f.message, phase_text="forward or backward")
+    r = FailureReport(GPU_OOM, "unknown", f.message, phase_text="forward or backward", framework=framework)
     r.requested_bytes = next((x.requested_bytes for x in s.foreign if x.requested_bytes), None)
     limit = next((x.limit_bytes for x in s.foreign if x.limit_bytes), None)
     in_use = next((x.in_use_bytes for x in s.foreign if x.in_use_bytes), None)
