@@ -270,6 +270,13 @@ def diagnose_loaded(loaded: Loaded, options: AnalysisOptions, env, capacity: Opt
         over = replay(built, env).first_allocation_over(capacity, overhead=overhead)
     else:
         over = None
+    first = d.culprit.decided if d.culprit is not None else None
+    if first is not None and first.order == 0:
+        d.fixes.append(Fix("free_gpu_memory" if env.gpu else "free_host_memory",
+                           f"the allocation that failed ({first.what}, {human(first.nbytes)}) is the run's "
+                           f"very first: nothing of this run held memory yet, so another process holds "
+                           f"it; check nvidia-smi" if env.gpu else "the allocation that failed is the run's "
+                           f"first: other processes hold the memory", None, "medium", 93))
     if over is not None:
         d.runs_out_at = (f"{over.moment}: {over.net}: {(over.layer + ' ') if getattr(over, 'layer', None) else ''}"
                          f"{over.call} allocating {over.what} ({over.kind}, {human(over.nbytes)}) with "

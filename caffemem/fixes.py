@@ -102,7 +102,7 @@ class LogFacts:
         f = cls()
         for n in s.nets:
             batch = _net_batch(n)
-            fig = n.memory_required_for_data
+            fig = _total_figure(n)
             if n.label.startswith("train") or (n.echo and n.phase == "TRAIN" and not n.label.startswith("test")):
                 f.train_batch, f.train_figure = batch or f.train_batch, fig or f.train_figure
             elif n.label.startswith("test") or (n.echo and n.phase == "TEST"):
@@ -120,6 +120,17 @@ class LogFacts:
         solver_type = _solver_type(s.solver_echo)
         f.history = _SOLVER_HISTORY.get(solver_type, 1)
         return f
+
+
+def _total_figure(n) -> Optional[int]:
+    """A net's "Memory required for data" when it is the whole net's: the net finished
+    ("Network initialization done"), or the figure came alone (an excerpt).  A figure
+    printed after one of several layers (a log cut mid set-up) is not the net's."""
+    if n.finished or not any(l.memory_after is not None for l in n.layers):
+        return n.memory_required_for_data
+    last = n.layers[-1] if n.layers else None
+    return n.memory_required_for_data if last is not None and last.memory_after is not None and n.done \
+        and not any(l.memory_after is None and l.tops for l in n.layers[1:]) else None
 
 
 def _net_batch(n) -> Optional[int]:
@@ -338,11 +349,14 @@ def _elsewhere_fixes(r: FailureReport, s: LogSummary, facts: LogFacts, capacity:
                        f"{human(r.gpu_total_bytes)} when {human(r.requested_bytes or 0)} was asked: "
                        f"{human(used)} was in use, by this run or others; check nvidia-smi for other "
                        f"processes on device", None, "low", 55))
-    elif capacity and need and need + _context() < capacity:
+    elif capacity and need and facts.weights and 2 * need + _context() < capacity:
+        # the figures are a lower bound (no im2col, workspaces, layer buffers): only a need
+        # under half the card, parameters included, says the run alone should fit
         out.append(Fix("free_gpu_memory", f"the numbers say the net alone should fit: the log shows "
-                       f"{' and '.join(parts)} ({human(need)}), well under {human(capacity)}; check "
-                       f"nvidia-smi for other processes holding the card (a second run, a notebook, "
-                       f"a display server) before the fixes below", capacity - need, "medium", 88))
+                       f"{' and '.join(parts)} ({human(need)}), under half of {human(capacity)} (what "
+                       f"Caffe's figure leaves out is rarely as much again); check nvidia-smi for other "
+                       f"processes holding the card (a second run, a notebook, a display server) first",
+                       None, "medium", 88))
     else:
         why = ("the log shows nothing of the run before the failure (no set-up, iteration or stack "
                "lines): it may be the very first allocation, which fails when another process holds "
@@ -354,7 +368,7 @@ def _elsewhere_fixes(r: FailureReport, s: LogSummary, facts: LogFacts, capacity:
         out.append(Fix("free_gpu_memory", f"check nvidia-smi for other processes holding GPU memory "
                        f"(another training, a notebook, a display server): {why}", None, "low",
                        85 if unknown else 78 if first_alloc else 60 if inference else 30))
-    if need and not (capacity and need + _context() < capacity):
+    if need and not (capacity and 2 * need + _context() < capacity):
         cap = f", more than this card's {human(capacity)}" if capacity and need >= capacity else \
             "; a card with less cannot run it (if yours has more, see free_gpu_memory)"
         out.append(Fix("larger_gpu", f"this run needs at least {human(need + _context())} on the GPU "

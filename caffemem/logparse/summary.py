@@ -36,6 +36,8 @@ class NetSeen:
     done: bool = False
     #: the last "Memory required for data" seen (for a net whose layer lines are not logged)
     figure: Optional[int] = None
+    #: "Network initialization done" was logged (``done`` is also set when the solver runs)
+    finished: bool = False
 
     @property
     def name(self) -> str:
@@ -266,7 +268,7 @@ def summarize(path: str, fast: bool = True, workers: Optional[int] = None, chunk
             by_name, layer, pending_label = {}, None, ""
         elif t is ev.NetDone:
             if net is not None:
-                net.done = True
+                net.done = net.finished = True
         elif t is ev.SolverEcho:
             s.solver_echo = s.solver_echo or e.text
         elif t is ev.Failure:
