@@ -25,7 +25,7 @@ from .logparse.failure import FailureReport
 from .logparse.summary import LogSummary
 from .units import human
 
-#: ``fixes[].action`` (docs/log-json.md)
+#: ``fixes[].action`` (caffemem/log_schema.json)
 ACTIONS = {
     "reduce_batch": "lower the train batch_size (iter_size keeps the effective batch)",
     "reduce_test_batch": "lower the test net's batch size (raise test_iter to test as many)",

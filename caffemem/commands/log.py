@@ -14,7 +14,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("log", help=HELP, description=HELP + ".",
                        epilog="The nets are rebuilt from the log's own echoes, so no prototxt is "
                               "needed; give --gpu-mem when the log does not name the GPU.  The "
-                              "JSON output's schema: docs/log-json.md.")
+                              "JSON output's schema: caffemem/log_schema.json.")
     p.add_argument("logfile", help="a Caffe/glog log (BVLC, NVCaffe, forks; prefixes optional)")
     p.add_argument("--net", metavar="PROTOTXT",
                    help="a net or solver prototxt: cross-check the log against it, and model it "

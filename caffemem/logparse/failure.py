@@ -17,7 +17,7 @@ GPU_OOM, HOST_ALLOC, HOST_KILLED, CUDNN, INT_MAX, SHAPE, OTHER, NOT_OOM = (
     "cuDNN status failure", "blob larger than INT_MAX", "shape check failure", "other",
     "not an out-of-memory error")
 
-#: ``failure.phase``: where in Caffe's run the failure happened (docs/log-json.md).  The free
+#: ``failure.phase``: where in Caffe's run the failure happened (caffemem/log_schema.json).  The free
 #: text in ``phase_text`` says more ("first test pass", "a later iteration (backward)").
 PHASES = ("net_setup_train", "net_setup_test", "data_prefetch", "test_pass", "forward",
           "backward", "solver_update", "snapshot", "unknown")
@@ -94,7 +94,7 @@ class FailureReport:
         return self.kind in (GPU_OOM, HOST_ALLOC, HOST_KILLED)
 
     def to_dict(self) -> dict:
-        """The JSON ``failure`` object (its schema: docs/log-json.md)."""
+        """The JSON ``failure`` object (its schema: caffemem/log_schema.json)."""
         out = {k: v for k, v in self.__dict__.items() if k not in ("card", "pass_")}
         out["pass"] = self.pass_
         out["card"] = ({"name": self.card.name, "total_bytes": self.card.total_bytes,

@@ -17,7 +17,7 @@ from .summary import LogSummary
 def to_dict(s: LogSummary, failure: Optional[FailureReport], diagnosis: Optional[dict],
             fixes: Optional[list] = None) -> dict:
     """Everything but the curves (which :func:`write_json` streams in); the schema is
-    docs/log-json.md."""
+    caffemem/log_schema.json."""
     return {
         "path": s.path,
         "nets": [{"label": n.label, "name": n.name, "phase": n.phase, "line": n.line,
