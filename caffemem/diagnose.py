@@ -438,7 +438,8 @@ def diagnose_failure(s, failure: FailureReport, args) -> tuple[dict, str, list[F
     from .commands.common import analysis_options, memory_env
 
     capacity = args.gpu_mem or failure.gpu_total_bytes
-    fixes = log_fixes(failure, s, capacity) if failure.is_oom else []
+    mib = getattr(args, "context_mib", None)
+    fixes = log_fixes(failure, s, capacity, None if mib is None else mib * 2**20) if failure.is_oom else []
     if failure.framework:  # not a Caffe run: no Caffe net to model
         return None, "", rank(fixes)
     nets = nets_from_summary(s)

@@ -96,10 +96,11 @@ class LogFacts:
     prefetch_batch: Optional[int] = None  # bytes of one data batch ("output data size")
     printed: list[int] = field(default_factory=list)  # allocation sizes a patch printed
     history: int = 1  # solver history blobs per parameter
+    context: int = 0  # the CUDA context the estimates add (--context-mib, else the model's default)
 
     @classmethod
-    def of(cls, s: LogSummary) -> "LogFacts":
-        f = cls()
+    def of(cls, s: LogSummary, context_bytes: Optional[int] = None) -> "LogFacts":
+        f = cls(context=_default_context() if context_bytes is None else context_bytes)
         for n in s.nets:
             batch = _net_batch(n)
             fig = _total_figure(n)
@@ -150,19 +151,21 @@ def _solver_type(echo: str) -> str:
     return "SGD"
 
 
-def _context() -> int:
+def _default_context() -> int:
     from .memory import DEFAULT_CONTEXT_MIB
 
     return DEFAULT_CONTEXT_MIB * 2**20
 
 
-def log_fixes(r: FailureReport, s: LogSummary, capacity: Optional[int]) -> list[Fix]:
-    """Fixes from the log alone (see the module docstring)."""
+def log_fixes(r: FailureReport, s: LogSummary, capacity: Optional[int],
+              context_bytes: Optional[int] = None) -> list[Fix]:
+    """Fixes from the log alone (see the module docstring); ``context_bytes``: the CUDA
+    context the estimates add (None: the model's default)."""
     if r.framework:
         return _foreign_fixes(r)
     if r.host:
         return _host_fixes(r, s)
-    facts = LogFacts.of(s)
+    facts = LogFacts.of(s, context_bytes)
     out: list[Fix] = []
     train = r.scenario in ("train", None) and r.scenario != "inference"
     inference = r.scenario in ("inference", "test")
@@ -203,6 +206,9 @@ def log_fixes(r: FailureReport, s: LogSummary, capacity: Optional[int]) -> list[
     out.append(Fix("reduce_input_size", _input_detail(r, facts, inference), None, "low", weight=size_weight))
     # -- other memory users, or a card too small ---------------------------------------
     out += _elsewhere_fixes(r, s, facts, capacity, unknown, inference)
+    if any(f.action == "reduce_batch" and f.values.get("batch_size", 0) >= 1 and f.confidence == "medium"
+           and not f.detail.startswith(f"batch_size {f.values['batch_size']} -> 1 may") for f in out):
+        out = [f for f in out if f.action != "larger_gpu"]  # a smaller batch fits: no larger card needed
     if r.gpus > 1:
         out.append(Fix("per_gpu_batch", f"this run uses {'several' if r.gpus == 2 else r.gpus} GPUs "
                        f"(P2PSync/-gpu): each GPU holds a whole copy of the net, its gradients and "
@@ -228,13 +234,13 @@ def _batch_fix(r: FailureReport, facts: LogFacts, capacity: Optional[int], s: Lo
         # batches and the CUDA context
         per_sample = 2 * figure / batch
         prefetch = 4 * (facts.data_sample or 0)
-        fixed = weights * (2 + facts.history) + (test or 0) + _context()
+        fixed = weights * (2 + facts.history) + (test or 0) + facts.context
         fit = int((capacity - fixed) // (per_sample + prefetch)) if capacity > fixed else 0
         how = (f"estimate from the log: Caffe's figure {human(figure)} for batch {batch}, doubled for "
                f"the gradients, plus 4 prefetched data batches"
                + (f", {human(weights)} of weights x{2 + facts.history} (data, diff, history)" if weights else "")
                + (f", the test net's {human(test)}" if test else "")
-               + f" and {human(_context())} of CUDA context, against {human(capacity)}; "
+               + f" and {human(facts.context)} of CUDA context, against {human(capacity)}; "
                f"give the net (--net) for the exact figure")
         if fit >= 1 and fit < batch:
             iters = math.ceil(batch / fit)
@@ -349,7 +355,7 @@ def _elsewhere_fixes(r: FailureReport, s: LogSummary, facts: LogFacts, capacity:
                        f"{human(r.gpu_total_bytes)} when {human(r.requested_bytes or 0)} was asked: "
                        f"{human(used)} was in use, by this run or others; check nvidia-smi for other "
                        f"processes on device", None, "low", 55))
-    elif capacity and need and facts.weights and 2 * need + _context() < capacity:
+    elif capacity and need and facts.weights and 2 * need + facts.context < capacity:
         # the figures are a lower bound (no im2col, workspaces, layer buffers): only a need
         # under half the card, parameters included, says the run alone should fit
         out.append(Fix("free_gpu_memory", f"the numbers say the net alone should fit: the log shows "
@@ -368,15 +374,16 @@ def _elsewhere_fixes(r: FailureReport, s: LogSummary, facts: LogFacts, capacity:
         out.append(Fix("free_gpu_memory", f"check nvidia-smi for other processes holding GPU memory "
                        f"(another training, a notebook, a display server): {why}", None, "low",
                        85 if unknown else 78 if first_alloc else 60 if inference else 30))
-    if need and not (capacity and 2 * need + _context() < capacity):
+    if need and not (capacity and 2 * need + facts.context < capacity):
         cap = f", more than this card's {human(capacity)}" if capacity and need >= capacity else \
             "; a card with less cannot run it (if yours has more, see free_gpu_memory)"
-        out.append(Fix("larger_gpu", f"this run needs at least {human(need + _context())} on the GPU "
-                       f"({' and '.join(parts)}, {human(_context())} of CUDA context){cap}; at "
-                       f"batch 1 only a smaller input or model, or a card with more memory, helps",
+        out.append(Fix("larger_gpu", f"this run needs at least {human(need + facts.context)} on the GPU "
+                       f"({' and '.join(parts)}, {human(facts.context)} of CUDA context){cap}; at "
+                       f"batch 1 (inference usually is) only a smaller input or model, or a card with "
+                       f"more memory, helps",
                        None, "medium",
                        75 if capacity else 72 if inference else 45 if r.scenario == "train" else 58,
-                       values={"needs_at_least_bytes": need + _context()}))
+                       values={"needs_at_least_bytes": need + facts.context}))
     elif inference and r.scenario == "inference":
         out.append(Fix("larger_gpu", "an inference run is usually at batch 1 already: if a smaller input "
                        "does not do, the net needs a card with more memory (or a smaller model)",

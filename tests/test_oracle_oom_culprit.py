@@ -141,3 +141,32 @@ def test_cpu_solver_update_failure_names_the_history(tmp_path):
     assert found and all((c["kind"], c["bytes"], c["owner"]) == ("history", size, "inception_4c/3x3")
                          for c in found)
     assert f["layer"] == "inception_4c/3x3"
+
+
+def test_batch_estimate_from_the_log_alone_is_near_the_model_s(tmp_path):
+    """The 3 GB run's log without its net and solver echoes (as most posted logs are): the
+    largest batch is estimated from Caffe's figures (train net 2.0 GiB at batch 256, test net
+    397 MiB) and says so; it is within 30 % of what the model finds with the nets."""
+    import re
+
+    folder = shared_or_skip("oracle-gpu", "alexnet_oom_3000000000")
+    kept, echo = [], False
+    for line in (folder / "caffe.log").read_text().splitlines():
+        if "Initializing net from parameters" in line or "Initializing solver from parameters" in line:
+            echo = True
+            continue
+        if echo and not re.match(r"^[IWEF]\d{4}", line):
+            continue
+        echo = False
+        kept.append(line)
+    log = tmp_path / "no_echo.log"
+    log.write_text("\n".join(kept) + "\n")
+    args = ["--gpu-mem", "3000000000", "--context-mib", "0"]
+    alone = run_log([str(log), *args], tmp_path)
+    assert "error" in alone["diagnosis"]  # nothing to model: the log's own figures only
+    estimate = next(f for f in alone["fixes"] if f["action"] == "reduce_batch")
+    assert estimate["confidence"] == "medium" and "estimate from the log" in estimate["detail"]
+    modeled = next(f for f in run_log([str(folder / "caffe.log"), *args], tmp_path)["fixes"]
+                   if f["action"] == "reduce_batch")
+    b, m = estimate["values"]["batch_size"], modeled["values"]["batch_size"]
+    assert abs(b - m) <= 0.3 * m, (b, m)

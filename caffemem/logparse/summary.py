@@ -259,6 +259,8 @@ def summarize(path: str, fast: bool = True, workers: Optional[int] = None, chunk
                 l.needs_backward = e.needs
         elif t is ev.NetCreate:
             pending_label = e.label
+            if net is not None and net.layers:  # the next net's lines start a net of their own
+                net, layer, by_name = None, None, {}
         elif t is ev.NetEcho:
             label = pending_label or ("net" if not s.nets else f"net #{len(s.nets)}")
             if any(n.label == label for n in s.nets):  # a later run, or a worker's copy
