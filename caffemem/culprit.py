@@ -136,7 +136,7 @@ def find_culprit(rp, r: FailureReport, capacity: Optional[int], overhead: int = 
     ranked = sorted(cands, key=lambda a: (-a.nbytes, a.order)) if informative else []
     if over is not None and (not informative or over in cands):
         return Culprit(over, ranked, over, "with the card's size the replay decides: this is the first "
-                       "allocation that goes over it" + (", and the stack agrees" if informative else ""))
+                       "allocation that goes over it" + (", and the log's evidence (phase, stack, size) agrees" if informative else ""))
     if len(cands) == 1 and informative:
         return Culprit(cands[0], ranked, over, "the only allocation of the model that fits the log's evidence")
     note = ""

@@ -227,6 +227,10 @@ def _evidence(r: FailureReport, s: LogSummary, frames: list[str], joined: str) -
     elif _APP_FRAMES.search(joined) or ("Net<>::Forward" in joined and "Solver" not in joined):
         r.scenario = "inference"
         r.scenario_evidence = "a program runs the net itself (no solver in the stack frames)"
+    elif s.nets and all(n.echo and n.phase == "TEST" for n in s.nets):
+        r.scenario = "inference"
+        r.scenario_evidence = ("only TEST-phase nets are built, with no solver: a deploy net run by a "
+                               "script (pycaffe, a demo) or an application")
     elif "python" in run:
         r.scenario = "inference"
         r.scenario_evidence = (f"a Python script ran Caffe (\"{run['python'].text}\"); no solver "
