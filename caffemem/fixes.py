@@ -349,6 +349,13 @@ def _elsewhere_fixes(r: FailureReport, s: LogSummary, facts: LogFacts, capacity:
             need, parts = printed, [f"{human(printed)} asked by the allocations the log printed"]
     first_alloc = r.phase.startswith("net_setup") and r.layer is not None and s.nets and \
         s.nets[0].layers and s.nets[0].layers[0].name == r.layer and len(s.nets) == 1
+    no_handle = next((e for e in s.errors if e.startswith("Cannot create Cu")), None)
+    if no_handle or r.kind == "cuBLAS/cuRAND status failure":
+        why = (f"Caffe could not create its cuBLAS/cuRAND handles when it started (\"{no_handle}\")"
+               if no_handle else f"cuBLAS/cuRAND answered {r.message.split()[-1]}, which a card with no "
+               f"memory left gives when Caffe creates or uses their handles")
+        out.append(Fix("free_gpu_memory", f"{why}: the card was full before this run allocated much; "
+                       f"check nvidia-smi for other processes holding it", None, "medium", 92))
     if r.gpu_free_bytes is not None and r.gpu_total_bytes:
         used = r.gpu_total_bytes - r.gpu_free_bytes
         out.append(Fix("free_gpu_memory", f"the card had {human(r.gpu_free_bytes)} free of "

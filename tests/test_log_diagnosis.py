@@ -275,3 +275,20 @@ def test_other_frameworks_and_look_alikes_keep_their_reports(tmp_path):
                           "(11 vs. 0)  invalid argument\n")
     other = run_log(look_alike, tmp_path)
     assert not other["failure"]["is_oom"] and other["fixes"] == [] and other["diagnosis"] is None
+
+
+def test_cublas_handle_on_a_full_card(tmp_path):
+    """Caffe creates its cuBLAS handle when it starts and only logs an E line when it cannot
+    (common.cpp:114); the first gemm then fails with NOT_INITIALIZED: a card already full."""
+    f = tmp_path / "b.log"
+    f.write_text("\n".join([
+        "E1201 10:00:00.000000  4242 common.cpp:114] Cannot create Cublas handle. Cublas won't be available.",
+        P + "solver.cpp:289] Solving N",
+        "F1201 10:00:01.000000  4242 math_functions.cu:28] Check failed: status == CUBLAS_STATUS_SUCCESS "
+        "(1 vs. 0)  CUBLAS_STATUS_NOT_INITIALIZED"] + frames(
+            "caffe::caffe_gpu_gemm<>()", "caffe::InnerProductLayer<>::Forward_gpu()", "caffe::Net<>::ForwardFromTo()",
+            "caffe::Solver<>::Step()")) + "\n")
+    r = classify(summarize(str(f)))
+    assert r.kind == "cuBLAS/cuRAND status failure" and r.is_oom and r.phase == "forward"
+    d = run_log(f, tmp_path)
+    assert d["fixes"][0]["action"] == "free_gpu_memory" and "Cannot create Cublas handle" in d["fixes"][0]["detail"]

@@ -12,10 +12,10 @@ from ..units import human
 from .cards import Card, card_from_log, gpu_count
 from .summary import LogSummary
 
-GPU_OOM, HOST_ALLOC, HOST_KILLED, CUDNN, INT_MAX, SHAPE, OTHER, NOT_OOM = (
+GPU_OOM, HOST_ALLOC, HOST_KILLED, CUDNN, CUDA_LIB, INT_MAX, SHAPE, OTHER, NOT_OOM = (
     "gpu out-of-memory", "host allocation failure", "host out-of-memory (process killed)",
-    "cuDNN status failure", "blob larger than INT_MAX", "shape check failure", "other",
-    "not an out-of-memory error")
+    "cuDNN status failure", "cuBLAS/cuRAND status failure", "blob larger than INT_MAX",
+    "shape check failure", "other", "not an out-of-memory error")
 
 #: ``failure.phase``: where in Caffe's run the failure happened (caffemem/log_schema.json).  The free
 #: text in ``phase_text`` says more ("first test pass", "a later iteration (backward)").
@@ -26,6 +26,10 @@ SCENARIOS = ("train", "time", "test", "inference")
 #: cuDNN statuses that, in a Caffe run, mean memory (cudnn.hpp's CUDNN_CHECK names them):
 #: ALLOC_FAILED is cuDNN's own allocation; EXECUTION_FAILED came from an algorithm whose
 #: workspace did not fit (BVLC/caffe#2197); NOT_INITIALIZED from cudnnCreate on a full card
+#: cuBLAS/cuRAND: Caffe creates their handles when it starts (common.cpp:114/121, "Cannot
+#: create Cublas handle" is only an E line); on a full card the first gemm then fails with
+#: NOT_INITIALIZED, or an allocation inside the library with ALLOC_FAILED
+_LIB_MEMORY = ("ALLOC_FAILED", "ALLOCATION_FAILED", "NOT_INITIALIZED")
 _CUDNN_MEMORY = ("CUDNN_STATUS_ALLOC_FAILED", "CUDNN_STATUS_EXECUTION_FAILED",
                  "CUDNN_STATUS_NOT_INITIALIZED", "(1 vs. 0)", "(2 vs. 0)", "(8 vs. 0)")
 
@@ -91,6 +95,8 @@ class FailureReport:
         """An out-of-memory failure, or a cuDNN status that means one (see _CUDNN_MEMORY)."""
         if self.kind == CUDNN:
             return any(k in self.message for k in _CUDNN_MEMORY)
+        if self.kind == CUDA_LIB:
+            return any(k in self.message for k in _LIB_MEMORY)
         return self.kind in (GPU_OOM, HOST_ALLOC, HOST_KILLED)
 
     def to_dict(self) -> dict:
@@ -123,6 +129,8 @@ def _kind(msg: str, context: str) -> str:
         return GPU_OOM  # a cudaMalloc check whose error code was cut off: nearly always OOM
     if "CUDNN_STATUS" in m or "status == CUD" in m:
         return CUDNN
+    if "CUBLAS_STATUS" in m or "CURAND_STATUS" in m:
+        return CUDA_LIB
     if "INT_MAX" in m:
         return INT_MAX
     if re.search(r"shape|count|dimension|must match|Number of labels|in-place|axis", m, re.I):
@@ -436,6 +444,11 @@ def _explain(r: FailureReport, s: LogSummary) -> None:
     elif r.kind == CUDNN:
         e.append("cuDNN refused the call; with CUDNN_STATUS_EXECUTION_FAILED or ALLOC_FAILED this "
                  "is often memory pressure (an algorithm whose workspace does not fit)")
+    elif r.kind == CUDA_LIB:
+        e.append("cuBLAS/cuRAND refused the call; NOT_INITIALIZED or ALLOC_FAILED most often means the "
+                 "card had no memory left for the library's handle or workspace")
+    elif r.kind == HOST_KILLED:
+        e.append("the kernel's OOM killer stopped the process: host memory (RAM and swap) ran out")
     elif r.kind == HOST_ALLOC:
         e.append("host (CPU) memory ran out, not the GPU's: pinned or pageable host allocation failed")
     elif r.kind == INT_MAX:

@@ -98,6 +98,8 @@ class LogSummary:
     run_lines: dict = field(default_factory=dict)
     #: host memory exhausted outside Caffe's checks (killed, bad_alloc, ...), the first
     host_memory: Optional[ev.HostMemory] = None
+    #: Caffe's E lines before the failure (e.g. "Cannot create Cublas handle"), the first few
+    errors: list[str] = field(default_factory=list)
     #: DIGITS' "memory required" figures (bytes, one per net)
     digits_memory: list[int] = field(default_factory=list)
     #: the kind of the last curve line before the failure: "loss" (Iteration N, loss), "lr"
@@ -276,6 +278,8 @@ def summarize(path: str, fast: bool = True, workers: Optional[int] = None, chunk
         elif t is ev.Failure:
             if e.severity == "F" or "out of memory" in e.message or "Check failed" in e.message:
                 s.failures.append(e)
+            elif not s.failures and len(s.errors) < 20:
+                s.errors.append(e.message)
         elif t is ev.StackFrame:
             if len(s.frames) < 200:
                 s.frames.append(e.function)
