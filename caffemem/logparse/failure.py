@@ -386,6 +386,8 @@ def _phase(s: LogSummary, frames: str, r: FailureReport) -> tuple[str, str]:
         return "net_setup_train", "multi-GPU set-up (GPUParams: every GPU's parameter and gradient buffers)"
     if "Snapshot" in frames:
         return "snapshot", "snapshot"
+    if "RestoreSolverState" in frames or "Solver<>::Restore" in frames:
+        return "solver_update", "restoring the solver's state (its history) from a .solverstate"
     it = s.last_iteration
     if "InternalThreadEntry" in frames and ("load_batch" in frames or "DataLayer" in frames):
         return "data_prefetch", "the data layer's prefetch thread (loading a batch)"
