@@ -2,15 +2,23 @@
 
 The log is enough to rebuild the nets: Caffe echoes every net it builds ("Initializing net
 from parameters:", the filtered NetParameter) and prints every top's shape.  We parse the
-echo with the compiled schema, pin each data layer's tops to the shapes the log printed
-(the database image size is in the log even when the database is not here), and run the
-allocation model.  Then:
+echo with the compiled schema (in one pass, keeping the complete layers of an echo glog
+cut), pin each data layer's tops to the shapes the log printed (the database image size is
+in the log even when the database is not here), and run the allocation model; or the user
+gives the net (``--net``, with every net option of ``analyze``).  Then
+(:func:`diagnose_failure`):
 
-- the model's peak against the GPU's capacity (printed by the log, or ``--gpu-mem``);
-- where a run with that capacity runs out, per the replay (phase, layer, allocation);
-- fixes: the largest train batch that fits (and ``iter_size`` to keep the effective batch),
-  a smaller test batch when the test net is what overflows, the cuDNN engine when CAFFE's
-  im2col buffers are the weight, and each with the modeled total it gives.
+- the scenario, mode and engine the model runs with, from the log's evidence
+  (:mod:`caffemem.logparse.failure`) where the command line leaves them open, said in the
+  output; with the card's size and no engine in the log, the engine under which the replay
+  runs out where the log does;
+- the allocation that failed, among every allocation of the replay (:mod:`caffemem.culprit`);
+- fixes checked by the model (the largest train batch that fits and ``iter_size`` to keep
+  the effective batch, a smaller or no test pass, cuDNN instead of im2col, a smaller cuDNN
+  workspace, a smaller input, a larger card when even batch 1 does not fit, other processes
+  when the run fits), ranked with the log's own (:mod:`caffemem.fixes`).
+
+A net that cannot be modeled never makes this an error: the log's own diagnosis stands.
 """
 
 from __future__ import annotations
@@ -402,7 +410,7 @@ def diagnose_loaded(loaded: Loaded, options: AnalysisOptions, env, capacity: Opt
     return d
 
 
-def _evidence_env(args, failure: FailureReport, s, nets_known: bool) -> list[str]:
+def _evidence_env(args, failure: FailureReport, s) -> list[str]:
     """Set the memory model's scenario, mode and engine from the failure's evidence where the
     command line leaves them open; returns what was decided and why (said in the output)."""
     said = []
@@ -452,7 +460,7 @@ def diagnose_failure(s, failure: FailureReport, args) -> tuple[dict, str, list[F
         lines.append(f"model: not run: {why}; give the net with --net train_val.prototxt to model it")
         return doc, "\n".join(lines), rank(fixes)
     engine_open = args.engine is None and not failure.engine
-    said = _evidence_env(args, failure, s, True)
+    said = _evidence_env(args, failure, s)
     try:
         if nets and not args.net:
             source = "the log's nets"
