@@ -308,8 +308,8 @@ def _workspace_fix(r: FailureReport) -> Fix:
         "gpu_memory" in (r.source or "")
     size = f" ({human(r.requested_bytes)} asked)" if r.requested_bytes else ""
     if r.kind == "cuDNN status failure":
-        why = (f"cuDNN answered {r.message.split()[-1]}: with cuDNN this is memory running out for "
-               f"the convolution algorithm's workspace (BVLC/caffe#2197)")
+        why = (f"cuDNN answered {r.message.split()[-1]}: with cuDNN this is memory running out, most "
+               f"often for the workspace of the (fastest) convolution algorithm it picked")
     else:
         why = f"the failed allocation is a cuDNN convolution workspace{size}"
     how = ("NVCaffe reserves the workspace of the fastest algorithm it finds (FindEx) in its memory "
