@@ -23,6 +23,7 @@ from typing import Optional
 
 from . import layers as _layers  # noqa: F401  (registers every rule)
 from .errors import NetError, UnsupportedLayerError
+from .flops import Flops
 from .layers.base import LayerCtx, Setup, Shape, count
 from .layers.registry import lookup
 from .netfilter import NetState, filter_layers
@@ -93,7 +94,8 @@ class Layer:
     bottom_need_backward: list[bool] = field(default_factory=list)
     need_backward: bool = False
     memory_after: int = 0  # cumulative "Memory required for data" after this layer, bytes
-    flops: int = 0
+    #: what one Forward computes (None: not counted for this type, see LayerRule.flops)
+    flops: Optional[Flops] = None
     inserted_split: bool = False
     notes: list[str] = field(default_factory=list)
     #: nets a layer builds inside itself (a recurrent layer's unrolled net)
@@ -286,7 +288,7 @@ def build_net(param: "caffe_pb2.NetParameter", state: NetState,
             try:
                 layer.flops = rule.flops(ctx)
             except NetError:
-                layer.flops = 0
+                layer.flops = None
 
         # params (AppendParam) and the param part of need_backward
         for pi, pshape in enumerate(setup.params):

@@ -1,7 +1,7 @@
 """The import direction of the model's packages (docs/ARCHITECTURE.md), checked on the source.
 
-- ``caffemem/blobshape.py`` and ``caffemem/buffers.py`` are leaves: they import nothing of
-  caffemem;
+- ``caffemem/blobshape.py``, ``caffemem/buffers.py`` and ``caffemem/flops.py`` are leaves:
+  they import nothing of caffemem;
 - ``layers/`` (the rules) imports only the leaves, ``errors``, ``pb``/``caffe_pb2``,
   ``datasource`` and itself: never ``memory`` (which consumes the rules), never the net
   builder or anything above it;
@@ -22,8 +22,9 @@ ROOT = Path(__file__).resolve().parents[1] / "caffemem"
 ALLOWED = {
     "blobshape": set(),
     "buffers": set(),
-    "layers": {"blobshape", "buffers", "errors", "pb", "caffe_pb2", "datasource", "layers"},
-    "memory": {"blobshape", "buffers", "units", "layers", "memory"},
+    "flops": set(),
+    "layers": {"blobshape", "buffers", "flops", "errors", "pb", "caffe_pb2", "datasource", "layers"},
+    "memory": {"blobshape", "buffers", "flops", "units", "layers", "memory"},
 }
 
 
@@ -83,7 +84,7 @@ def test_imports_go_one_way(area):
     assert not bad, "\n".join(bad)
 
 
-@pytest.mark.parametrize("area", ["layers", "memory", "blobshape", "buffers"])
+@pytest.mark.parametrize("area", ["layers", "memory", "blobshape", "buffers", "flops"])
 def test_no_function_local_caffemem_import(area):
     bad = [f"{f.relative_to(ROOT.parent)}:{line} imports {target} inside a function"
            for f in _files(area) for target, local, line in _imports(f) if local]

@@ -384,7 +384,7 @@ def test_treepool_shapes_and_params():
         [(1, 4, 3, 3)]
     ctx = make("TreepoolKernel1L", conv, [(256, 96, 30, 30)])
     run(ctx)
-    assert lookup("TreepoolKernel1L").flops(ctx) == 256 * 96 * 15 * 15 * 9 * 3
+    assert lookup("TreepoolKernel1L").flops(ctx).macs == 256 * 96 * 15 * 15 * 9 * 3
 
 
 # ================================================================ (b) real Caffe logs

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from caffemem.buffers import BufferSet, Kind
+from caffemem.flops import Flops
 from caffemem.layers import known_types, lookup, register, registry
 from caffemem.layers.base import (BOTTOM, DATA, DIFF, PARAM, TOP, LayerCtx, LayerRule, Setup,
                                   Touch, View, count, touch_all)
@@ -44,8 +45,8 @@ def toy_registered(monkeypatch):
                 raise ctx.fail(f"the gate must have the input's shape ({list(x)} vs {list(g)})")
             return Setup([x], [(x[1],)])
 
-        def flops(self, ctx: LayerCtx) -> int:
-            return 3 * count(ctx.bottom(0))
+        def flops(self, ctx: LayerCtx) -> Flops:
+            return count(ctx.bottom(0)) * Flops(macs=2, comparisons=1)
 
         def buffers(self, ctx: LayerCtx, env) -> list:
             x = ctx.bottom(0)
@@ -89,7 +90,7 @@ def test_toy_layer_is_shaped(toy_registered):
     layer = net.layer("gate")
     assert net.blob("y").shape == (N, C, H, W)
     assert [p.shape for p in layer.params] == [(C,)]
-    assert layer.flops == 3 * N * C * H * W
+    assert layer.flops == Flops(macs=2 * N * C * H * W, comparisons=N * C * H * W)
     # Caffe's log figure counts every top: x, g, the two tops of the Split Caffe inserts
     # for g (read twice), y and the loss scalar
     assert net.memory_required_for_data == (5 * N * C * H * W + 1) * F

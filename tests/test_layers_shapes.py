@@ -27,7 +27,7 @@ def test_convolution_dilation_groups_stride():
     assert shape == (2, 8, 16, 16)
     assert net.layer("c").params[0].shape == (8, 2, 3, 3)  # C/group = 2
     assert net.layer("c").params[1].shape == (8,)
-    assert net.layer("c").flops == 2 * 8 * 16 * 16 * (2 * 3 * 3)
+    assert net.layer("c").flops.macs == 2 * 8 * 16 * 16 * (2 * 3 * 3)
 
 
 def test_convolution_rectangular_kernel_h_w():

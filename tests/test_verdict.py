@@ -138,10 +138,13 @@ def test_group_summary_text_and_markdown(capsys):
     solver = str(SAMPLES / "small_cnn_solver.prototxt")
     _, out = run(capsys, "analyze", solver, "--group", "--format", "json")
     doc = json.loads(out)
-    for fmt in ("text", "markdown"):
+    for fmt, marker in (("text", "== memory model"), ("markdown", "#### memory")):
         _, text = run(capsys, "analyze", solver, "--group", "--format", fmt)
-        rows = [l for l in text.splitlines() if "TOTAL" in l]
-        assert len(rows) == len(doc["memory"]["nets"])  # one TOTAL per net: never across nets
+        shapes, _, memory = text.partition(marker)
+        # one TOTAL per net in each table (modules' params and FLOPs, then bytes): never
+        # across nets
+        assert len([l for l in shapes.splitlines() if "TOTAL" in l]) == len(doc["nets"])
+        assert len([l for l in memory.splitlines() if "TOTAL" in l]) == len(doc["memory"]["nets"])
     _, csv_text = run(capsys, "analyze", solver, "--group", "--format", "csv")
     totals = {r.split(",")[0]: int(r.split(",")[-1]) for r in csv_text.splitlines() if ",TOTAL," in r}
     assert totals == {n["label"]: n["total_bytes"] for n in doc["memory"]["nets"]}

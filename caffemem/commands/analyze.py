@@ -32,6 +32,10 @@ def add_parser(sub) -> None:
     p.add_argument("--group", action="store_true",
                    help="fold the per-layer rows by name prefix (inception_3a/..., res4b12_...), "
                         "each net apart, with a TOTAL row (default: one row per layer)")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="FLOPs in every category (MACs, comparisons, adds, divides, exps) in the "
+                        "text tables (default: MACs and other ops; markdown, csv and json always "
+                        "give every category)")
     p.add_argument("--caffe-log", action="store_true",
                    help="print the lines Caffe logs while setting up each net (Setting up / Top "
                         "shape / Memory required for data), exactly, without glog prefixes")
@@ -75,7 +79,7 @@ class Analysis:
 def render_analysis(args: argparse.Namespace, a: Analysis) -> str:
     """The chosen ``--format`` of an analysis."""
     from ..report.memview import render
-    from ..report.netview import net_summary, net_table, nets_csv, nets_markdown
+    from ..report.netview import module_table, net_summary, net_table, nets_csv, nets_markdown
 
     if args.format == "json":
         doc = json_document(a, args.compare_estimates)
@@ -91,8 +95,8 @@ def render_analysis(args: argparse.Namespace, a: Analysis) -> str:
     parts = a.verdict.header_lines() + [""]
     for net in a.nets:
         parts.append(f"== {net.display_label}: {net.name or '(unnamed)'} (phase {net.phase}) ==")
-        if not args.group:
-            parts.append(net_table(net))
+        verbose = getattr(args, "verbose", False)
+        parts.append(module_table(net, verbose) if args.group else net_table(net, verbose))
         parts.append(net_summary(net))
         parts.extend(f"warning: {w}" for w in net.warnings)
         parts.append("")

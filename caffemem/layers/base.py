@@ -4,7 +4,8 @@ A rule is Caffe's ``<Type>Layer`` class seen through memory, in one object: whic
 implementation the factory picks (:meth:`LayerRule.engine`, ``layer_factory.cpp``), what
 ``LayerSetUp``/``Reshape`` refuse and make of the bottoms (:meth:`~LayerRule.setup`: top
 shapes, parameter blobs), the layer-private buffers by engine and mode
-(:meth:`~LayerRule.buffers`), the multiply-adds of a forward pass (:meth:`~LayerRule.flops`),
+(:meth:`~LayerRule.buffers`), the operations of a forward pass by kind
+(:meth:`~LayerRule.flops`, a :class:`caffemem.flops.Flops`),
 which memory its tops share (:meth:`~LayerRule.shares`: ``ShareData``/``ShareDiff``), and which
 blob data and diffs its SetUp, Forward and Backward touch, on the host or the device
 (:meth:`~LayerRule.setup_touches`, :meth:`~LayerRule.forward_touches`,
@@ -28,7 +29,7 @@ nets with no loss), diffs used as scratch in Forward, layers that only share mem
 Flatten, Reshape), data layers whose tops are the prefetch buffers, and layers with no GPU
 implementation (they touch host memory even in GPU mode: :meth:`~LayerRule.cpu_only`).
 
-Imports: :mod:`caffemem.blobshape` and :mod:`caffemem.buffers` (leaves) and
+Imports: :mod:`caffemem.blobshape`, :mod:`caffemem.buffers` and :mod:`caffemem.flops` (leaves) and
 :mod:`caffemem.errors`; never :mod:`caffemem.memory`, which consumes this interface.
 """
 
@@ -40,8 +41,9 @@ from typing import ClassVar, Optional, Sequence
 from ..blobshape import Shape, ShapeError, canonical_axis, count, legacy_shape
 from ..buffers import CAFFE, CUDNN, Buffer, MemoryEnv
 from ..errors import NetError
+from ..flops import NONE, Flops
 
-__all__ = ["Shape", "count", "legacy_dim", "NeedsInputShape", "LayerCtx", "Setup", "LayerRule",
+__all__ = ["Shape", "count", "Flops", "NONE", "legacy_dim", "NeedsInputShape", "LayerCtx", "Setup", "LayerRule",
            "ElementwiseRule", "Touch", "View", "touch_all", "top_and_bottom_diff_always",
            "factory_engine", "ENGINE_DEFAULT", "ENGINE_CAFFE", "ENGINE_CUDNN",
            "BOTTOM", "TOP", "PARAM", "BUFFER", "DATA", "DIFF", "CAFFE", "CUDNN"]
@@ -258,9 +260,12 @@ class LayerRule:
         and give the top shapes and the parameter blobs' shapes."""
         raise NotImplementedError
 
-    def flops(self, ctx: LayerCtx) -> int:
-        """Multiply-adds of one forward pass (0 where not meaningful)."""
-        return 0
+    def flops(self, ctx: LayerCtx) -> Optional[Flops]:
+        """What one Forward computes, by kind (:class:`caffemem.flops.Flops`: multiply-adds,
+        comparisons, adds, divides, exps), read from the type's Forward_cpu/Forward_gpu;
+        ``NONE`` for a layer that only moves or shares memory.  ``None`` (the default) says
+        caffemem does not count this type, and reports name it."""
+        return None
 
     def buffers(self, ctx: LayerCtx, env: MemoryEnv) -> list[Buffer]:
         """Layer-private allocations by engine and mode, each touch with the call that makes
@@ -309,10 +314,13 @@ class LayerRule:
 class ElementwiseRule(LayerRule):
     """Top 0 has bottom 0's shape; the neuron layers (ReLU, Sigmoid, ...)."""
 
-    flops_per_element: ClassVar[int] = 1
+    #: what Forward computes per element of bottom 0 (None: the rule counts in ``flops``)
+    per_element: ClassVar[Optional[Flops]] = None
 
     def setup(self, ctx: LayerCtx) -> Setup:
         return Setup([ctx.bottom(0)])
 
-    def flops(self, ctx: LayerCtx) -> int:
-        return self.flops_per_element * count(ctx.bottom(0))
+    def flops(self, ctx: LayerCtx) -> Optional[Flops]:
+        if self.per_element is None:
+            return None
+        return self.per_element * count(ctx.bottom(0))

@@ -4,8 +4,10 @@ Eltwise, Split, Silence, Crop, Tile, Reduction, ArgMax, Embed, BatchReindex, Fil
 from __future__ import annotations
 
 from ..buffers import BufferSet
-from .base import (BOTTOM, DATA, DIFF, PARAM, TOP, LayerCtx, LayerRule, Setup, Touch, View, count,
-                   top_and_bottom_diff_always, touch_all)
+import math
+
+from .base import (BOTTOM, DATA, DIFF, NONE, PARAM, TOP, Flops, LayerCtx, LayerRule, Setup, Touch,
+                   View, count, top_and_bottom_diff_always, touch_all)
 from .registry import register
 
 #: a top that is its bottom's memory, data and diff (``ShareData`` + ``ShareDiff``)
@@ -28,10 +30,12 @@ class InnerProduct(LayerRule):
             params.append((n,))
         return Setup([tuple(b[:axis]) + (n,)], params)
 
-    def flops(self, ctx: LayerCtx) -> int:
+    def flops(self, ctx: LayerCtx) -> Flops:
+        """One GEMM, M x N x K (M*K = bottom count): K multiply-adds per output; the bias
+        (a GEMM with a vector of ones) one add per output."""
         ip = ctx.param.inner_product_param
-        b = ctx.bottom(0)
-        return count(b) * ip.num_output
+        out = count(ctx.top_shapes[0]) if ctx.top_shapes else 0
+        return Flops(macs=count(ctx.bottom(0)) * ip.num_output, adds=out if ip.bias_term else 0)
 
     def buffers(self, ctx: LayerCtx, env) -> list:
         """``inner_product_layer.cpp``: ``bias_multiplier_`` [M] of ones, host in Reshape."""
@@ -58,6 +62,9 @@ class Flatten(LayerRule):
         start = ctx.canonical_axis(fp.axis, len(b))
         end = ctx.canonical_axis(fp.end_axis, len(b))
         return Setup([tuple(b[:start]) + (count(b[start:end + 1]),) + tuple(b[end + 1:])])
+
+    def flops(self, ctx: LayerCtx) -> Flops:
+        return NONE  # a view of the bottom: nothing computed
 
     def shares(self, v: View) -> list[tuple[tuple, tuple]]:
         return SHARES_TOP0_BOTTOM0
@@ -121,6 +128,9 @@ class Reshape(LayerRule):
     forward_touches = Flatten.forward_touches
     backward_touches = Flatten.backward_touches
 
+    def flops(self, ctx: LayerCtx) -> Flops:
+        return NONE  # a view of the bottom: nothing computed
+
 
 @register
 class Concat(LayerRule):
@@ -142,6 +152,9 @@ class Concat(LayerRule):
                                f"{axis}: bottom 0 is {list(b0)}, bottom {i} is {list(s)}")
             total += s[axis]
         return Setup([tuple(b0[:axis]) + (total,) + tuple(b0[axis + 1:])])
+
+    def flops(self, ctx: LayerCtx) -> Flops:
+        return NONE  # copies
 
     def shares(self, v: View) -> list[tuple[tuple, tuple]]:
         return SHARES_TOP0_BOTTOM0 if v.n_bottoms == 1 else []
@@ -183,6 +196,9 @@ class Slice(LayerRule):
             sizes = [size // ntop] * ntop
         return Setup([tuple(b[:axis]) + (s,) + tuple(b[axis + 1:]) for s in sizes])
 
+    def flops(self, ctx: LayerCtx) -> Flops:
+        return NONE  # copies
+
     def shares(self, v: View) -> list[tuple[tuple, tuple]]:
         return SHARES_TOP0_BOTTOM0 if v.n_tops == 1 else []
 
@@ -206,8 +222,19 @@ class Eltwise(LayerRule):
                 raise ctx.fail(f"bottom {i} shape {list(s)} differs from bottom 0 shape {list(b0)}")
         return Setup([b0])
 
-    def flops(self, ctx: LayerCtx) -> int:
-        return count(ctx.bottom(0)) * max(0, len(ctx.bottoms) - 1)
+    def flops(self, ctx: LayerCtx) -> Flops:
+        """``eltwise_layer.cpp``: PROD multiplies the bottoms in turn and MAX compares them in
+        turn (k-1 per element for k bottoms); SUM ``caffe_axpy``s each bottom, times its
+        coefficient, into the top: k-1 adds per element and a multiply per coefficient other
+        than 1.  (netscope's analyzer charges one op per element whatever k.)"""
+        ep = ctx.param.eltwise_param
+        n, k = count(ctx.bottom(0)), len(ctx.bottom_shapes)
+        if ep.operation == 0:  # PROD
+            return Flops(macs=(k - 1) * n)
+        if ep.operation == 2:  # MAX
+            return Flops(comparisons=(k - 1) * n)
+        scaled = sum(1 for c in ep.coeff if c != 1)
+        return Flops(macs=scaled * n, adds=(k - 1) * n)
 
     def buffers(self, ctx: LayerCtx, env) -> list:
         """``eltwise_layer.cpp``: MAX keeps the winning bottom per element in ``max_idx_``
@@ -233,6 +260,9 @@ class Split(LayerRule):
     def setup(self, ctx: LayerCtx) -> Setup:
         return Setup([ctx.bottom(0)] * len(ctx.tops))
 
+    def flops(self, ctx: LayerCtx) -> Flops:
+        return NONE  # shares the bottom (its Backward adds the diffs)
+
     def shares(self, v: View) -> list[tuple[tuple, tuple]]:
         return [((TOP, j, DATA), (BOTTOM, 0, DATA)) for j in range(v.n_tops)]
 
@@ -248,6 +278,9 @@ class Silence(LayerRule):
 
     def setup(self, ctx: LayerCtx) -> Setup:
         return Setup([])
+
+    def flops(self, ctx: LayerCtx) -> Flops:
+        return NONE  # nothing computed
 
     def forward_touches(self, v: View) -> list[Touch]:
         return []
@@ -280,6 +313,9 @@ class Crop(LayerRule):
             top[i] = b1[i]
         return Setup([tuple(top)])
 
+    def flops(self, ctx: LayerCtx) -> Flops:
+        return NONE  # copies
+
     def forward_touches(self, v: View) -> list[Touch]:
         return [Touch(BOTTOM, 0, DATA, v.side)] + touch_all(TOP, v.n_tops, DATA, v.side)
 
@@ -301,6 +337,9 @@ class Tile(LayerRule):
         top[axis] *= tp.tiles
         return Setup([tuple(top)])
 
+    def flops(self, ctx: LayerCtx) -> Flops:
+        return NONE  # copies
+
 
 @register
 class Reduction(LayerRule):
@@ -310,6 +349,24 @@ class Reduction(LayerRule):
         b = ctx.bottom(0)
         axis = ctx.canonical_axis(ctx.param.reduction_param.axis, len(b))
         return Setup([tuple(b[:axis])])
+
+    def flops(self, ctx: LayerCtx) -> Flops:
+        """``reduction_layer.cpp``, per output: SUM and MEAN dot the slice with ones (adds),
+        ASUM sums absolute values (an abs, counted as a comparison, and an add), SUMSQ dots it
+        with itself (multiply-adds); then ``caffe_scal`` by the coefficient (MEAN's is
+        coeff/dim) unless it is 1."""
+        rp = ctx.param.reduction_param
+        b = ctx.bottom(0)
+        axis = ctx.canonical_axis(rp.axis, len(b))
+        num, n = count(b[:axis]), count(b)
+        dim = count(b[axis:])
+        coeff = rp.coeff / dim if rp.operation == 4 and dim else rp.coeff
+        scale = num if coeff != 1 else 0
+        if rp.operation == 3:  # SUMSQ
+            return Flops(macs=n + scale)
+        if rp.operation == 2:  # ASUM
+            return Flops(macs=scale, comparisons=n, adds=n)
+        return Flops(macs=scale, adds=n)  # SUM, MEAN
 
     def buffers(self, ctx: LayerCtx, env) -> list:
         """``reduction_layer.cpp``: SUM and MEAN keep ``sum_multiplier_`` [dim] of ones."""
@@ -351,6 +408,12 @@ class ArgMax(LayerRule):
                 top[1] = 2
         return Setup([tuple(top)])
 
+    def flops(self, ctx: LayerCtx) -> Flops:
+        """``argmax_layer.cpp``: a ``std::partial_sort`` of each row for the top_k: about one
+        comparison per element for top_k 1, log2(top_k) each beyond."""
+        top_k = ctx.param.argmax_param.top_k
+        return Flops(comparisons=count(ctx.bottom(0)) * max(1, math.ceil(math.log2(max(1, top_k)))))
+
     def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
         return []
 
@@ -369,6 +432,13 @@ class Embed(LayerRule):
         if ep.bias_term:
             params.append((ep.num_output,))
         return Setup([tuple(ctx.bottom(0)) + (ep.num_output,)], params)
+
+    def flops(self, ctx: LayerCtx) -> Flops:
+        """``embed_layer.cpp``: a row copy per index; the bias (a GEMM with ones) adds one
+        per output."""
+        if not ctx.param.embed_param.bias_term or not ctx.top_shapes:
+            return NONE
+        return Flops(adds=count(ctx.top_shapes[0]))
 
     def buffers(self, ctx: LayerCtx, env) -> list:
         """``embed_layer.cpp``: ``bias_multiplier_`` [M = bottom count] of ones."""
@@ -392,6 +462,9 @@ class BatchReindex(LayerRule):
             raise ctx.fail("the index bottom must be 1-D")
         return Setup([(b1[0],) + tuple(b0[1:])])
 
+    def flops(self, ctx: LayerCtx) -> Flops:
+        return NONE  # copies
+
 
 @register
 class Filter(LayerRule):
@@ -401,6 +474,9 @@ class Filter(LayerRule):
 
     def setup(self, ctx: LayerCtx) -> Setup:
         return Setup([ctx.bottom(i) for i in range(len(ctx.bottoms) - 1)])
+
+    def flops(self, ctx: LayerCtx) -> Flops:
+        return NONE  # copies the selected items
 
 
 @register
@@ -413,6 +489,9 @@ class Parameter(LayerRule):
     def setup(self, ctx: LayerCtx) -> Setup:
         shape = tuple(ctx.param.parameter_param.shape.dim)
         return Setup([shape], [shape])
+
+    def flops(self, ctx: LayerCtx) -> Flops:
+        return NONE  # the top is the param blob
 
     def shares(self, v: View) -> list[tuple[tuple, tuple]]:
         return [((TOP, 0, DATA), (PARAM, 0, DATA)), ((TOP, 0, DIFF), (PARAM, 0, DIFF))]
@@ -431,3 +510,6 @@ class HDF5Output(LayerRule):
 
     def setup(self, ctx: LayerCtx) -> Setup:
         return Setup([])
+
+    def flops(self, ctx: LayerCtx) -> Flops:
+        return NONE  # writes the bottoms to a file

@@ -17,9 +17,9 @@ from typing import Optional
 from ..buffers import (CUDNN_STREAMS_PER_GROUP, CUDNN_WORKSPACE_LIMIT, MiB, BufferSet, Kind,
                        MemoryEnv)
 from ..pb import caffe_pb2
-from .base import (BOTTOM, CAFFE, CUDNN, DIFF, ENGINE_CUDNN, PARAM, TOP, LayerCtx, LayerRule,
-                   Setup, Touch, View, factory_engine, top_and_bottom_diff_always, touch_all,
-                   count)
+from .base import (BOTTOM, CAFFE, CUDNN, DIFF, ENGINE_CUDNN, NONE, PARAM, TOP, Flops, LayerCtx,
+                   LayerRule, Setup, Touch, View, factory_engine, top_and_bottom_diff_always,
+                   touch_all, count)
 from .registry import register
 
 
@@ -133,6 +133,21 @@ def deconv_out(ctx: LayerCtx, g: ConvGeometry, size: int, i: int) -> int:
         f"{g.stride[i]}*({size} - 1) + {ext} - 2*{g.pad[i]}")
 
 
+def col2im_adds(g: ConvGeometry, cols, image) -> int:
+    """Additions ``col2im_cpu``/``col2im_nd_cpu`` make per channel: every (kernel offset,
+    column position) whose image position falls inside ``image`` (the spatial sizes; the
+    columns' are ``cols``).  The axes are independent, so the count is a product of per-axis
+    sums."""
+    total = 1
+    for d, (n_col, size) in enumerate(zip(cols, image)):
+        inside = 0
+        for k in range(g.kernel[d]):
+            offset = k * g.dilation[d] - g.pad[d]
+            inside += sum(1 for i in range(n_col) if 0 <= offset + i * g.stride[d] < size)
+        total *= inside
+    return total
+
+
 def _check_same_bottoms(ctx: LayerCtx) -> None:
     first = ctx.bottom(0)
     for i, s in enumerate(ctx.bottom_shapes[1:], 1):
@@ -220,9 +235,16 @@ class Convolution(BaseConvolution):
     def weight_shape(self, g: ConvGeometry) -> tuple[int, ...]:
         return (g.num_output, g.channels // g.group, *g.kernel)
 
-    def flops(self, ctx: LayerCtx) -> int:
+    def flops(self, ctx: LayerCtx) -> Flops:
+        """``forward_cpu_gemm``: per image and group a GEMM of (num_output/group) x
+        out_spatial x kernel_dim, i.e. kernel_dim multiply-adds per output, whatever the
+        dilation (it spreads the window, not its size); im2col only copies.  The bias
+        (``forward_cpu_bias``: a GEMM with a vector of ones) is one add per output.
+        netscope's analyzer leaves out ``group`` (it charges C*num_output per pixel); Caffe's
+        GEMM per group does C/group."""
         g = geometry(ctx)
-        return sum(count(t) for t in ctx.top_shapes) * g.kernel_dim
+        out = sum(count(t) for t in ctx.top_shapes)
+        return Flops(macs=out * g.kernel_dim, adds=out if g.bias else 0)
 
 
 @register
@@ -236,10 +258,24 @@ class Deconvolution(BaseConvolution):
     def weight_shape(self, g: ConvGeometry) -> tuple[int, ...]:
         return (g.channels, g.num_output // g.group, *g.kernel)
 
-    def flops(self, ctx: LayerCtx) -> int:
+    def flops(self, ctx: LayerCtx) -> Flops:
+        """Forward is convolution's ``backward_cpu_gemm``: per image and group a GEMM of
+        kernel_dim ((num_output/group) * prod(kernel)) x in_spatial x (C/group), i.e.
+        (num_output/group) * prod(kernel) multiply-adds per input element; then col2im adds
+        every column entry that lands inside the output (none when 1x1: the GEMM writes the
+        top directly), and the bias adds one per output.  netscope's analyzer approximates
+        C*num_output*out_pixels*(k/stride)^2 and leaves out group and col2im."""
         g = geometry(ctx)
         per_input = g.num_output // g.group * count(g.kernel)
-        return sum(count(b) for b in ctx.bottom_shapes) * per_input
+        macs = sum(count(b) for b in ctx.bottom_shapes) * per_input
+        adds = 0
+        for b, t in zip(ctx.bottom_shapes, ctx.top_shapes):
+            if not g.is_1x1:
+                images = count(b[:g.axis])
+                adds += images * g.num_output * col2im_adds(g, b[g.axis + 1:], t[g.axis + 1:])
+            if g.bias:
+                adds += count(t)
+        return Flops(macs=macs, adds=adds)
 
     def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
         out = super().backward_touches(v, pd, ppd)
@@ -264,6 +300,9 @@ class Im2col(LayerRule):
         g = geometry(ctx, _with_num_output(cp, shape[ctx.canonical_axis(cp.axis, len(shape))]))
         spatial = [conv_out(ctx, g, shape[g.axis + 1 + i], i) for i in range(len(g.kernel))]
         return Setup([tuple(shape[:g.axis]) + (g.channels * count(g.kernel),) + tuple(spatial)])
+
+    def flops(self, ctx: LayerCtx) -> Flops:
+        return NONE  # im2col copies
 
     def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
         return top_and_bottom_diff_always(v, ppd)

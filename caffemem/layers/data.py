@@ -14,7 +14,8 @@ import os
 from ..buffers import BufferSet, Kind
 from ..datasource import first_datum_shape
 from ..pb import caffe_pb2
-from .base import DATA, TOP, LayerCtx, LayerRule, NeedsInputShape, Setup, Touch, View, touch_all
+from .base import (DATA, NONE, TOP, Flops, LayerCtx, LayerRule, NeedsInputShape, Setup, Touch, View,
+                   touch_all)
 from .registry import register
 
 
@@ -47,6 +48,11 @@ class DataLayerRule(LayerRule):
     def declared_batch(self, ctx: LayerCtx) -> int | None:
         """The batch size the prototxt gives (after ``--batch``), for ``--input top=*,C,H,W``."""
         return None
+
+    def flops(self, ctx: LayerCtx) -> Flops:
+        """Forward only hands over (or copies) a batch: the transformer's mean subtraction and
+        scaling run in the prefetch thread, or when the data is given (MemoryData)."""
+        return NONE
 
     def forward_touches(self, v: View) -> list[Touch]:
         return []

@@ -18,8 +18,8 @@ carries the same layer).
 from __future__ import annotations
 
 from ..pb import has_field
-from .base import (BOTTOM, DATA, DIFF, TOP, LayerCtx, LayerRule, Setup, Touch, View, count,
-                   legacy_dim)
+from .base import (BOTTOM, DATA, DIFF, NONE, TOP, Flops, LayerCtx, LayerRule, Setup, Touch, View,
+                   count, legacy_dim)
 from .registry import register
 
 FORK = "deeplab"
@@ -72,7 +72,7 @@ def interp_size(ctx: LayerCtx, h: int, w: int) -> tuple[int, int]:
 
 @register
 class Interp(LayerRule):
-    """Top ``[N, C, H_out, W_out]``; FLOPs: 4 multiply-adds per output (bilinear).  Forward
+    """Top ``[N, C, H_out, W_out]``; bilinear.  Forward
     reads bottom 0 only (bottom 1 only gives a size, interp_layer.cpp:71-73, 90-92); Backward
     returns unless bottom 0 propagates (cpp:79, 98)."""
 
@@ -85,8 +85,11 @@ class Interp(LayerRule):
         ho, wo = interp_size(ctx, h, w)
         return Setup([(n, c, ho, wo)])
 
-    def flops(self, ctx: LayerCtx) -> int:
-        return 4 * count(ctx.top_shapes[0]) if ctx.top_shapes else 0
+    def flops(self, ctx: LayerCtx) -> Flops:
+        """``caffe_cpu_interp2`` (util/interp.cpp): per output element ``h0 * (w0 * p00 + w1 *
+        p01) + h1 * (w0 * p10 + w1 * p11)``, six multiply-adds (the weights are per
+        position, shared by the channels)."""
+        return Flops(macs=6 * count(ctx.top_shapes[0])) if ctx.top_shapes else NONE
 
     def backward_to_bottom(self, ctx: LayerCtx, bottom_index: int) -> bool:
         return bottom_index == 0

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from ..buffers import BufferSet
 from ..pb import has_field
-from .base import (BOTTOM, DATA, DIFF, TOP, LayerCtx, LayerRule, Setup, Touch, View, count,
+from typing import Optional
+
+from .base import (BOTTOM, DATA, DIFF, TOP, Flops, LayerCtx, LayerRule, Setup, Touch, View, count,
                    legacy_dim, touch_all)
 from .loss import LossRule
 from .registry import register
@@ -27,7 +29,7 @@ FORK = "frcnn"
 class ROIPooling(LayerRule):
     """``ROIPoolingLayer``: ``pooled_h`` and ``pooled_w`` must be > 0; the top is
     ``[rois.num, features.channels, pooled_h, pooled_w]``.  Backward writes the feature map's
-    diff only.  FLOPs: 0 (each bin's size depends on the regions).
+    diff only.
 
     Touches (roi_pooling_layer.cpp/.cu): Backward_gpu returns unless bottom 0 propagates,
     then reads the top diff and writes bottom 0's diff only (cu:170-175); Backward_cpu is
@@ -49,6 +51,11 @@ class ROIPooling(LayerRule):
         feat, rois = ctx.bottom(0), ctx.bottom(1)
         top = (legacy_dim(ctx, rois, 0), legacy_dim(ctx, feat, 1), rp.pooled_h, rp.pooled_w)
         return Setup([top])
+
+    def flops(self, ctx: LayerCtx) -> Optional[Flops]:
+        """Not counted: each bin's size (the comparisons of its max) depends on the regions,
+        which are data."""
+        return None
 
     def buffers(self, ctx: LayerCtx, env) -> list:
         """``max_idx_`` (``Blob<int>``, top-sized): the argmax of each output, written by
@@ -96,8 +103,15 @@ class SmoothL1Loss(LossRule):
                                f"({list(b0)} vs {list(bj)})")
         return setup
 
-    def flops(self, ctx: LayerCtx) -> int:
-        return count(ctx.bottom(0)) * (2 if len(ctx.bottom_shapes) > 2 else 1)
+    def flops(self, ctx: LayerCtx) -> Flops:
+        """``smooth_L1_loss_layer.cu``: ``b0 - b1`` (an add per element), times each weight
+        blob (a multiply per element each: inside weights, and py-faster-rcnn's outside
+        weights), then per element ``|x| < 1/sigma^2 ? 0.5 * sigma^2 * x * x : |x| - 0.5 /
+        sigma^2`` (an abs and a comparison; the longer side: two multiplies), and the sum (an
+        add per element), / num."""
+        n = count(ctx.bottom(0))
+        weights = len(ctx.bottom_shapes) - 2
+        return n * Flops(adds=2, comparisons=2, macs=2 + weights) + Flops(divides=1)
 
     def buffers(self, ctx: LayerCtx, env) -> list:
         """``diff_`` and ``errors_`` (bottom-sized), written by Forward where it computes

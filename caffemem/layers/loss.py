@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Optional
 
 from ..buffers import BufferSet, MemoryEnv
-from .base import (BOTTOM, BUFFER, CUDNN, DATA, DIFF, TOP, LayerCtx, LayerRule, Setup, Touch, View,
-                   count, factory_engine, touch_all)
-from .normalization import softmax_buffers
+from .base import (BOTTOM, BUFFER, CUDNN, DATA, DIFF, TOP, Flops, LayerCtx, LayerRule, Setup, Touch,
+                   View, count, factory_engine, touch_all)
+from .normalization import softmax_buffers, softmax_flops
 from .registry import register
 
 
@@ -71,6 +71,13 @@ class SoftmaxWithLoss(LossRule):
         del lp
         return Setup([()] + [b0] * (max(1, len(ctx.tops)) - 1))
 
+    def flops(self, ctx: LayerCtx) -> Flops:
+        """The inner Softmax, then per label (``softmax_loss_layer.cpp``/``.cu``):
+        ``loss -= log(max(prob, FLT_MIN))`` -- a comparison, a log, an add -- and the loss
+        divided by the normalizer."""
+        labels = count(ctx.bottom(1))
+        return softmax_flops(ctx) + Flops(comparisons=labels, exps=labels, adds=labels, divides=1)
+
     def buffers(self, ctx: LayerCtx, env) -> list:
         """``softmax_loss_layer.cpp``/``.cu``: the inner Softmax layer (made through the
         factory, so cuDNN in a cuDNN build) writes ``prob_`` (bottom-sized; top 1 shares it)
@@ -107,6 +114,12 @@ class SoftmaxWithLoss(LossRule):
 class EuclideanLoss(HostLossTopRule):
     type = "EuclideanLoss"
 
+    def flops(self, ctx: LayerCtx) -> Flops:
+        """``euclidean_loss_layer.cpp``: ``diff_ = b0 - b1`` (an add per element), its dot
+        with itself (a multiply-add per element), / (2 * num)."""
+        n = count(ctx.bottom(0))
+        return Flops(adds=n, macs=n, divides=1)
+
     def buffers(self, ctx: LayerCtx, env) -> list:
         """``euclidean_loss_layer.cpp``: ``diff_`` = bottom 0 - bottom 1 (bottom-sized)."""
 
@@ -121,6 +134,15 @@ class SigmoidCrossEntropyLoss(LossRule):
     """GPU Forward uses bottom 0's and bottom 1's diffs as scratch."""
 
     type = "SigmoidCrossEntropyLoss"
+
+    def flops(self, ctx: LayerCtx) -> Flops:
+        """The inner Sigmoid (a tanh, two multiply-adds per element), then per element
+        ``input * (target - (input >= 0)) - log(1 + exp(input - 2 * input * (input >=
+        0)))``: a comparison, three multiply-adds, three adds, an exp and a log; the sum
+        divided by the normalizer."""
+        n = count(ctx.bottom(0))
+        return n * Flops(macs=2, exps=1) + n * Flops(comparisons=1, macs=3, adds=3, exps=2) + \
+            Flops(divides=1)
 
     def buffers(self, ctx: LayerCtx, env) -> list:
         """The inner (Caffe) SigmoidLayer's top ``sigmoid_output_``, bottom-sized, and its
@@ -156,6 +178,16 @@ class HingeLoss(LossRule):
 
     type = "HingeLoss"
 
+    def flops(self, ctx: LayerCtx) -> Flops:
+        """``hinge_loss_layer.cpp``: the true class's score negated (a multiply per item),
+        ``max(0, 1 + x)`` per element (an add, a comparison), the sum (L1: of the values, an
+        add each; L2: of the squares, a multiply-add each), / num."""
+        b = ctx.bottom(0)
+        n = count(b)
+        l2 = ctx.param.hinge_loss_param.norm == 2
+        return Flops(macs=b[0] + (n if l2 else 0), adds=n + (0 if l2 else n), comparisons=n,
+                     divides=1)
+
     def cpu_only(self, param) -> bool:
         return True
 
@@ -171,6 +203,13 @@ class InfogainLoss(LossRule):
     """CPU only; top 1 (if any) shares the inner softmax's ``prob_`` buffer."""
 
     type = "InfogainLoss"
+
+    def flops(self, ctx: LayerCtx) -> Flops:
+        """The inner Softmax, then per (item, class) ``H[label, class] *
+        log(max(prob, threshold))`` (a comparison, a log, a multiply-add), / the
+        normalizer.  Summing H's rows for the gradient is Backward's."""
+        n = count(ctx.bottom(0))
+        return softmax_flops(ctx) + Flops(comparisons=n, exps=n, macs=n, divides=1)
 
     def cpu_only(self, param) -> bool:
         return True
@@ -206,6 +245,12 @@ class MultinomialLogisticLoss(LossRule):
 
     type = "MultinomialLogisticLoss"
 
+    def flops(self, ctx: LayerCtx) -> Flops:
+        """Per item ``loss -= log(max(prob[label], threshold))`` (a comparison, a log, an
+        add), / num."""
+        num = ctx.bottom(0)[0]
+        return Flops(comparisons=num, exps=num, adds=num, divides=1)
+
     def cpu_only(self, param) -> bool:
         return True
 
@@ -217,6 +262,18 @@ class MultinomialLogisticLoss(LossRule):
 class ContrastiveLoss(HostLossTopRule):
     type = "ContrastiveLoss"
     check_num = False
+
+    def flops(self, ctx: LayerCtx) -> Flops:
+        """``contrastive_loss_layer.cpp``: ``diff_ = a - b`` (an add per element), the
+        squared distance per item (a multiply-add per element), then per item the margin
+        term (the longer, dissimilar side: a sqrt, a subtraction, a max and the square added
+        to the loss; legacy: a subtraction, a max, an add), / (2 * num)."""
+        b = ctx.bottom(0)
+        n, num = count(b), b[0]
+        legacy = ctx.param.contrastive_loss_param.legacy_version
+        per_item = Flops(adds=2, comparisons=1) if legacy else \
+            Flops(exps=1, adds=1, comparisons=1, macs=1)
+        return Flops(adds=n, macs=n, divides=1) + num * per_item
 
     def buffers(self, ctx: LayerCtx, env) -> list:
         """``contrastive_loss_layer.cpp``/``.cu``: ``diff_`` and (GPU) ``diff_sq_`` [N*C],
@@ -262,6 +319,13 @@ class Accuracy(LayerRule):
         if len(ctx.tops) > 1:
             tops.append((b0[axis],))
         return Setup(tops)
+
+    def flops(self, ctx: LayerCtx) -> Flops:
+        """``accuracy_layer.cpp``: per label, each class's score compared with the true
+        class's (at most every element once), then accuracy / count (and per class with a
+        second top)."""
+        per_class = ctx.top_shapes[1][0] if len(ctx.top_shapes) > 1 else 0
+        return Flops(comparisons=count(ctx.bottom(0)), divides=1 + per_class)
 
     def buffers(self, ctx: LayerCtx, env) -> list:
         """Per-class accuracy (two tops): ``nums_buffer_`` [C] on the CPU; the GPU Forward

@@ -6,8 +6,11 @@ from typing import Optional
 
 from ..blobshape import count
 from ..buffers import BufferSet, MemoryEnv
-from .base import (BOTTOM, CAFFE, CUDNN, DIFF, PARAM, TOP, ElementwiseRule, LayerCtx, LayerRule,
-                   Setup, Touch, View, factory_engine, top_and_bottom_diff_always)
+from ..pb import caffe_pb2
+from .base import (BOTTOM, CAFFE, CUDNN, DIFF, PARAM, TOP, ElementwiseRule, Flops, LayerCtx,
+                   LayerRule, Setup, Touch, View, factory_engine, legacy_dim,
+                   top_and_bottom_diff_always)
+from .pooling import pool_flops
 from .registry import register
 
 #: ``CUDNN_LRN_MAX_N`` (cuDNN's largest LRN window): a wider ACROSS_CHANNELS LRN is Caffe's
@@ -32,12 +35,34 @@ class BatchNorm(ElementwiseRule):
     (params) are never given diffs by the layer."""
 
     type = "BatchNorm"
-    flops_per_element = 2
 
     def setup(self, ctx: LayerCtx) -> Setup:
         b = ctx.bottom(0)
         c = 1 if len(b) == 1 else b[1]
         return Setup([b], [(c,), (c,), (1,)])
+
+    def flops(self, ctx: LayerCtx) -> Flops:
+        """``batch_norm_layer.cpp`` Forward: subtract the mean (an add per element: the
+        broadcast is a GEMM with ones), add eps and take the square root per channel, divide
+        per element.  With the stored statistics (``use_global_stats``, TEST's default) the
+        mean and variance are first scaled by 1/the stored factor (a divide, 2C multiplies);
+        with the batch's (TRAIN) the mean and the variance are each a sum per element, a
+        scale per (item, channel) (the GEMV's alpha) and a sum over the batch, the variance
+        of the squares (a multiply per element), and the moving averages are updated (2C
+        multiply-adds each, one more for the factor, and a divide for the bias correction).
+        netscope's analyzer counts the TEST form's adds and divides per element."""
+        b = ctx.bottom(0)
+        n = count(b)
+        c = 1 if len(b) == 1 else b[1]
+        bn = ctx.param.batch_norm_param
+        global_stats = bn.use_global_stats if bn.HasField("use_global_stats") else ctx.phase == "TEST"
+        per_channel = Flops(adds=c, exps=c)  # + eps, sqrt
+        if global_stats:
+            return per_channel + Flops(macs=2 * c, adds=n, divides=n + 1)
+        nc = (b[0] if b else 1) * c
+        stats = 2 * Flops(macs=nc, adds=n + nc)  # mean and variance: sums, alpha, batch sums
+        moving = Flops(macs=4 * c + 1, adds=1, divides=1)
+        return per_channel + stats + moving + Flops(macs=n, adds=n, divides=n)
 
     def buffers(self, ctx: LayerCtx, env) -> list:
         """``batch_norm_layer.cpp``/``.cu``: multipliers of ones filled on the host in
@@ -83,8 +108,27 @@ class LRN(ElementwiseRule):
             return CUDNN
         return CAFFE if lp.local_size > CUDNN_LRN_MAX_N else CUDNN
 
-    def flops(self, ctx: LayerCtx) -> int:
-        return count(ctx.bottom(0)) * (ctx.param.lrn_param.local_size + 2)
+    def flops(self, ctx: LayerCtx) -> Flops:
+        """``lrn_layer.cpp``.  ACROSS_CHANNELS (``CrossChannelForward_cpu``): square every
+        element, sum ``local_size`` squares (times alpha/size, a multiply-add each) for the
+        first channel and slide the window over the others (one in, one out: two
+        multiply-adds per element), then ``scale^-beta`` (a pow) times the input.  The GPU
+        kernel slides the same window.  WITHIN_CHANNEL runs inner layers: a Power (square:
+        a pow), an AVE Pooling of local_size (pad (size-1)/2), a Power (alpha * x + 1, to
+        -beta) and an Eltwise PROD.  cuDNN's LRN/LCN do the same arithmetic; counted as
+        Caffe's.  netscope's analyzer counts local_size multiply-adds, an add, a pow and two
+        divides per element: Caffe's sliding window needs fewer, and no divide."""
+        lp = ctx.param.lrn_param
+        num, channels, height, width = (legacy_dim(ctx, ctx.bottom(0), i) for i in range(4))
+        n = num * channels * height * width
+        if lp.norm_region == 1:  # WITHIN_CHANNEL
+            pp = caffe_pb2.PoolingParameter(pool=1, kernel_size=lp.local_size,
+                                            pad=(lp.local_size - 1) // 2, stride=1)
+            return Flops(macs=2 * n, adds=n, exps=2 * n) + \
+                pool_flops(ctx, pp, (num, channels, height, width))
+        spatial = height * width
+        window = num * spatial * (lp.local_size + 2 * (channels - 1))
+        return Flops(macs=2 * n + window, exps=n)
 
     def buffers(self, ctx: LayerCtx, env) -> list:
         """``lrn_layer.cpp``/``.cu``, ``cudnn_lcn_layer.cpp``.  Caffe ACROSS_CHANNELS:
@@ -136,7 +180,20 @@ class MVN(ElementwiseRule):
     propagate_down."""
 
     type = "MVN"
-    flops_per_element = 2
+
+    def flops(self, ctx: LayerCtx) -> Flops:
+        """``mvn_layer.cpp``: the mean per row (a sum per element, the GEMV's 1/dim per row),
+        subtracted (an add per element); with ``normalize_variance`` the squares (a multiply
+        per element), their mean likewise, per row a sqrt and + eps, and a divide per
+        element.  A row is an item (across_channels) or an (item, channel)."""
+        mp = ctx.param.mvn_param
+        b = ctx.bottom(0)
+        n = count(b)
+        rows = b[0] if mp.across_channels else b[0] * (b[1] if len(b) > 1 else 1)
+        out = Flops(macs=rows, adds=2 * n)
+        if mp.normalize_variance:
+            out = out + Flops(macs=n + rows, adds=n + rows, exps=rows, divides=n)
+        return out
 
     def buffers(self, ctx: LayerCtx, env) -> list:
         """``mvn_layer.cpp``: ``sum_multiplier_`` of ones ([C*H*W] across channels, else
@@ -175,13 +232,22 @@ def softmax_buffers(ctx: LayerCtx, env, engine: str, prefix: str = "") -> list:
     return bs.items
 
 
+def softmax_flops(ctx: LayerCtx) -> Flops:
+    """``softmax_layer.cpp``/``.cu``, per element: the max over the channels (a comparison),
+    that max subtracted (an add: a GEMM with ones), an exp, the sum over the channels (an
+    add) and a divide.  netscope's analyzer leaves out the max."""
+    return count(ctx.bottom(0)) * Flops(comparisons=1, adds=2, exps=1, divides=1)
+
+
 @register
 class Softmax(ElementwiseRule):
     """Caffe's softmax Backward touches top and bottom diff unconditionally; cuDNN's only when
     propagating."""
 
     type = "Softmax"
-    flops_per_element = 3
+
+    def flops(self, ctx: LayerCtx) -> Flops:
+        return softmax_flops(ctx)
 
     def engine(self, param, env: MemoryEnv, notes: Optional[list] = None) -> str:
         """``GetSoftmaxLayer``: cuDNN whenever the factory may choose it."""
@@ -224,8 +290,11 @@ class Scale(LayerRule):
             params.append(axis_span_shape(ctx, b, sp.axis, bias_axes))
         return Setup([b], params)
 
-    def flops(self, ctx: LayerCtx) -> int:
-        return count(ctx.bottom(0))
+    def flops(self, ctx: LayerCtx) -> Flops:
+        """``scale_layer.cpp``: a multiply per element (``caffe_cpu_scale``); the bias term's
+        inner Bias layer an add per element."""
+        n = count(ctx.bottom(0))
+        return Flops(macs=n, adds=n if ctx.param.scale_param.bias_term else 0)
 
     def buffers(self, ctx: LayerCtx, env) -> list:
         """``scale_layer.cpp``/``.cu``: ``sum_multiplier_`` [max(outer, inner)] of ones
@@ -300,8 +369,9 @@ class Bias(LayerRule):
             return Setup([b])
         return Setup([b], [axis_span_shape(ctx, b, bp.axis, bp.num_axes)])
 
-    def flops(self, ctx: LayerCtx) -> int:
-        return count(ctx.bottom(0))
+    def flops(self, ctx: LayerCtx) -> Flops:
+        """``bias_layer.cpp``: an add per element (a GEMM with ones)."""
+        return Flops(adds=count(ctx.bottom(0)))
 
     def buffers(self, ctx: LayerCtx, env) -> list:
         """``bias_layer.cpp``: ``bias_multiplier_`` [inner] of ones, host in Reshape."""

@@ -15,8 +15,8 @@ import numpy as np
 
 from ..buffers import BufferSet, MemoryEnv
 from ..pb import caffe_pb2
-from .base import (BOTTOM, CAFFE, CUDNN, DIFF, TOP, LayerCtx, LayerRule, Setup, Touch, View,
-                   count, factory_engine)
+from .base import (BOTTOM, CAFFE, CUDNN, DIFF, TOP, Flops, LayerCtx, LayerRule, Setup, Touch,
+                   View, count, factory_engine)
 from .registry import register
 
 
@@ -73,6 +73,35 @@ def pool_shape(ctx: LayerCtx, pp, shape) -> tuple[int, int, int, int]:
     return (n, c, pooled_size(ctx, h, kh, ph, sh, ceil_mode), pooled_size(ctx, w, kw, pw, sw, ceil_mode))
 
 
+def window_elements(size: int, kernel: int, pad: int, stride: int, out: int) -> int:
+    """Input elements the ``out`` windows of one axis cover, each clipped to the input as
+    ``pooling_layer.cpp`` clips it (``hstart = max(hstart, 0)``, ``hend = min(hend,
+    height)``): padding holds nothing to compare or add."""
+    return sum(min(p * stride - pad + kernel, size) - max(p * stride - pad, 0) for p in range(out))
+
+
+def pool_flops(ctx: LayerCtx, pp, shape) -> Flops:
+    """What one PoolingLayer Forward computes on a bottom of ``shape`` (N, C, H, W):
+    MAX compares every element of each clipped window; AVE adds them and divides each
+    output by its window size (netscope's analyzer leaves that divide out, and counts whole
+    kernels where Caffe clips them at the border); STOCHASTIC in TRAIN sums a window,
+    draws a threshold (a multiply) and walks the running sum up to it (an add and a
+    comparison per element, at most), in TEST weighs each element by itself (a
+    multiply-add) and divides by the window's sum."""
+    _, _, oh, ow = pool_shape(ctx, pp, shape)  # refuses a bottom that is not 4-D
+    n, c, h, w = shape
+    kh, kw, ph, pw, sh, sw = pooling_geometry(ctx, pp, h, w)
+    elements = n * c * window_elements(h, kh, ph, sh, oh) * window_elements(w, kw, pw, sw, ow)
+    outputs = n * c * oh * ow
+    if pp.pool == 0:  # MAX
+        return Flops(comparisons=elements)
+    if pp.pool == 1:  # AVE
+        return Flops(adds=elements, divides=outputs)
+    if ctx.phase == "TRAIN":  # STOCHASTIC
+        return Flops(macs=outputs, adds=2 * elements, comparisons=elements)
+    return Flops(macs=elements, adds=elements, divides=outputs)
+
+
 @register
 class Pooling(LayerRule):
     """Backward reads only top 0's diff: a second (mask) top's diff is never touched
@@ -94,11 +123,9 @@ class Pooling(LayerRule):
         top = pool_shape(ctx, ctx.param.pooling_param, ctx.bottom(0))
         return Setup([top] * max(1, len(ctx.tops)))
 
-    def flops(self, ctx: LayerCtx) -> int:
-        pp = ctx.param.pooling_param
-        b = ctx.bottom(0)
-        kh, kw, *_ = pooling_geometry(ctx, pp, b[2], b[3])
-        return count(ctx.top_shapes[0]) * kh * kw
+    def flops(self, ctx: LayerCtx) -> Flops:
+        """:func:`pool_flops` (cuDNN's pooling does the same arithmetic)."""
+        return pool_flops(ctx, ctx.param.pooling_param, ctx.bottom(0))
 
     def buffers(self, ctx: LayerCtx, env) -> list:
         if self.engine(ctx.param, env) == CUDNN:
@@ -113,16 +140,19 @@ class Pooling(LayerRule):
         return [Touch(TOP, 0, DIFF, s)] + [Touch(BOTTOM, i, DIFF, s) for i, p in enumerate(pd) if p]
 
 
-def spp_level_shape(ctx: LayerCtx, level: int, shape) -> tuple[int, int, int, int]:
-    """The pooling SPP runs at one pyramid level (``SPPLayer::GetPoolingParam``)."""
-
+def spp_level_param(ctx: LayerCtx, level: int, shape):
+    """The PoolingParameter SPP runs at one pyramid level (``SPPLayer::GetPoolingParam``)."""
     n, c, h, w = shape
     bins = 2 ** level
     kh, kw = math.ceil(h / bins), math.ceil(w / bins)
-    pp = caffe_pb2.PoolingParameter(
+    return caffe_pb2.PoolingParameter(
         pool=ctx.param.spp_param.pool, kernel_h=kh, kernel_w=kw,
         pad_h=(kh * bins - h + 1) // 2, pad_w=(kw * bins - w + 1) // 2, stride_h=kh, stride_w=kw)
-    return pool_shape(ctx, pp, shape)
+
+
+def spp_level_shape(ctx: LayerCtx, level: int, shape) -> tuple[int, int, int, int]:
+    """The top shape of SPP's pooling at one pyramid level."""
+    return pool_shape(ctx, spp_level_param(ctx, level, shape), shape)
 
 
 def pooling_buffers(ctx: LayerCtx, env, pool: int, ntops: int, top_count: int,
@@ -152,6 +182,15 @@ class SPP(LayerRule):
             return Setup([spp_level_shape(ctx, 0, shape)])
         total = sum(count(spp_level_shape(ctx, i, shape)[1:]) for i in range(height))
         return Setup([(shape[0], total)])
+
+    def flops(self, ctx: LayerCtx) -> Flops:
+        """One pooling per pyramid level (:func:`pool_flops`); the split, flattens and concat
+        only copy."""
+        shape = ctx.bottom(0)
+        out = Flops()
+        for i in range(ctx.param.spp_param.pyramid_height):
+            out = out + pool_flops(ctx, spp_level_param(ctx, i, shape), shape)
+        return out
 
     def buffers(self, ctx: LayerCtx, env) -> list:
         """SPP runs a Split, one Caffe PoolingLayer and one Flatten per pyramid level, and a

@@ -17,7 +17,8 @@ a net of its own and charges the outer layer what it does not share
 from __future__ import annotations
 
 from ..pb import caffe_pb2
-from .base import BOTTOM, DIFF, TOP, LayerCtx, LayerRule, Setup, Touch, View, count, touch_all
+from ..flops import total
+from .base import BOTTOM, DIFF, NONE, TOP, Flops, LayerCtx, LayerRule, Setup, Touch, View, count, touch_all
 from .registry import register
 
 
@@ -147,9 +148,11 @@ class RecurrentRule(LayerRule):
         params = [p.shape for p in inner.learnable_params]
         return Setup(tops[:max(1, len(ctx.tops))], params)
 
-    def flops(self, ctx: LayerCtx) -> int:
+    def flops(self, ctx: LayerCtx) -> Flops:
+        """The unrolled net's layers, summed (its inner products, Eltwise sums, TanH or
+        LSTMUnit per time step)."""
         inner = ctx.inner
-        return sum(l.flops for l in inner.layers) if inner is not None else 0
+        return total(l.flops for l in inner.layers) if inner is not None else NONE
 
 
 @register
@@ -206,8 +209,13 @@ class LSTMUnit(LayerRule):
     def allow_force_backward(self, ctx: LayerCtx, bottom_index: int) -> bool:
         return bottom_index != 2
 
-    def flops(self, ctx: LayerCtx) -> int:
-        return count(ctx.bottom(1))
+    def flops(self, ctx: LayerCtx) -> Flops:
+        """``lstm_unit_layer.cpp``, per hidden unit: gates i, f, o by ``sigmoid(x) = 1 / (1 +
+        exp(-x))`` (an exp, an add, a divide each), g and tanh(c) by ``tanh(x) = 2 *
+        sigmoid(2x) - 1`` (the same, and two multiply-adds), ``cont == 0`` (a comparison), f
+        times cont, c = f * c_prev + i * g, h = o * tanh(c)."""
+        hidden = count(ctx.bottom(0))
+        return hidden * Flops(exps=5, adds=5, divides=5, macs=4 + 1 + 2 + 1, comparisons=1)
 
     def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
         if not (pd[0] or pd[1]):

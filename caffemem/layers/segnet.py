@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from ..buffers import BufferSet, Kind
 from ..pb import has_field
-from .base import (BOTTOM, DIFF, PARAM, TOP, LayerCtx, LayerRule, NeedsInputShape, Setup, Touch,
-                   View, count, legacy_dim, touch_all)
+from .base import (BOTTOM, DIFF, NONE, PARAM, TOP, Flops, LayerCtx, LayerRule, NeedsInputShape,
+                   Setup, Touch, View, count, legacy_dim, touch_all)
 from .data import CopyingDataLayerRule, mean_file_bytes
 from .registry import register
 
@@ -83,6 +83,9 @@ class Upsample(LayerRule):
         uh, uw = self.out_size(ctx, h, w)
         return Setup([(n, c, uh, uw)])
 
+    def flops(self, ctx: LayerCtx) -> Flops:
+        return NONE  # each input is written where its mask says: no arithmetic
+
     def backward_to_bottom(self, ctx: LayerCtx, bottom_index: int) -> bool:
         return bottom_index == 0  # never into the mask
 
@@ -117,8 +120,20 @@ class BN(LayerRule):
         tops = [(n, c, h, w)] + [(1, c, 1, 1)] * (len(ctx.tops) - 1)
         return Setup(tops, [(1, c, 1, 1), (1, c, 1, 1)])
 
-    def flops(self, ctx: LayerCtx) -> int:
-        return 2 * count(ctx.bottom(0))
+    def flops(self, ctx: LayerCtx) -> Flops:
+        """``bn_layer.cpp`` Forward.  INFERENCE: ``x * scale + shift`` (a multiply and an add
+        per element; the broadcasts are GEMMs with ones).  LEARN (every phase): the squares
+        (``caffe_powx``: a pow per element), E[X] and E[X^2] (a sum per element, per (item,
+        channel) and per channel, each GEMV scaling its outputs), per channel (EX)^2 and the
+        subtraction, the mean subtracted (an add per element), per channel + eps and the
+        square root, then a divide, the scale and the shift per element."""
+        n, c, h, w = legacy4(ctx, ctx.bottom(0))
+        total = n * c * h * w
+        if getattr(ctx.param.bn_param, "bn_mode", 0) == 1:  # INFERENCE
+            return Flops(macs=total, adds=total)
+        moments = 2 * Flops(adds=total + n * c, macs=n * c + c)
+        per_channel = Flops(exps=2 * c, adds=2 * c)
+        return moments + per_channel + Flops(exps=total, adds=2 * total, divides=total, macs=total)
 
     def buffers(self, ctx: LayerCtx, env) -> list:
         """``bn_layer.cpp``/``.cu`` (N, C, H, W by the legacy accessors).  Reshape fills, on

@@ -27,7 +27,9 @@ import numpy as np
 from ..blobshape import ShapeError, legacy_shape
 from ..buffers import BufferSet, Kind
 from ..pb import caffe_pb2, has_field
-from .base import (BOTTOM, BUFFER, CUDNN, DATA, DIFF, PARAM, TOP, LayerCtx, LayerRule,
+from typing import Optional
+
+from .base import (BOTTOM, BUFFER, CUDNN, DATA, DIFF, NONE, PARAM, TOP, Flops, LayerCtx, LayerRule,
                    NeedsInputShape, Setup, Touch, View, count)
 from .data import CopyingDataLayerRule, channels_hint, mean_file_bytes
 from .loss import LossRule
@@ -245,9 +247,20 @@ class Normalize(LayerRule):
         scale = () if ctx.param.norm_param.channel_shared else (c,)
         return Setup([tuple(b)], [scale])
 
-    def flops(self, ctx: LayerCtx) -> int:
-        # per element: square-and-sum into the norm, divide by it, multiply by the scale
-        return 3 * count(ctx.bottom(0))
+    def flops(self, ctx: LayerCtx) -> Flops:
+        """``normalize_layer.cpp`` Forward, per image: the squares (a multiply per element);
+        across_spatial: their sum + eps and its square root (an add per element, one add and
+        a sqrt per image), then the image scaled by 1/norm (one divide, a multiply per
+        element); else the sum over the channels per location (started at eps: an add per
+        element), its square root per location and a divide per element; last the scale (a
+        multiply per element)."""
+        b = ctx.bottom(0)
+        n = count(b)
+        num = legacy_dim(ctx, b, 0)
+        if ctx.param.norm_param.across_spatial:
+            return Flops(macs=3 * n, adds=n + num, exps=num, divides=num)
+        spatial = legacy_dim(ctx, b, 2) * legacy_dim(ctx, b, 3)
+        return Flops(macs=2 * n, adds=n, exps=num * spatial, divides=n)
 
     def buffers(self, ctx: LayerCtx, env) -> list:
         """``normalize_layer.cpp``/``.cu`` (N, C, H, W by the legacy accessors):
@@ -328,6 +341,9 @@ class Permute(LayerRule):
             orders.append(o)
         orders += [i for i in range(n) if i not in orders]
         return Setup([tuple(b[o] for o in orders)])
+
+    def flops(self, ctx: LayerCtx) -> Flops:
+        return NONE  # copies in the new order
 
     def buffers(self, ctx: LayerCtx, env) -> list:
         """``permute_layer.cpp``/``.cu``: ``permute_order_``, ``old_steps_`` and
@@ -443,6 +459,16 @@ class PriorBox(LayerRule):
         dim = ctx.check_positive("prior count", w * h * n * 4, f"{w} * {h} * {n} priors * 4")
         return Setup([(1, 2, dim)])
 
+    def flops(self, ctx: LayerCtx) -> Flops:
+        """``prior_box_layer.cpp``: per location its centre (two multiply-adds); per prior
+        coordinate ``(center -/+ size / 2) / image size`` (an add, two divides) and, with
+        ``clip``, ``min(max(x, 0), 1)`` (two comparisons); the variances are copies."""
+        b = ctx.bottom(0)
+        locations = legacy_dim(ctx, b, 2) * legacy_dim(ctx, b, 3)
+        coords = ctx.top_shapes[0][2] if ctx.top_shapes else 0
+        clip = 2 * coords if ctx.param.prior_box_param.clip else 0
+        return Flops(macs=2 * locations, adds=coords, divides=2 * coords, comparisons=clip)
+
     def cpu_only(self, param) -> bool:
         return True
 
@@ -501,6 +527,10 @@ class DetectionOutput(LayerRule):
             raise ctx.fail("nms_param.eta must be in (0, 1]")
         _check_priors(ctx, dp.num_classes, dp.share_location)
         return Setup([(1, 1, 1, 7)])
+
+    def flops(self, ctx: LayerCtx) -> Optional[Flops]:
+        """Not counted: the decoding and non-maximum suppression work on the boxes that pass the confidence threshold, which are data."""
+        return None
 
     def buffers(self, ctx: LayerCtx, env) -> list:
         """``detection_output_layer.cu`` (GPU Forward; the CPU Forward decodes into C++
@@ -562,6 +592,10 @@ class DetectionEvaluate(LayerRule):
         positives = ep.num_classes if background in (-1, 0xFFFFFFFF) else ep.num_classes - 1
         return Setup([(1, 1, positives + legacy_dim(ctx, det, 2), 5)])
 
+    def flops(self, ctx: LayerCtx) -> Optional[Flops]:
+        """Not counted: matching detections to ground truth depends on both, which are data."""
+        return None
+
     def cpu_only(self, param) -> bool:
         return True
 
@@ -612,6 +646,10 @@ class MultiBoxLoss(LossRule):
         setup = super().setup(ctx)
         _check_priors(ctx, mp.num_classes, mp.share_location)
         return setup
+
+    def flops(self, ctx: LayerCtx) -> Optional[Flops]:
+        """Not counted: matching priors to ground-truth boxes and mining negatives depend on the labels, which are data."""
+        return None
 
     def buffers(self, ctx: LayerCtx, env) -> list:
         """``multibox_loss_layer.cpp`` (CPU code in both modes) and the inner loss layers it

@@ -17,8 +17,8 @@ no kernel_h/w) and, in ``LayerSetUp``, fix the output to
 parameter blob to ``[1, 1, K, K]``.  Checked against caffenet-benchmark's
 ``GeneralPool128_fc_2048_unfinished.log`` (30 -> 15, 15 -> 7, 7 -> 3 with K 3, S 2).
 
-FLOPs are estimates: K*K multiply-adds per output for each leaf filter, pooling branch and
-gate.
+FLOPs are estimates: K*K multiply-adds per output for each learned filter (leaves and
+gates); the max and average branches K*K comparisons and K*K adds and a divide.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ import math
 import numpy as np
 
 from ..buffers import BufferSet
-from .base import BOTTOM, DIFF, PARAM, TOP, LayerCtx, LayerRule, Setup, Touch, View, count, touch_all
+from .base import (BOTTOM, DIFF, NONE, PARAM, TOP, Flops, LayerCtx, LayerRule, Setup, Touch, View,
+                   count, touch_all)
 from .registry import register
 
 FORK = "treepool"
@@ -79,9 +80,12 @@ class TreepoolRule(LayerRule):
         n, c, ph, pw, k, _ = treepool_geometry(ctx)
         return Setup([(n, c, ph, pw)], [(1, 1, k, k)] * self.num_params)
 
-    def flops(self, ctx: LayerCtx) -> int:
+    def flops(self, ctx: LayerCtx) -> Flops:
+        """An estimate: K*K multiply-adds per output for each learned filter."""
+        if not ctx.top_shapes:
+            return NONE
         _, _, _, _, k, _ = treepool_geometry(ctx)
-        return count(ctx.top_shapes[0]) * k * k * self.filters_per_output if ctx.top_shapes else 0
+        return Flops(macs=count(ctx.top_shapes[0]) * k * k * self.filters_per_output)
 
     #: top-sized blobs the GPU Forward writes, and those Backward_gpu adds (besides the two
     #: K*K-fold column buffers), in the source's names
@@ -165,7 +169,16 @@ class TreepoolMaxAve(TreepoolRule):
 
     type = "TreepoolMaxAve"
     num_params = 1
-    filters_per_output = 3
+    filters_per_output = 1  # the gate
+
+    def flops(self, ctx: LayerCtx) -> Flops:
+        """An estimate: the gate's K*K multiply-adds per output, the max branch's K*K
+        comparisons, the average branch's K*K adds and a divide."""
+        if not ctx.top_shapes:
+            return NONE
+        _, _, _, _, k, _ = treepool_geometry(ctx)
+        out = count(ctx.top_shapes[0])
+        return super().flops(ctx) + Flops(comparisons=out * k * k, adds=out * k * k, divides=out)
     forward_buffers = ("split_buffer1", "split_buffer2", "top_buffer1", "top_buffer2",
                        "mat_buffer", "poolsize_buffer")
 
@@ -176,7 +189,16 @@ class GatedMaxAve(TreepoolRule):
 
     type = "GatedMaxAve"
     num_params = 1
-    filters_per_output = 3
+    filters_per_output = 1  # the gate
+
+    def flops(self, ctx: LayerCtx) -> Flops:
+        """An estimate: the gate's K*K multiply-adds per output, the max branch's K*K
+        comparisons, the average branch's K*K adds and a divide."""
+        if not ctx.top_shapes:
+            return NONE
+        _, _, _, _, k, _ = treepool_geometry(ctx)
+        out = count(ctx.top_shapes[0])
+        return super().flops(ctx) + Flops(comparisons=out * k * k, adds=out * k * k, divides=out)
 
     def buffers(self, ctx: LayerCtx, env) -> list:
         """treepool_max_ave_efficient.cpp/.cu: LayerSetUp's ``bias_multiplier1_`` [N*C*PH*PW]

@@ -76,22 +76,30 @@ def memory_markdown(report, group: bool = False) -> str:
     return "\n".join(out)
 
 
-def memory_csv(report, group: bool = False) -> str:
-    """Every net's per-layer (or per-module) bytes by kind as CSV, exact bytes, TOTAL rows."""
+def memory_csv(report, group: bool = False, flops: Optional[dict] = None) -> str:
+    """Every net's per-layer (or per-module) bytes by kind as CSV, exact bytes, TOTAL rows;
+    ``flops`` ({(net label, row name): Flops}) adds each FLOP category before the bytes."""
     import csv
     import io
+
+    from ..flops import CATEGORIES
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     kinds = [k for k in SHORT if k in report.by_kind or k in ("activations",)]
     w.writerow(["net", "module" if group else "layer", "layers" if group else "type"]
+               + (list(CATEGORIES) if flops is not None else [])
                + [f"{k}_bytes" for k in kinds] + ["total_bytes"])
     for n in report.nets:
         headers, rows, nk = memory_rows(report, n.label, group)
         first = len(headers) - len(nk) - 1
         for r in rows:
             by = dict(zip(nk, r[first:-1]))
-            w.writerow([n.label, r[0], r[1]] + [by.get(k, 0) for k in kinds] + [r[-1]])
+            ops = []
+            if flops is not None:
+                f = flops.get((n.label, r[0]))
+                ops = [getattr(f, c) for c in CATEGORIES] if f is not None else [""] * len(CATEGORIES)
+            w.writerow([n.label, r[0], r[1]] + ops + [by.get(k, 0) for k in kinds] + [r[-1]])
     return buf.getvalue()
 
 

@@ -2,17 +2,49 @@
 
 Every renderer here starts from :func:`net_to_dict`, so the JSON, CSV, Markdown and text
 outputs always agree.
+
+FLOPs are shown by category (:mod:`caffemem.flops`): text tables give "MACs" (multiply-adds,
+the figure people publish for a net) and "other ops" (comparisons, adds, divides and exps
+together), or with ``verbose`` every category; Markdown, CSV and JSON give every category.
+"?" marks a layer whose type caffemem does not count; the summary names them.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from typing import Any
+from typing import Any, Optional
 
+from ..flops import CATEGORIES, SHORT, Flops, total
+from ..grouping import fold, module_prefix
 from ..layers.base import count
 from ..net import Net
 from ..units import human
+
+#: a layer whose type caffemem does not count (``LayerRule.flops`` gave None)
+NOT_COUNTED = "?"
+
+
+def net_flops(net: Net) -> tuple[Flops, list]:
+    """The net's forward FLOPs by category, and the layers not counted in it."""
+    return total(l.flops for l in net.layers), [l for l in net.layers if l.flops is None]
+
+
+def flops_to_dict(f: Optional[Flops]) -> Optional[dict[str, int]]:
+    """A layer's ``"flops"`` in JSON: every category (None: not counted)."""
+    return None if f is None else f.to_dict()
+
+
+def flops_headers(verbose: bool) -> list[str]:
+    """Table columns for FLOPs: MACs and other ops, or (``verbose``) every category."""
+    return [SHORT[c] for c in CATEGORIES] if verbose else ["MACs", "other ops"]
+
+
+def flops_cells(f: Optional[Flops], verbose: bool) -> list[str]:
+    if f is None:
+        return [NOT_COUNTED] * len(flops_headers(verbose))
+    values = [getattr(f, c) for c in CATEGORIES] if verbose else [f.macs, f.other]
+    return [_si(v) if v else "-" for v in values]
 
 
 def net_to_dict(net: Net) -> dict[str, Any]:
@@ -29,7 +61,7 @@ def net_to_dict(net: Net) -> dict[str, Any]:
             "param_shapes": [list(p.shape) for p in l.params],
             "param_count": sum(p.count for p in l.params if p.learnable),
             "shared_params": [p.display_name for p in l.params if not p.learnable],
-            "flops": l.flops,
+            "flops": flops_to_dict(l.flops),
             "loss_weights": [w for w in l.loss_weights if w] and l.loss_weights,
             "need_backward": l.need_backward,
             "memory_required_for_data": l.memory_after,
@@ -37,6 +69,7 @@ def net_to_dict(net: Net) -> dict[str, Any]:
             "notes": list(l.notes),
             "inner_nets": [net_to_dict(n) for n in l.inner_nets],
         })
+    flops, uncounted = net_flops(net)
     return {
         "name": net.name,
         "label": net.display_label,
@@ -44,7 +77,8 @@ def net_to_dict(net: Net) -> dict[str, Any]:
         "stages": list(net.state.stages),
         "memory_required_for_data": net.memory_required_for_data,
         "params": sum(p.count for p in net.learnable_params),
-        "flops": sum(l.flops for l in net.layers),
+        "flops": flops.to_dict(),
+        "flops_not_counted": [{"layer": l.name, "type": l.type} for l in uncounted],
         "outputs": list(net.outputs),
         "warnings": list(net.warnings),
         "layers": layers,
@@ -62,7 +96,7 @@ def _si(n: int) -> str:
     return str(n)
 
 
-def table_rows(net: Net, show_splits: bool = True) -> list[list[str]]:
+def table_rows(net: Net, show_splits: bool = True, verbose: bool = False) -> list[list[str]]:
     rows = []
     for i, l in enumerate(net.layers):
         if l.inserted_split and not show_splits:
@@ -76,12 +110,38 @@ def table_rows(net: Net, show_splits: bool = True) -> list[list[str]]:
         params = sum(p.count for p in l.params if p.learnable)
         shared = any(not p.learnable for p in l.params)
         rows.append([str(i), l.name, l.type, tops,
-                     (_si(params) if params else "-") + (" (shared)" if shared else ""),
-                     _si(l.flops) if l.flops else "-", human(l.memory_after)])
+                     (_si(params) if params else "-") + (" (shared)" if shared else "")]
+                    + flops_cells(l.flops, verbose) + [human(l.memory_after)])
     return rows
 
 
-HEADERS = ["#", "layer", "type", "tops (* = in place)", "params", "FLOPs", "log figure"]
+def headers(verbose: bool = False) -> list[str]:
+    """The shape table's columns (``verbose``: every FLOP category)."""
+    return ["#", "layer", "type", "tops (* = in place)", "params"] + flops_headers(verbose) + \
+        ["log figure"]
+
+
+def _numeric(hs: list[str]) -> set[int]:
+    return {i for i, h in enumerate(hs) if h in ("#", "params", "log figure", "layers", "other ops")
+            or h in SHORT.values()}
+
+
+def module_rows(net: Net, verbose: bool = False) -> list[list[str]]:
+    """The shape table folded by module (``--group``): layers, params and FLOPs per module
+    (:func:`caffemem.grouping.module_prefix`), then the net's TOTAL."""
+    rows = []
+    for name, ls in fold(net.layers, lambda l: module_prefix(l.name)):
+        params = sum(p.count for l in ls for p in l.params if p.learnable)
+        f = None if all(l.flops is None for l in ls) else total(l.flops for l in ls)
+        rows.append([name, str(len(ls)), _si(params) if params else "-"] + flops_cells(f, verbose))
+    params = sum(p.count for p in net.learnable_params)
+    rows.append(["TOTAL", str(len(net.layers)), _si(params) if params else "-"]
+                + flops_cells(net_flops(net)[0], verbose))
+    return rows
+
+
+def module_headers(verbose: bool = False) -> list[str]:
+    return ["module", "layers", "params"] + flops_headers(verbose)
 
 
 def format_table(headers: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> str:
@@ -97,16 +157,38 @@ def format_table(headers: list[str], rows: list[list[str]], right: set[int] = fr
     return "\n".join(out)
 
 
-def net_table(net: Net) -> str:
-    return format_table(HEADERS, table_rows(net), right={0, 4, 5, 6})
+def net_table(net: Net, verbose: bool = False) -> str:
+    hs = headers(verbose)
+    return format_table(hs, table_rows(net, verbose=verbose), right=_numeric(hs))
+
+
+def module_table(net: Net, verbose: bool = False) -> str:
+    """:func:`module_rows` as a text table."""
+    hs = module_headers(verbose)
+    rows = module_rows(net, verbose)
+    rows.insert(len(rows) - 1, ["-" * len(h) for h in hs])
+    return format_table(hs, rows, right=_numeric(hs))
+
+
+def flops_summary(net: Net) -> str:
+    """One line: the forward pass's multiply-adds, its other operations by category, and the
+    layers not counted."""
+    f, uncounted = net_flops(net)
+    parts = [f"{_si(getattr(f, c))} {c}" for c in CATEGORIES[1:] if getattr(f, c)]
+    line = (f"Forward pass: {_si(f.macs)} MACs (multiply-adds), {_si(f.other)} other ops"
+            + (f" ({', '.join(parts)})" if parts else "") + ".")
+    if uncounted:
+        types = sorted({l.type for l in uncounted})
+        line += (f"  Not counted ({NOT_COUNTED}): {len(uncounted)} layer{'s' if len(uncounted) > 1 else ''} "
+                 f"of type {', '.join(types)} (work that depends on the data or on user code).")
+    return line
 
 
 def net_summary(net: Net) -> str:
     d = net.memory_required_for_data
     params = sum(p.count for p in net.learnable_params)
-    flops = sum(l.flops for l in net.layers)
     return (f"Memory required for data: {d} bytes ({human(d)}), as Caffe logs it.  "
-            f"Parameters: {params:,} ({human(params * 4)}).  Forward multiply-adds: {_si(flops)}.")
+            f"Parameters: {params:,} ({human(params * 4)}).\n" + flops_summary(net))
 
 
 def nets_csv(nets: list[Net], report=None, group: bool = False) -> str:
@@ -115,11 +197,16 @@ def nets_csv(nets: list[Net], report=None, group: bool = False) -> str:
     if group and report is not None:
         from .memview import memory_csv
 
-        return memory_csv(report, group=True)
+        flops = {}
+        for net in nets:
+            for name, ls in fold(net.layers, lambda l: module_prefix(l.name)):
+                flops[(net.display_label, name)] = total(l.flops for l in ls)
+            flops[(net.display_label, "TOTAL")] = net_flops(net)[0]
+        return memory_csv(report, group=True, flops=flops)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["net", "phase", "layer_index", "layer", "type", "top", "shape", "count",
-                "in_place", "param_count", "flops", "memory_required_for_data"])
+                "in_place", "param_count"] + list(CATEGORIES) + ["memory_required_for_data"])
     for net in nets:
         for i, l in enumerate(net.layers):
             params = sum(p.count for p in l.params if p.learnable)
@@ -129,25 +216,42 @@ def nets_csv(nets: list[Net], report=None, group: bool = False) -> str:
                 w.writerow([net.label or net.name, net.phase, i, l.name, l.type,
                             b.name if b else "", " ".join(map(str, b.shape)) if b else "",
                             b.count if b else 0, int(l.in_place[j]) if b else 0,
-                            params if j == 0 else 0, l.flops if j == 0 else 0, l.memory_after])
+                            params if j == 0 else 0] + _flops_csv(l.flops, j == 0) + [l.memory_after])
     return buf.getvalue()
 
 
+def _flops_csv(f: Optional[Flops], first: bool) -> list:
+    """A CSV row's FLOP cells: exact counts on a layer's first row, 0 on its other tops'
+    rows, empty when the type is not counted."""
+    if f is None:
+        return [""] * len(CATEGORIES)
+    return [getattr(f, c) if first else 0 for c in CATEGORIES]
+
+
+def _markdown_table(hs: list[str], rows: list[list[str]]) -> list[str]:
+    right = _numeric(hs)
+    out = ["| " + " | ".join(hs) + " |",
+           "|" + "|".join("---:" if i in right else "---" for i in range(len(hs))) + "|"]
+    for r in rows:
+        cells = [c.replace("|", "\\|") for c in r]
+        if r[0] == "TOTAL":
+            cells = [f"**{c}**" for c in cells]
+        out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
 def nets_markdown(nets: list[Net], report=None, group: bool = False) -> str:
-    """Each net's shape table (left out with ``group``) and summary; with a memory
-    ``report``, its per-layer (per-module with ``group``) bytes by kind."""
+    """Each net's shape table (per module with ``group``), every FLOP category a column, and
+    its summary; with a memory ``report``, its per-layer (per-module) bytes by kind."""
     out = []
     for net in nets:
-        if group:
-            out.append(net_summary(net) + "\n")
-            continue
         out.append(f"### {net.display_label}: {net.name or '(unnamed)'} ({net.phase})\n")
-        out.append("| " + " | ".join(HEADERS) + " |")
-        out.append("|" + "|".join("---:" if i in (0, 4, 5, 6) else "---" for i in range(len(HEADERS))) + "|")
-        for r in table_rows(net):
-            out.append("| " + " | ".join(c.replace("|", "\\|") for c in r) + " |")
+        if group:
+            out += _markdown_table(module_headers(True), module_rows(net, True))
+        else:
+            out += _markdown_table(headers(True), table_rows(net, verbose=True))
         out.append("")
-        out.append(net_summary(net))
+        out += [line + "  " for line in net_summary(net).splitlines()]
         out.append("")
     if report is not None:
         from .memview import memory_markdown
@@ -156,4 +260,5 @@ def nets_markdown(nets: list[Net], report=None, group: bool = False) -> str:
     return "\n".join(out)
 
 
-__all__ = ["net_to_dict", "net_table", "net_summary", "nets_csv", "nets_markdown", "count"]
+__all__ = ["net_to_dict", "net_table", "module_table", "net_summary", "flops_summary", "net_flops",
+           "nets_csv", "nets_markdown", "count"]
