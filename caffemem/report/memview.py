@@ -78,7 +78,8 @@ def memory_markdown(report, group: bool = False) -> str:
 
 def memory_csv(report, group: bool = False, flops: Optional[dict] = None) -> str:
     """Every net's per-layer (or per-module) bytes by kind as CSV, exact bytes, TOTAL rows;
-    ``flops`` ({(net label, row name): Flops}) adds each FLOP category before the bytes."""
+    ``flops`` ({(net label, row name): Flops}) adds each FLOP category before the bytes, and
+    keeps the rows that hold no bytes (a ReLU in place still computes)."""
     import csv
     import io
 
@@ -91,7 +92,7 @@ def memory_csv(report, group: bool = False, flops: Optional[dict] = None) -> str
                + (list(CATEGORIES) if flops is not None else [])
                + [f"{k}_bytes" for k in kinds] + ["total_bytes"])
     for n in report.nets:
-        headers, rows, nk = memory_rows(report, n.label, group)
+        headers, rows, nk = memory_rows(report, n.label, group, show_zero=flops is not None)
         first = len(headers) - len(nk) - 1
         for r in rows:
             by = dict(zip(nk, r[first:-1]))

@@ -166,7 +166,8 @@ def module_table(net: Net, verbose: bool = False) -> str:
     """:func:`module_rows` as a text table."""
     hs = module_headers(verbose)
     rows = module_rows(net, verbose)
-    rows.insert(len(rows) - 1, ["-" * len(h) for h in hs])
+    widths = [max(len(r[i]) for r in rows + [hs]) for i in range(len(hs))]
+    rows.insert(len(rows) - 1, ["-" * w for w in widths])
     return format_table(hs, rows, right=_numeric(hs))
 
 
