@@ -59,8 +59,11 @@ def test_columns_are_named_for_what_they_count(capsys):
     assert "MACs" in plain[1] and "other ops" in plain[1] and "FLOPs" not in plain[1]
     verbose = net_sections(run(capsys, "analyze", TRAIN, "-v"))
     assert all(h in verbose[1].split() for h in ("MACs", "cmp", "add", "div", "exp"))
-    summary = next(l for l in plain if l.startswith("Forward pass:"))
-    assert "MACs (multiply-adds)" in summary and "other ops" in summary
+    summary = next(l for l in plain if l.startswith("Forward pass"))
+    assert "MACs (multiply-adds; 64.62M per image)" in summary and "other ops" in summary
+    # 2,067,892,353 MACs for batch 32 (the JSON's figure): the per-image figure is its 32nd
+    doc = json.loads(run(capsys, "analyze", TRAIN, "--format", "json"))
+    assert f"{doc['nets'][0]['flops']['macs'] // 32 / 1e6:.2f}M per image" in summary
 
 
 def test_json_csv_markdown_agree(capsys):
@@ -104,7 +107,7 @@ def test_a_type_not_counted_is_said(capsys, tmp_path):
     text = net_sections(run(capsys, *argv))
     row = next(l for l in text if " py " in l)
     assert row.split().count("?") == 2  # MACs and other ops
-    summary = next(l for l in text if l.startswith("Forward pass:"))
+    summary = next(l for l in text if l.startswith("Forward pass"))
     assert "Not counted (?): 1 layer of type Python" in summary
     doc = json.loads(run(capsys, *argv, "--format", "json"))["nets"][0]
     assert next(l for l in doc["layers"] if l["name"] == "py")["flops"] is None

@@ -171,12 +171,24 @@ def module_table(net: Net, verbose: bool = False) -> str:
     return format_table(hs, rows, right=_numeric(hs))
 
 
+def input_batch(net: Net) -> Optional[int]:
+    """The batch of the net's first data layer's first top (None without one)."""
+    for l in net.layers:
+        if l.rule is not None and l.rule.is_data and l.tops:
+            shape = net.blobs[l.tops[0]].shape
+            return shape[0] if shape else None
+    return None
+
+
 def flops_summary(net: Net) -> str:
-    """One line: the forward pass's multiply-adds, its other operations by category, and the
-    layers not counted."""
+    """One line: the forward pass's multiply-adds (and per image, as published figures give
+    them), its other operations by category, and the layers not counted."""
     f, uncounted = net_flops(net)
     parts = [f"{_si(getattr(f, c))} {c}" for c in CATEGORIES[1:] if getattr(f, c)]
-    line = (f"Forward pass: {_si(f.macs)} MACs (multiply-adds), {_si(f.other)} other ops"
+    batch = input_batch(net)
+    per_image = f"; {_si(f.macs // batch)} per image" if batch and batch > 1 and f.macs else ""
+    line = (f"Forward pass{f' (batch {batch})' if batch else ''}: {_si(f.macs)} MACs "
+            f"(multiply-adds{per_image}), {_si(f.other)} other ops"
             + (f" ({', '.join(parts)})" if parts else "") + ".")
     if uncounted:
         types = sorted({l.type for l in uncounted})
