@@ -12,13 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+from .flops import Flops, total
 from .net import DTYPE_BYTES, Net
 from .units import human
 
 
 @dataclass
 class LayerCost:
-    """One layer's footprint: its identity, shapes and bytes by kind."""
+    """One layer's footprint: its identity, shapes, bytes by kind and forward FLOPs."""
 
     name: str
     type: str
@@ -26,6 +27,8 @@ class LayerCost:
     top_shapes: list[tuple]
     param_shapes: list[tuple]
     bytes: dict[str, int] = field(default_factory=dict)
+    #: what its forward pass computes (None: not counted, or not known)
+    flops: Optional[Flops] = None
 
     @property
     def total(self) -> int:
@@ -47,8 +50,15 @@ def shape_costs(nets: list[Net]) -> list[LayerCost]:
             params = 0 if shared else sum(p.count for p in l.params if p.learnable)
             out.append(LayerCost(cost_name(l.name, net.display_label), l.type, len(out),
                                  [net.blobs[t].shape for t in l.tops], [p.shape for p in l.params],
-                                 {"activations": data * DTYPE_BYTES, "params": params * DTYPE_BYTES}))
+                                 {"activations": data * DTYPE_BYTES, "params": params * DTYPE_BYTES},
+                                 l.flops))
     return out
+
+
+def forward_flops(costs: list[LayerCost]) -> Flops:
+    """The forward FLOPs of the first net among ``costs`` (the train net, or the only one:
+    test nets' layers carry ``@label``, see :func:`cost_name`)."""
+    return total(c.flops for c in costs if "@" not in c.name)
 
 
 def cost_name(layer: str, net_label: str) -> str:

@@ -56,3 +56,31 @@ def test_disjoint_sample_nets_via_builder():
     b, lb = costs(V1)
     d = diff_costs(a, b, la, lb)
     assert d.delta_bytes < 0 and d.new_log_figure == 125264
+
+
+def test_diff_states_the_forward_flops_of_both_nets(capsys):
+    """Text, JSON and CSV of ``diff`` carry each side's forward FLOPs; doubling the batch
+    doubles the multiply-adds but bn1's per-channel ones (its moving averages: 4 x 32 + 1)
+    and the per-image figure stays."""
+    import csv
+    import io
+    import json
+
+    from caffemem.cli import main
+    from caffemem.flops import CATEGORIES
+
+    argv = ["diff", CNN, CNN, "--new-batch", "64"]
+    assert main(argv + ["--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert main(["analyze", CNN, "--format", "json"]) == 0
+    one = json.loads(capsys.readouterr().out)["nets"][0]["flops"]
+    assert doc["flops"]["old"] == one and 2 * one["macs"] - doc["flops"]["new"]["macs"] == 4 * 32 + 1
+    assert main(argv + ["--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    for c in CATEGORIES:
+        assert sum(int(r[f"old_{c}"] or 0) for r in rows) == doc["flops"]["old"][c]
+        assert sum(int(r[f"new_{c}"] or 0) for r in rows) == doc["flops"]["new"][c]
+    assert main(argv) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("Forward pass"))
+    per_image = f"{one['macs'] // 32 / 1e6:.2f}M"
+    assert f"per image (batch 32 -> 64): {per_image} -> {per_image} MACs" in line

@@ -52,7 +52,8 @@ def compare(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..report.netview import format_table
+    from ..diff import forward_flops
+    from ..report.netview import flops_change, format_table
 
     old, new, d, v = compare(args)
     if args.plot:
@@ -69,7 +70,10 @@ def run(args: argparse.Namespace) -> int:
     md = args.format == "markdown"
     out = [("**" + line + "**" if md and i == 0 else line) + ("  " if md else "")
            for i, line in enumerate(v.header_lines())]
-    out += ["", d.headline(totals=False), ""]
+    out += ["", d.headline(totals=False),
+            flops_change(forward_flops([o for o, _ in d.pairs if o]),
+                         forward_flops([n for _, n in d.pairs if n]), v.old.batch, v.new.batch),
+            ""]
     ob, nb = v.old.batch, v.new.batch
     if ob and nb and ob != nb:
         def per_sample(costs):
@@ -96,7 +100,10 @@ def run(args: argparse.Namespace) -> int:
 def json_document(d, v) -> dict:
     """``--format json``: the verdict over both nets (totals, fits, engine sensitivity,
     assumptions), the headline, the layer changes and the contributors; built from the
-    diff and the verdict alone (no command line)."""
+    diff and the verdict alone (no command line).  ``flops``: the first net's forward pass
+    on each side, by category."""
+    from ..diff import forward_flops
+
     doc = {"old": v.old.source, "new": v.new.source, "verdict": v.to_dict(),
            "old_total_bytes": d.old_total, "new_total_bytes": d.new_total,
            "delta_bytes": d.delta_bytes,
@@ -106,22 +113,32 @@ def json_document(d, v) -> dict:
            "assumptions": v.to_dict()["assumptions"],
            "changes": [{"status": s, "layer": l, "what": w} for s, l, w in d.changes()],
            "contributors": [{"layer": c.layer, "kind": c.kind, "delta_bytes": c.delta_bytes,
-                             "status": c.status} for c in d.contributors]}
+                             "status": c.status} for c in d.contributors],
+           "flops": {"old": forward_flops([o for o, _ in d.pairs if o]).to_dict(),
+                     "new": forward_flops([n for _, n in d.pairs if n]).to_dict()}}
     return doc
 
 
 def _csv(d) -> str:
-    """One row per aligned layer pair: exact bytes on each side and the delta."""
+    """One row per aligned layer pair: exact bytes on each side and the delta, then each
+    side's forward FLOPs by category (empty where not counted)."""
     import csv
     import io
+
+    from ..flops import CATEGORIES
+
+    def ops(c) -> list:
+        f = c.flops if c is not None else None
+        return [getattr(f, k) for k in CATEGORIES] if f is not None else [""] * len(CATEGORIES)
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["old_layer", "new_layer", "old_type", "new_type", "status", "old_bytes",
-                "new_bytes", "delta_bytes"])
+                "new_bytes", "delta_bytes"] + [f"old_{k}" for k in CATEGORIES]
+               + [f"new_{k}" for k in CATEGORIES])
     for o, n in d.pairs:
         status = "added" if o is None else "removed" if n is None else "same" if o.bytes == n.bytes else "changed"
         ob, nb = (o.total if o else 0), (n.total if n else 0)
         w.writerow([o.name if o else "", n.name if n else "", o.type if o else "", n.type if n else "",
-                    status, ob, nb, nb - ob])
+                    status, ob, nb, nb - ob] + ops(o) + ops(n))
     return buf.getvalue()

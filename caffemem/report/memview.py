@@ -147,18 +147,19 @@ def render(report, nets, gpu_mem: Optional[int] = None, compare: bool = False,
 
 def layer_costs(report, nets=()) -> list[LayerCost]:
     """The model's per-layer bytes as diff/plot costs (device bytes in gpu mode), with each
-    layer's top and parameter shapes taken from the built ``nets``."""
+    layer's top and parameter shapes and FLOPs taken from the built ``nets``."""
     shapes = {}
     for net in nets:
         label = net.display_label
         for l in net.layers:
-            shapes[(label, l.name)] = ([net.blobs[t].shape for t in l.tops], [p.shape for p in l.params])
+            shapes[(label, l.name)] = ([net.blobs[t].shape for t in l.tops], [p.shape for p in l.params],
+                                       l.flops)
     out = []
     for n in report.nets:
         for l in n.layers:
             b = dict(l.device if report.gpu else l.host)
-            tops, params = shapes.get((n.label, l.name), ([], []))
-            out.append(LayerCost(cost_name(l.name, n.label), l.type, len(out), tops, params, b))
+            tops, params, flops = shapes.get((n.label, l.name), ([], [], None))
+            out.append(LayerCost(cost_name(l.name, n.label), l.type, len(out), tops, params, b, flops))
     # the CUDA context is not a layer's: it stays in the totals, out of the per-layer bars
     return out
 

@@ -197,6 +197,22 @@ def flops_summary(net: Net) -> str:
     return line
 
 
+def flops_change(old: Flops, new: Flops, old_batch: Optional[int] = None,
+                 new_batch: Optional[int] = None) -> str:
+    """One line for ``diff``: the first net's forward MACs and other ops, old -> new (and
+    the MACs per image when the batches differ)."""
+    def delta(a: int, b: int) -> str:
+        d = b - a
+        return "no change" if not d else ("+" if d > 0 else "-") + _si(abs(d))
+    line = (f"Forward pass (first net, as built): {_si(old.macs)} -> {_si(new.macs)} MACs "
+            f"({delta(old.macs, new.macs)}), {_si(old.other)} -> {_si(new.other)} other ops "
+            f"({delta(old.other, new.other)})")
+    if old_batch and new_batch and old_batch != new_batch:
+        line += (f"; per image (batch {old_batch} -> {new_batch}): {_si(old.macs // old_batch)} -> "
+                 f"{_si(new.macs // new_batch)} MACs")
+    return line + "."
+
+
 def net_summary(net: Net) -> str:
     d = net.memory_required_for_data
     params = sum(p.count for p in net.learnable_params)
