@@ -43,8 +43,8 @@ from ..buffers import CAFFE, CUDNN, Buffer, MemoryEnv
 from ..errors import NetError
 from ..flops import NONE, Flops
 
-__all__ = ["Shape", "count", "Flops", "NONE", "legacy_dim", "NeedsInputShape", "LayerCtx", "Setup", "LayerRule",
-           "ElementwiseRule", "Touch", "View", "touch_all", "top_and_bottom_diff_always",
+__all__ = ["Shape", "count", "Flops", "NONE", "legacy_dim", "NeedsInputShape", "LayerCtx", "Setup",
+           "LayerRule", "ElementwiseRule", "Touch", "View", "touch_all", "top_and_bottom_diff_always",
            "factory_engine", "ENGINE_DEFAULT", "ENGINE_CAFFE", "ENGINE_CUDNN",
            "BOTTOM", "TOP", "PARAM", "BUFFER", "DATA", "DIFF", "CAFFE", "CUDNN"]
 

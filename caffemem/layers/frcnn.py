@@ -13,10 +13,10 @@ their shapes in Python; the core rule for ``Python`` asks for ``--input``.
 
 from __future__ import annotations
 
-from ..buffers import BufferSet
-from ..pb import has_field
 from typing import Optional
 
+from ..buffers import BufferSet
+from ..pb import has_field
 from .base import (BOTTOM, DATA, DIFF, TOP, Flops, LayerCtx, LayerRule, Setup, Touch, View, count,
                    legacy_dim, touch_all)
 from .loss import LossRule

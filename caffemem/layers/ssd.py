@@ -27,8 +27,6 @@ import numpy as np
 from ..blobshape import ShapeError, legacy_shape
 from ..buffers import BufferSet, Kind
 from ..pb import caffe_pb2, has_field
-from typing import Optional
-
 from .base import (BOTTOM, BUFFER, CUDNN, DATA, DIFF, NONE, PARAM, TOP, Flops, LayerCtx, LayerRule,
                    NeedsInputShape, Setup, Touch, View, count)
 from .data import CopyingDataLayerRule, channels_hint, mean_file_bytes
@@ -529,7 +527,8 @@ class DetectionOutput(LayerRule):
         return Setup([(1, 1, 1, 7)])
 
     def flops(self, ctx: LayerCtx) -> Optional[Flops]:
-        """Not counted: the decoding and non-maximum suppression work on the boxes that pass the confidence threshold, which are data."""
+        """Not counted: the decoding and non-maximum suppression work on the boxes that pass
+        the confidence threshold, which are data."""
         return None
 
     def buffers(self, ctx: LayerCtx, env) -> list:
@@ -648,7 +647,8 @@ class MultiBoxLoss(LossRule):
         return setup
 
     def flops(self, ctx: LayerCtx) -> Optional[Flops]:
-        """Not counted: matching priors to ground-truth boxes and mining negatives depend on the labels, which are data."""
+        """Not counted: matching priors to ground-truth boxes and mining negatives depend on
+        the labels, which are data."""
         return None
 
     def buffers(self, ctx: LayerCtx, env) -> list:

@@ -73,6 +73,8 @@ class TreepoolRule(LayerRule):
     num_params = 1
     #: K*K filters evaluated per output
     filters_per_output = 3
+    #: a max and an average pooling branch besides the filters (TreepoolMaxAve, GatedMaxAve)
+    max_ave = False
 
     def setup(self, ctx: LayerCtx) -> Setup:
         if len(ctx.bottom_shapes) != 1 or len(ctx.tops) > 1:
@@ -81,11 +83,14 @@ class TreepoolRule(LayerRule):
         return Setup([(n, c, ph, pw)], [(1, 1, k, k)] * self.num_params)
 
     def flops(self, ctx: LayerCtx) -> Flops:
-        """An estimate: K*K multiply-adds per output for each learned filter."""
+        """An estimate: K*K multiply-adds per output for each learned filter; a max branch's
+        K*K comparisons and an average branch's K*K adds and a divide per output."""
         if not ctx.top_shapes:
             return NONE
         _, _, _, _, k, _ = treepool_geometry(ctx)
-        return Flops(macs=count(ctx.top_shapes[0]) * k * k * self.filters_per_output)
+        out = count(ctx.top_shapes[0])
+        branches = Flops(comparisons=out * k * k, adds=out * k * k, divides=out) if self.max_ave else NONE
+        return Flops(macs=out * k * k * self.filters_per_output) + branches
 
     #: top-sized blobs the GPU Forward writes, and those Backward_gpu adds (besides the two
     #: K*K-fold column buffers), in the source's names
@@ -170,15 +175,7 @@ class TreepoolMaxAve(TreepoolRule):
     type = "TreepoolMaxAve"
     num_params = 1
     filters_per_output = 1  # the gate
-
-    def flops(self, ctx: LayerCtx) -> Flops:
-        """An estimate: the gate's K*K multiply-adds per output, the max branch's K*K
-        comparisons, the average branch's K*K adds and a divide."""
-        if not ctx.top_shapes:
-            return NONE
-        _, _, _, _, k, _ = treepool_geometry(ctx)
-        out = count(ctx.top_shapes[0])
-        return super().flops(ctx) + Flops(comparisons=out * k * k, adds=out * k * k, divides=out)
+    max_ave = True
     forward_buffers = ("split_buffer1", "split_buffer2", "top_buffer1", "top_buffer2",
                        "mat_buffer", "poolsize_buffer")
 
@@ -190,15 +187,7 @@ class GatedMaxAve(TreepoolRule):
     type = "GatedMaxAve"
     num_params = 1
     filters_per_output = 1  # the gate
-
-    def flops(self, ctx: LayerCtx) -> Flops:
-        """An estimate: the gate's K*K multiply-adds per output, the max branch's K*K
-        comparisons, the average branch's K*K adds and a divide."""
-        if not ctx.top_shapes:
-            return NONE
-        _, _, _, _, k, _ = treepool_geometry(ctx)
-        out = count(ctx.top_shapes[0])
-        return super().flops(ctx) + Flops(comparisons=out * k * k, adds=out * k * k, divides=out)
+    max_ave = True
 
     def buffers(self, ctx: LayerCtx, env) -> list:
         """treepool_max_ave_efficient.cpp/.cu: LayerSetUp's ``bias_multiplier1_`` [N*C*PH*PW]
