@@ -175,7 +175,8 @@ class Dropout(ElementwiseRule):
 
     def flops(self, ctx: LayerCtx) -> Flops:
         """TRAIN: ``in * (mask > threshold) * scale`` (a comparison and two multiplies; the
-        random numbers are not counted); TEST copies the bottom."""
+        random numbers are not counted); TEST copies the bottom.  (netscope's analyzer
+        counts a comparison per element in every phase.)"""
         if ctx.phase != "TRAIN":
             return NONE
         return count(ctx.bottom(0)) * Flops(comparisons=1, macs=2)
