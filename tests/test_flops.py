@@ -51,8 +51,8 @@ def test_flops_arithmetic():
 # --------------------------------------------------------------------------- convolution
 
 def _conv_macs_brute(n, c, h, w, num_output, k, pad, stride, dil, group):
-    """Walk every output and every tap of its window: one multiply-add per (input channel of
-    its group, kernel position), padding included (im2col feeds zeros to the GEMM)."""
+    """One multiply-add per (output, input channel of its group, kernel tap), the taps in the
+    padding included (im2col feeds their zeros to the GEMM); dilation only moves the taps."""
     ext = dil * (k - 1) + 1
     oh, ow = (h + 2 * pad - ext) // stride + 1, (w + 2 * pad - ext) // stride + 1
     per_output = sum(1 for _ in itertools.product(range(c // group), range(k), range(k)))
@@ -304,3 +304,71 @@ def test_caffenet_deploy_matches_the_inline_alexnet(capsys):
     inline = build_net(parse_text(ALEXNET, caffe_pb2.NetParameter()), NetState("TEST"), BuildOptions())
     macs = sum(l["flops"]["macs"] for l in net["layers"] if l["type"] in ("Convolution", "InnerProduct"))
     assert macs == _gemm_macs(inline)  # CaffeNet swaps pool and norm: the GEMMs are the same
+
+
+# --------------------------------------------------------------------------- losses, others
+
+def test_loss_layers():
+    two = 'bottom: "in0" bottom: "in1" top: "t"'
+    assert flops(f'layer {{ name: "L" type: "EuclideanLoss" {two} }}', (4, 6), (4, 6)) == \
+        Flops(adds=24, macs=24, divides=1)  # b0 - b1, its dot with itself, / 2N
+    assert flops(f'layer {{ name: "L" type: "MultinomialLogisticLoss" {two} }}', (4, 6), (4,)) == \
+        Flops(comparisons=4, exps=4, adds=4, divides=1)  # per item -log(max(p, eps))
+    # hinge L1: the true class negated per item, max(0, 1 + x) and the sum per element
+    assert flops(f'layer {{ name: "L" type: "HingeLoss" {two} }}', (4, 6), (4,)) == \
+        Flops(macs=4, adds=48, comparisons=24, divides=1)
+    assert flops(f'layer {{ name: "L" type: "Accuracy" {two} }}', (4, 6), (4,)) == \
+        Flops(comparisons=24, divides=1)
+
+
+def test_reduction_argmax_embed():
+    def red(op, coeff=1):
+        return (f'layer {{ name: "L" type: "Reduction" bottom: "in0" top: "t" reduction_param '
+                f'{{ operation: {op} axis: 1 coeff: {coeff} }} }}')
+    s = (3, 4, 5)  # 3 outputs of 20 elements
+    assert flops(red("SUM"), s) == Flops(adds=60)
+    assert flops(red("SUM", 2), s) == Flops(adds=60, macs=3)  # the coefficient, per output
+    assert flops(red("MEAN"), s) == Flops(adds=60, macs=3)  # coeff / dim
+    assert flops(red("ASUM"), s) == Flops(adds=60, comparisons=60)
+    assert flops(red("SUMSQ"), s) == Flops(macs=60)
+    assert flops('layer { name: "L" type: "ArgMax" bottom: "in0" top: "t" }', (2, 10)) == Flops(comparisons=20)
+    assert flops('layer { name: "L" type: "Embed" bottom: "in0" top: "t" embed_param '
+                 '{ num_output: 8 input_dim: 100 } }', (2, 3)) == Flops(adds=2 * 3 * 8)  # the bias
+
+
+def test_fork_layers():
+    # DeepLab's Interp: six multiply-adds per output element (bilinear, weights per position)
+    assert flops('layer { name: "L" type: "Interp" bottom: "in0" top: "t" interp_param '
+                 '{ height: 9 width: 7 } }', (1, 2, 5, 4)) == Flops(macs=6 * 2 * 9 * 7)
+    # SegNet's BN in INFERENCE: x * scale + shift
+    assert flops('layer { name: "L" type: "BN" bottom: "in0" top: "t" bn_param { bn_mode: INFERENCE } }',
+                 (2, 3, 4, 4)) == Flops(macs=96, adds=96)
+    # SSD's Normalize across the image: squares, their sum (+ eps, sqrt per image), 1/norm
+    # times each element, the scale
+    assert flops('layer { name: "L" type: "Normalize" bottom: "in0" top: "t" norm_param '
+                 '{ across_spatial: true } }', (2, 3, 4, 4)) == Flops(macs=3 * 96, adds=96 + 2, exps=2, divides=2)
+    # py-faster-rcnn's SmoothL1Loss with inside and outside weights
+    four = " ".join(f'bottom: "in{i}"' for i in range(4))
+    assert flops(f'layer {{ name: "L" type: "SmoothL1Loss" {four} top: "t" }}', *[(2, 8, 3, 3)] * 4) == \
+        144 * Flops(adds=2, comparisons=2, macs=4) + Flops(divides=1)
+
+
+def test_lstm_unit_and_unrolled_lstm():
+    n, h = 2, 4
+    f = flops('layer { name: "L" type: "LSTMUnit" bottom: "in0" bottom: "in1" bottom: "in2" top: "c" top: "h" }',
+              (1, n, h), (1, n, 4 * h), (1, n))
+    # per unit: 5 sigmoids (i, f, o and the two tanh's inner ones: exp, add, divide each),
+    # the tanh's 2 multiply-adds each, cont * f, f * c + i * g, o * tanh(c); cont == 0
+    assert f == n * h * Flops(exps=5, adds=5, divides=5, macs=8, comparisons=1)
+    text = ('layer { name: "d" type: "DummyData" top: "x" top: "cont" dummy_data_param '
+            '{ shape { dim: 3 dim: 2 dim: 5 } shape { dim: 3 dim: 2 } } }\n'
+            'layer { name: "l" type: "LSTM" bottom: "x" bottom: "cont" top: "y" recurrent_param { num_output: 4 } }')
+    net = build_net(parse_text(text, caffe_pb2.NetParameter()), NetState("TRAIN"), BuildOptions())
+    layer = net.layer("l")
+    (inner,) = layer.inner_nets
+    assert layer.flops == total(l.flops for l in inner.layers)
+    # its GEMMs: the input transform for all T*N rows, the hidden transform at each step
+    gemms = sum(l.flops.macs for l in inner.layers if l.type == "InnerProduct")
+    assert gemms == 3 * 2 * 5 * 16 + 3 * 2 * 4 * 16
+    units = [l for l in inner.layers if l.type == "LSTMUnit"]
+    assert len(units) == 3 and all(u.flops == f for u in units)
