@@ -246,12 +246,12 @@ class Softmax(ElementwiseRule):
 
     type = "Softmax"
 
-    def flops(self, ctx: LayerCtx) -> Flops:
-        return softmax_flops(ctx)
-
     def engine(self, param, env: MemoryEnv, notes: Optional[list] = None) -> str:
         """``GetSoftmaxLayer``: cuDNN whenever the factory may choose it."""
         return factory_engine(param.softmax_param.engine, env) or CUDNN
+
+    def flops(self, ctx: LayerCtx) -> Flops:
+        return softmax_flops(ctx)
 
     def buffers(self, ctx: LayerCtx, env) -> list:
         return softmax_buffers(ctx, env, self.engine(ctx.param, env))
