@@ -71,7 +71,13 @@ def load(path: str, phase: Optional[str] = None, stages: tuple[str, ...] = (),
          level: Optional[int] = None) -> Loaded:
     """Load a net or solver prototxt.  ``phase``/``stages``/``level`` apply to a net file
     (as ``caffe time``/``caffe test``/pycaffe set them); a solver decides its own states."""
-    text = read_text(path)
+    return load_text(read_text(path), path, phase, stages, level)
+
+
+def load_text(text: str, path: str, phase: Optional[str] = None, stages: tuple[str, ...] = (),
+              level: Optional[int] = None) -> Loaded:
+    """:func:`load` for prototxt text already in memory (``path`` names it in messages;
+    a solver's relative net paths resolve against its directory)."""
     if looks_like_solver(text):
         solver = parse_text(text, caffe_pb2.SolverParameter(), path)
         return Loaded(path, solver, solver_nets(solver, path))

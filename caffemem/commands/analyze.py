@@ -7,8 +7,7 @@ import json
 from dataclasses import dataclass
 
 from ..errors import EXIT_NOFIT
-from .common import (add_format_option, add_memory_options, add_net_options, analysis_options,
-                     emit, model_file)
+from .common import add_format_option, add_memory_options, add_net_options, analysis_options, emit
 
 HELP = "every blob's shape, Caffe's log figure to the byte, and the real allocation per layer"
 
@@ -58,12 +57,13 @@ def run(args: argparse.Namespace) -> int:
             lines.extend(net_lines(net))
         emit(args, "\n".join(lines))
         return 0
-    m = model_file(args, args.prototxt, trunk=True)
-    result = Analysis(m.nets, m.report, m.verdict(args.gpu_mem, search_batch=m.refusal is None), m.refusal)
-    emit(args, render_analysis(args, result))
-    if m.error is not None:
-        raise m.error  # the one-line reason, after everything before it
-    return EXIT_NOFIT if result.verdict.fits is False else 0
+    from ..api import analyze_args
+
+    a = analyze_args(args, args.prototxt, trunk=True)  # the Python API's caffemem.analyze
+    emit(args, render_analysis(args, a._result, a._doc))
+    if a.error is not None:
+        raise a.error  # the one-line reason, after everything before it
+    return EXIT_NOFIT if a._result.verdict.fits is False else 0
 
 
 @dataclass
@@ -76,13 +76,13 @@ class Analysis:
     refusal: object = None
 
 
-def render_analysis(args: argparse.Namespace, a: Analysis) -> str:
-    """The chosen ``--format`` of an analysis."""
+def render_analysis(args: argparse.Namespace, a: Analysis, doc: dict = None) -> str:
+    """The chosen ``--format`` of an analysis (``doc``: its JSON document, when built)."""
     from ..report.memview import render
     from ..report.netview import module_table, net_summary, net_table, nets_csv, nets_markdown
 
     if args.format == "json":
-        doc = json_document(a, args.compare_estimates)
+        doc = doc if doc is not None else json_document(a, args.compare_estimates)
         # json's indenting encoder is pure Python; big nets get the fast compact form
         layers = sum(len(n["layers"]) for n in doc["nets"])
         return json.dumps(doc, indent=1 if layers <= 2000 else None)

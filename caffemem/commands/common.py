@@ -294,6 +294,9 @@ class Modeled:
     #: error is raised once they are shown
     refusal: object = None
     error: Optional[Exception] = None
+    #: the model's replay of the run (``caffemem.memory.model.replay``): the HTML report's
+    #: timeline and card table read it
+    replayed: object = None
 
     def costs(self):
         """Per-layer bytes by kind from the model (for diffs and plots)."""
@@ -322,15 +325,29 @@ def model_file(args: argparse.Namespace, path: str, side: str = "", trunk: bool 
     """Load, build and model ``path`` with the options of ``side`` ('old'/'new' in a
     comparison, '' otherwise).  With ``trunk``, a net Caffe refuses at a late layer is
     modeled up to the layer before (the caller shows it, then raises ``error``)."""
-    from ..analysis import build_trunks
     from ..loader import load
-    from ..memory import model_memory
 
     options = analysis_options(args, side)
     loaded = load(path, phase=options.phase, stages=options.stages, level=options.level)
-    nets, refusal, error = build_trunks(loaded, options)
-    if error is not None and (not trunk or not nets):
-        raise error
+    return model_loaded(args, loaded, side, trunk)
+
+
+def model_loaded(args: argparse.Namespace, loaded, side: str = "", trunk: bool = False,
+                 nets=None) -> Modeled:
+    """:func:`model_file` for a file already loaded (a path, prototxt text or a NetParameter,
+    see :func:`caffemem.api.analyze`); ``nets``: nets already built from it with these
+    options (to model them again under other memory options)."""
+    from ..analysis import build_trunks
+    from ..memory.model import model_memory, replay
+
+    options = analysis_options(args, side)
+    refusal = error = None
+    if nets is None:
+        nets, refusal, error = build_trunks(loaded, options)
+        if error is not None and (not trunk or not nets):
+            raise error
     _, why = scenario_for(args, loaded, nets, side)
     env = memory_env(args, loaded, nets, side)
-    return Modeled(loaded, nets, options, env, model_memory(nets, env), why, refusal, error)
+    replayed = replay(nets, env)
+    return Modeled(loaded, nets, options, env, model_memory(nets, env, replayed=replayed), why,
+                   refusal, error, replayed)

@@ -33,12 +33,14 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
-def compare(args: argparse.Namespace):
-    """Both files modeled, their diff and the verdict over both (what every format renders)."""
+def compare(args: argparse.Namespace, old=None, new=None):
+    """Both files modeled, their diff and the verdict over both (what every format renders);
+    ``old``/``new``: sides already modeled (``caffemem.diff`` in the Python API)."""
     from ..diff import diff_costs
     from ..verdict import _engine_layers, diff_verdict
 
-    old, new = model_file(args, args.old, "old"), model_file(args, args.new, "new")
+    old = old or model_file(args, args.old, "old")
+    new = new or model_file(args, args.new, "new")
     old_costs, new_costs = old.costs(), new.costs()
     d = diff_costs(old_costs, new_costs,
                    sum(n.memory_required_for_data for n in old.nets),
@@ -55,14 +57,17 @@ def run(args: argparse.Namespace) -> int:
     from ..diff import forward_flops
     from ..report.netview import flops_change, format_table
 
-    old, new, d, v = compare(args)
+    from ..api import diff_args
+
+    r = diff_args(args, args.old, args.new)  # the Python API's caffemem.diff
+    old, new, d, v = r.old._modeled, r.new._modeled, r._diff, r._verdict
     if args.plot:
         from .plot import draw_diff
 
         draw_diff(old, new, d, v, args.plot)
     status = EXIT_NOFIT if v.fits is False else 0
     if args.format == "json":
-        emit(args, json.dumps(json_document(d, v), indent=1))
+        emit(args, json.dumps(r._doc, indent=1))
         return status
     if args.format == "csv":
         emit(args, _csv(d))

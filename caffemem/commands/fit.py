@@ -36,25 +36,12 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..analysis import analyze_file
-    from ..fit import data_batch, fit_batch, fit_scale
-    from ..verdict import net_assumptions
 
     if not args.gpu_mem:
         raise UserError("fit needs --gpu-mem SIZE (e.g. --gpu-mem 8GiB)")
     options = analysis_options(args)
     loaded, nets = analyze_file(args.prototxt, options)
-    engines = ["caffe", "cudnn"] if args.engine == "both" else [args.engine]
-    answers = []
-    for engine in engines:
-        args.engine = engine
-        env = memory_env(args, loaded, nets)
-        if args.scale:
-            r, align, info = fit_scale(loaded, options, env, args.gpu_mem, nets)
-            answers.append(_scale_answer(r, align, info, env))
-        else:
-            r = fit_batch(loaded, options, env, args.gpu_mem)
-            answers.append(_batch_answer(r, data_batch(nets[0]), env))
-    assumed = net_assumptions(nets)
+    answers, assumed = search(args, loaded, options, nets)
     doc = json_document(args, answers, assumed)
     if args.format == "json":
         emit(args, json.dumps(doc, indent=1))
@@ -63,6 +50,25 @@ def run(args: argparse.Namespace) -> int:
     else:
         emit(args, "\n".join([_text(a, args.gpu_mem) for a in answers] + [a.text() for a in assumed]))
     return EXIT_NOFIT if not doc["fits"] else 0
+
+
+def search(args: argparse.Namespace, loaded, options, nets) -> tuple[list[dict], list]:
+    """The search for every engine asked (``--engine both``: CAFFE, then cuDNN) and the
+    assumptions that stand in for data; ``caffemem.fit`` in the Python API calls this too."""
+    from ..fit import data_batch, fit_batch, fit_scale
+    from ..verdict import net_assumptions
+
+    engines = ["caffe", "cudnn"] if args.engine == "both" else [args.engine]
+    answers = []
+    for engine in engines:
+        env = memory_env(argparse.Namespace(**{**vars(args), "engine": engine}), loaded, nets)
+        if args.scale:
+            r, align, info = fit_scale(loaded, options, env, args.gpu_mem, nets)
+            answers.append(_scale_answer(r, align, info, env))
+        else:
+            r = fit_batch(loaded, options, env, args.gpu_mem)
+            answers.append(_batch_answer(r, data_batch(nets[0]), env))
+    return answers, net_assumptions(nets)
 
 
 def json_document(args: argparse.Namespace, answers: list[dict], assumed=()) -> dict:

@@ -31,8 +31,27 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..logparse.render import plot_curves, text, write_csv, write_json
+
+    s, failure, diag, diag_text, cross, fixes = examine(args)
+    if args.plot:
+        plot_curves(s, args.plot)
+    if args.format == "json":
+        with output_stream(args) as out:
+            write_json(out, document(s, failure, diag, cross, fixes), s)
+    elif args.format == "csv":
+        with output_stream(args) as out:
+            write_csv(out, s)
+    else:
+        emit(args, text(s, failure, diag_text, fixes))
+    return 0
+
+
+def examine(args: argparse.Namespace):
+    """The log's summary, its failure, the model's diagnosis (dict and text), the cross-check
+    against ``--net`` and the fixes: what every output of ``caffemem log`` (and
+    ``caffemem.read_log``) starts from."""
     from ..logparse import classify, summarize
-    from ..logparse.render import plot_curves, text, to_dict, write_csv, write_json
 
     try:
         s = summarize(args.logfile)
@@ -51,17 +70,14 @@ def run(args: argparse.Namespace) -> int:
 
         cross = crosscheck(s, args.net, args)
         diag_text = (cross + "\n\n" + diag_text).strip()
-    if args.plot:
-        plot_curves(s, args.plot)
-    if args.format == "json":
-        doc = to_dict(s, failure, diag, fixes)
-        if cross:
-            doc["crosscheck"] = cross
-        with output_stream(args) as out:
-            write_json(out, doc, s)
-    elif args.format == "csv":
-        with output_stream(args) as out:
-            write_csv(out, s)
-    else:
-        emit(args, text(s, failure, diag_text, fixes))
-    return 0
+    return s, failure, diag, diag_text, cross, fixes
+
+
+def document(s, failure, diag, cross, fixes) -> dict:
+    """``--format json`` without the curves (``write_json`` streams them in after it)."""
+    from ..logparse.render import to_dict
+
+    doc = to_dict(s, failure, diag, fixes)
+    if cross:
+        doc["crosscheck"] = cross
+    return doc

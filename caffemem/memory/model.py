@@ -280,14 +280,15 @@ def replay(nets: list, env: MemoryEnv) -> Replay:
     return rp
 
 
-def model_memory(nets: list, env: MemoryEnv) -> MemoryReport:
+def model_memory(nets: list, env: MemoryEnv, replayed: Optional[Replay] = None) -> MemoryReport:
     """Model what Caffe allocates for ``nets`` in ``env`` (see the module docstring).
 
     ``nets`` are :class:`caffemem.net.Net` objects as :func:`caffemem.analysis.build_all`
     returns them: for ``train`` the train net first, then its test nets; for ``time`` and
-    ``test`` the first net is modeled (pass the one net Caffe would run).
+    ``test`` the first net is modeled (pass the one net Caffe would run).  ``replayed``:
+    ``replay(nets, env)`` when the caller already has it (the HTML report's timeline).
     """
-    rp = replay(nets, env)
+    rp = replayed if replayed is not None else replay(nets, env)
     memory, sims, warnings, assumptions = rp.memory, rp.sims, rp.warnings, list(rp.assumptions)
     if env.gpu:
         dev_peak, dev_t = memory.peak("gpu", gpu=0)
