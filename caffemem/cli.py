@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 from . import __version__
 from .errors import EXIT_INTERNAL, EXIT_USER, UserError
 
-COMMANDS = ("analyze", "diff", "log", "plot", "fit", "layers")
+COMMANDS = ("analyze", "diff", "log", "plot", "fit", "report", "layers")
 
 DESCRIPTION = """\
 Where does a Caffe net's memory go?
@@ -38,6 +38,7 @@ examples:
   caffemem diff old.prototxt new.prototxt              where the extra gigabytes come from
   caffemem log train.log                               parse a log; diagnose an OOM crash
   caffemem fit net.prototxt --gpu-mem 11GB             largest batch that fits
+  caffemem report net.prototxt -o report.html          the whole picture in one offline page
 
 run 'caffemem COMMAND --help' for each command's options.
 """

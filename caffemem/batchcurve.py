@@ -1,0 +1,235 @@
+"""The modeled peak as an exact function of the train batch: the largest batch for many cards
+at the cost of three model runs.
+
+The replay of a run (:func:`caffemem.memory.model.replay`) touches the same memories in the
+same order whatever the batch; only their sizes change, and each size is an affine function
+of the batch (a blob's count is N x C x H x W; parameters, im2col buffers and workspaces do
+not depend on N).  So the live bytes after each allocation are ``a_k + (N - 1) * b_k`` and the
+peak is ``max_k`` of them: a convex, non-decreasing piecewise-linear function of N, and
+"the largest N that fits" is a minimum of floor divisions.
+
+That is checked, not assumed: the replays at batch 1, 2 and at the largest answer must have
+the same allocation sequence, and every allocation's size at the largest answer must be
+exactly what the line through batch 1 and 2 says.  When the check fails (a size that is not
+affine, a net that refuses a batch, several GPUs) the answers come from
+:func:`caffemem.fit.largest_fitting`, the bisection ``caffemem fit`` runs, with the model's
+totals shared between the cards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Optional, Sequence
+
+from .errors import NetError
+
+GiB = 1 << 30
+#: the card sizes the report answers for (GiB)
+CARDS_GIB = (4, 6, 8, 11, 12, 16, 24, 32, 48, 80)
+#: largest batch the table searches (a card holding more says "at least"); fit searches to 2^20
+LIMIT = 1 << 16
+#: model runs the bisection fallback may spend on the whole table
+SEARCH_BUDGET = 48
+
+
+class NoCardTable(Exception):
+    """The table cannot be had cheaply for this net (the reason says why and what to run)."""
+
+
+@dataclass
+class CardFit:
+    """The largest train batch whose modeled peak fits ``capacity`` (None: not even 1) and
+    the peak at it; ``how``: "affine" (exact formula, checked) or "search" (bisection)."""
+
+    capacity: int
+    largest: Optional[int]
+    total_at_largest: Optional[int]
+    how: str
+
+    @property
+    def at_least(self) -> bool:
+        """The search stopped at :data:`LIMIT`: that batch fits, larger ones were not tried."""
+        return self.largest == LIMIT
+
+    def to_dict(self) -> dict:
+        return {"capacity_bytes": self.capacity, "largest_batch": self.largest,
+                "at_least": self.at_least, "total_bytes_at_largest": self.total_at_largest,
+                "how": self.how}
+
+
+def _sizes(loaded, options, env, batch: int):
+    """(allocation sequence signature, signed sizes) of the replay at ``batch``."""
+    from .analysis import build_loaded
+    from .memory.model import replay
+
+    nets = build_loaded(loaded, replace(options, batch=batch, batch_train_only=True))
+    return _signature(replay(nets, env), env)
+
+
+def same_as_probe(options, net, batch: Optional[int]) -> bool:
+    """Would a probe at ``batch`` build exactly ``net`` (the train net of a run without
+    ``--batch``)?  Only when every data layer of it already has that batch."""
+    if options.batch is not None or not batch:
+        return False
+    for layer in net.layers:
+        if layer.rule is not None and getattr(layer.rule, "is_data", False):
+            if any(not net.blobs[t].shape or net.blobs[t].shape[0] != batch for t in layer.tops):
+                return False
+    return True
+
+
+def card_fits(loaded, options, env, capacities: Sequence[int], known=None, nets=()) -> list[CardFit]:
+    """The largest train batch (test nets keep theirs) that fits each capacity, as
+    ``caffemem fit --gpu-mem CAPACITY`` answers it (up to :data:`LIMIT`).  ``known``:
+    ``(batch, replay)`` of a run already replayed with exactly the nets a probe at that
+    batch builds (a free first point); ``nets``: the built nets, to refuse early what the
+    table cannot answer cheaply (:class:`NoCardTable`)."""
+    if any(l.inner_nets for net in nets for l in net.layers):
+        raise NoCardTable("a recurrent layer's data batch is its time axis, and every probe "
+                          "unrolls it again: ask caffemem fit --gpu-mem SIZE for one card")
+    overhead = env.context_bytes if env.gpu else 0
+    if not (env.gpu and env.gpus > 1):
+        try:
+            got = _affine(loaded, options, env, capacities, overhead, known)
+            if got is not None:
+                return got
+        except NetError:
+            pass
+    return _search(loaded, options, env, capacities)
+
+
+def _signature(rp, env):
+    events = rp.memory.events("gpu" if env.gpu else "host", gpu=0 if env.gpu else None)
+    return [(t, d > 0, m.name) for t, d, m in events], [d for _, d, _ in events]
+
+
+class _Curve:
+    """Each allocation's size as the largest of lines in the batch, each the secant through
+    two adjacent probed batches (exact for sizes that are affine in the batch, or the max of
+    affine terms, like Scale's ``sum_multiplier`` of max(inner, outer) floats; for such
+    convex sizes every secant is a lower bound, so a predicted answer is never too small);
+    the live bytes after every allocation and their peak."""
+
+    def __init__(self, signs) -> None:
+        import numpy as np
+
+        self.signs = np.array(signs, dtype=np.int64)
+        self.lines: list = []  # [(sizes at batch p, growth per sample, p)]
+
+    def sizes(self, n: int):
+        import numpy as np
+
+        return np.max([a + (n - p) * b for a, b, p in self.lines], axis=0)
+
+    def peak(self, n: int, overhead: int) -> int:
+        import numpy as np
+
+        return int(np.cumsum(self.signs * self.sizes(n)).max(initial=0)) + overhead
+
+
+def _affine(loaded, options, env, capacities, overhead, known=None) -> Optional[list[CardFit]]:
+    """The first line through the known run's batch and the next (or through batches 2 and
+    3; batch 1 can be degenerate, a buffer of N - 1 rows being empty); then the smallest and
+    largest answers are replayed: where an allocation's size differs from the curve, the
+    secant there is added and the answers recomputed (three rounds at most).  Batch 1 is
+    only probed when 2 does not fit."""
+    import numpy as np
+
+    probed: dict[int, tuple] = {}
+
+    def probe(n: int):
+        if n not in probed:
+            probed[n] = _sizes(loaded, options, env, n)
+        return probed[n]
+
+    if known is not None and known[0] and known[0] >= 2:
+        probed[known[0]] = _signature(known[1], env)
+        start = known[0]
+    else:
+        start = 2
+    sig = probe(start)[0]
+    curve = _Curve([1 if up else -1 for _, up, _ in sig])
+
+    def add_line(p: int) -> bool:
+        (s0, z0), (s1, z1) = probe(p), probe(p + 1)
+        if s0 != sig or s1 != sig:
+            return False
+        a0, a1 = np.abs(np.array(z0, dtype=np.int64)), np.abs(np.array(z1, dtype=np.int64))
+        if (a1 < a0).any():
+            return False
+        curve.lines.append((a0, a1 - a0, p))
+        return True
+
+    if not add_line(start):
+        return None
+    at_one: list[Optional[int]] = []
+
+    def fits_at(n: int, cap: int) -> bool:
+        if n == 1:
+            if not at_one:
+                at_one.append(_total(loaded, options, env, 1))
+            return at_one[0] is not None and at_one[0] <= cap
+        return curve.peak(n, overhead) <= cap
+
+    def largest(cap: int) -> Optional[int]:
+        if not fits_at(2, cap):
+            return 1 if fits_at(1, cap) else None
+        lo, hi = 2, 4
+        while hi <= LIMIT and fits_at(hi, cap):
+            lo, hi = hi, hi * 2
+        if hi > LIMIT:
+            return lo
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if fits_at(mid, cap) else (lo, mid)
+        return lo
+
+    for _ in range(3):
+        answers = [largest(c) for c in capacities]
+        found = [n for n in answers if n is not None and n >= 2]
+        wrong = []
+        for n in sorted({min(found), max(found)}) if found else []:
+            s_n, z_n = probe(n)
+            if s_n != sig:
+                return None
+            if not np.array_equal(np.abs(np.array(z_n, dtype=np.int64)), curve.sizes(n)):
+                wrong.append(n)
+        if not wrong:
+            return [CardFit(c, n, (at_one[0] if n == 1 else curve.peak(n, overhead)) if n is not None else None,
+                            "affine") for c, n in zip(capacities, answers)]
+        for n in wrong:
+            if not add_line(n):
+                return None
+    return None
+
+
+def _total(loaded, options, env, batch: int) -> Optional[int]:
+    """The modeled need at ``batch`` as ``caffemem fit`` measures it (None: does not build)."""
+    from .analysis import build_loaded
+    from .memory import fits, model_memory
+
+    try:
+        nets = build_loaded(loaded, replace(options, batch=batch, batch_train_only=True))
+    except NetError:
+        return None
+    return fits(model_memory(nets, env), 1).needed
+
+
+def _search(loaded, options, env, capacities) -> list[CardFit]:
+    from .fit import largest_fitting
+
+    totals: dict[int, Optional[int]] = {}
+
+    def total(n: int) -> Optional[int]:
+        if n not in totals:
+            if len(totals) >= SEARCH_BUDGET:
+                raise NoCardTable(f"the card table would need more than {SEARCH_BUDGET} model runs "
+                                  f"for this net: ask caffemem fit --gpu-mem SIZE for one card")
+            totals[n] = _total(loaded, options, env, n)
+        return totals[n]
+
+    out = []
+    for cap in capacities:
+        r = largest_fitting(total, cap, limit=LIMIT)
+        out.append(CardFit(cap, r.best, r.best_total, "search"))
+    return out
