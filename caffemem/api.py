@@ -564,53 +564,69 @@ def html_report(net_or_solver: NetSource, *, log: Optional[Union[str, "os.PathLi
                 old_batch: Optional[int] = None, input: InputShapes = None,
                 batch: Optional[int] = None, test_batch: Optional[int] = None,
                 phase: Optional[str] = None, stage=None, level: Optional[int] = None,
-                scenario: Optional[str] = None, mode: Optional[str] = None,
-                engine: Optional[str] = None, solver_type: Optional[str] = None, gpus: int = 1,
-                gpu_mem: Optional[Size] = None, cudnn_workspace_mib: Optional[float] = None,
-                context_mib: Optional[int] = None, cards: bool = True,
-                variants: str = "engines") -> str:
+                until: Optional[str] = None, scenario: Optional[str] = None,
+                mode: Optional[str] = None, engine: Optional[str] = None,
+                solver_type: Optional[str] = None, gpus: int = 1, gpu_mem: Optional[Size] = None,
+                cudnn_workspace_mib: Optional[float] = None, context_mib: Optional[int] = None,
+                cards: bool = True, variants: str = "engines") -> str:
     """``caffemem report``: one self-contained HTML page (returned as text) with the verdict,
     the net as a graph, the per-layer table, the timeline of live bytes, and with ``old`` the
     merged diff, with ``log`` the curves and the failure.  In gpu mode the page can switch
     to the other engine (both are modeled here; ``variants="all"``: every scenario too,
     train, time and test); ``cards``: the largest batch on 4..80 GiB cards, for the options
-    given (the first variant)."""
+    given (the first variant).  A net Caffe refuses raises, as :func:`analyze` does."""
+    ns = _namespace(["analyze", "-"], **_net_args(input, batch, test_batch, phase, stage, level, until),
+                    **_memory_args(scenario, mode, engine, solver_type, gpus, gpu_mem,
+                                   cudnn_workspace_mib, context_mib))
+    page, _ = report_args(ns, net_or_solver, log=log, old=old, old_input=_inputs(old_input),
+                          old_batch=old_batch, cards=cards, variants=variants)
+    return page
+
+
+def report_args(ns: argparse.Namespace, source: NetSource, *, log=None, old=None, old_input=(),
+                old_batch: Optional[int] = None, cards: bool = True, variants: str = "engines",
+                trunk: bool = False) -> tuple[str, Optional[Exception]]:
+    """:func:`html_report` from the command line's namespace (``caffemem report`` runs this):
+    the page and, with ``trunk``, Caffe's refusal of a late layer (the page then shows the
+    layers before it and says so; the caller raises the error after writing it)."""
     from .batchcurve import CARDS_GIB, GiB, NoCardTable, card_fits, same_as_probe
     from .commands.common import analysis_options
     from .fit import data_batch
     from .report.htmlpage import render, variant_dict
 
-    net_kw = dict(input=input, batch=batch, test_batch=test_batch, phase=phase, stage=stage, level=level)
-    mem_kw = dict(scenario=scenario, mode=mode, solver_type=solver_type, gpus=gpus, gpu_mem=gpu_mem,
-                  cudnn_workspace_mib=cudnn_workspace_mib, context_mib=context_mib)
-    main = analyze(net_or_solver, engine=engine, **net_kw, **mem_kw)
     if variants not in ("engines", "all"):
         raise UserError(f"variants={variants!r}: expected 'engines' or 'all'")
+    main = analyze_args(ns, source, trunk=trunk)
     engines = [main.engine] + ([e for e in ("cudnn", "caffe") if e != main.engine] if main.mode == "gpu" else [])
     scenarios = [main.scenario] + ([x for x in ("train", "time", "test") if x != main.scenario]
                                    if variants == "all" else [])
     runs = [main] + [_remodel(main, scenario=sc, engine=en) for sc in scenarios for en in engines
                      if (sc, en) != (main.scenario, main.engine)]
     capacities = [g * GiB for g in CARDS_GIB]
-    variants, cards_note = [], ""
+    pages, cards_note = [], ""
+    if cards and main.error is not None:
+        cards_note = "Caffe refuses the whole net, and the card table is for nets that build"
     for k, a in enumerate(runs):
         table, batch_now = [], data_batch(a._built[0])
-        if cards and k == 0:
+        if cards and k == 0 and not cards_note:
             options = analysis_options(a._args)
             known = (batch_now, a._replay) if same_as_probe(options, a._built[0], batch_now) else None
             try:
                 table = card_fits(a._loaded, options, a._report.env, capacities, known, a._built)
             except NoCardTable as e:
                 cards_note = str(e)
-        variants.append(variant_dict(a, table, batch_now))
+        pages.append(variant_dict(a, table, batch_now))
     if cards_note:
-        variants[0]["cards_note"] = cards_note
+        pages[0]["cards_note"] = cards_note
     d = None
     if old is not None:
-        d = diff(old, net_or_solver, old_input=old_input, old_batch=old_batch, new_input=input,
-                 new_batch=batch, engine=main.engine, **mem_kw)
+        d = diff(old, source, old_input=old_input, old_batch=old_batch, new_input=ns.input,
+                 new_batch=ns.batch, scenario=ns.scenario, mode=ns.mode, engine=main.engine,
+                 solver_type=ns.solver_type, gpus=ns.gpus, gpu_mem=ns.gpu_mem,
+                 cudnn_workspace_mib=ns.cudnn_workspace_mib, context_mib=ns.context_mib)
     lg = None
     if log is not None:
-        lg = read_log(log, gpu_mem=gpu_mem, scenario=scenario, mode=mode, engine=engine,
-                      context_mib=context_mib)
-    return render(main, variants, diff=d, log=lg, gpu_mem=main.gpu_mem, title=f"caffemem: {main.source}")
+        lg = read_log(log, gpu_mem=ns.gpu_mem, scenario=ns.scenario, mode=ns.mode, engine=ns.engine,
+                      context_mib=ns.context_mib)
+    page = render(main, pages, diff=d, log=lg, gpu_mem=main.gpu_mem, title=f"caffemem: {main.source}")
+    return page, main.error

@@ -183,3 +183,16 @@ def test_every_variant_equals_analyze_with_its_options(tmp_path):
         a = caffemem.analyze(SOLVER, scenario=v["scenario"], engine=v["engine"])
         assert v["total_bytes"] == a.total_bytes and v["log_figure"] == a.log_memory_required_for_data
         assert v["layers"] == {n["label"]: [l.get("bytes", {}) for l in n["layers"]] for n in a.to_dict()["nets"]}
+
+
+def test_a_net_caffe_refuses_gives_the_trunk_and_exit_1(tmp_path, capsys):
+    out = tmp_path / "r.html"
+    assert main(["report", str(DATA / "unknown_type.prototxt"), "-o", str(out)]) == 1
+    assert "mystery" in capsys.readouterr().err
+    page = out.read_text(encoding="utf-8")
+    data = page_data(page)
+    assert data["analysis"]["refusal"]["layer"] == "mystery"
+    drawn = [html.unescape(n) for n in re.findall(r'data-layer="([^"]*)"', page)]
+    assert drawn == [l["name"] for l in data["analysis"]["nets"][0]["layers"]] == ["data", "conv1"]
+    with pytest.raises(caffemem.errors.UserError):
+        caffemem.html_report(str(DATA / "unknown_type.prototxt"))

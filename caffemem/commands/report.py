@@ -34,21 +34,18 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..api import html_report
+    from ..api import report_args
 
-    opts = analysis_options(args)
     analysis_options(args, "old")  # the same checks on --old-input/--old-batch
-    page = html_report(
-        args.prototxt, log=args.log, old=args.old, old_input=args.old_input, old_batch=args.old_batch,
-        input=args.input, batch=opts.batch, test_batch=args.test_batch, phase=opts.phase,
-        stage=list(opts.stages), level=opts.level, scenario=args.scenario, mode=args.mode,
-        engine=args.engine, solver_type=args.solver_type, gpus=args.gpus, gpu_mem=args.gpu_mem,
-        cudnn_workspace_mib=args.cudnn_workspace_mib, context_mib=args.context_mib,
-        cards=not args.no_cards, variants=args.variants)
+    page, error = report_args(args, args.prototxt, log=args.log, old=args.old,
+                              old_input=args.old_input, old_batch=args.old_batch,
+                              cards=not args.no_cards, variants=args.variants, trunk=True)
     try:
         with open(args.output, "w", encoding="utf-8") as f:
             f.write(page)
     except OSError as e:
         raise UserError(f"cannot write {args.output}: {e.strerror}") from None
     print(f"wrote {args.output} ({len(page.encode()):,} bytes)")
+    if error is not None:
+        raise error  # a net Caffe refuses: the page shows the layers before; the reason last
     return 0
