@@ -25,6 +25,7 @@ what to do), exactly where the command line prints that line and exits 1.
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import os
@@ -436,6 +437,7 @@ class FitResult:
     gpu_mem: int
     answers: list[dict]
     _doc: dict = field(repr=False)
+    _assumed: list = field(repr=False, default_factory=list)
 
     @property
     def largest(self) -> Optional[int]:
@@ -456,21 +458,26 @@ def fit(net_or_solver: NetSource, gpu_mem: Size, *, scale: bool = False, input: 
         cudnn_workspace_mib: Optional[float] = None, context_mib: Optional[int] = None) -> FitResult:
     """The largest train batch (``scale=True``: input size) that fits ``gpu_mem``, searched
     exactly on the model; ``engine="both"`` answers for CAFFE and cuDNN."""
+    capacity = _size(gpu_mem, "gpu_mem")
+    ns = _namespace(["fit", "-"], scale=scale, **_net_args(input, batch, test_batch, phase, stage, level),
+                    **_memory_args(scenario, mode, engine, solver_type, gpus, capacity,
+                                   cudnn_workspace_mib, context_mib))
+    return fit_args(ns, net_or_solver)
+
+
+def fit_args(ns: argparse.Namespace, source: NetSource) -> FitResult:
+    """:func:`fit` from the command line's namespace: ``caffemem fit`` runs this."""
     from .analysis import build_loaded
     from .commands.common import analysis_options
     from .commands.fit import json_document, search
 
-    capacity = _size(gpu_mem, "gpu_mem")
-    if not capacity:
-        raise UserError("fit needs gpu_mem (bytes, or a size such as '8GiB')")
-    ns = _namespace(["fit", "-"], scale=scale, **_net_args(input, batch, test_batch, phase, stage, level),
-                    **_memory_args(scenario, mode, engine, solver_type, gpus, capacity,
-                                   cudnn_workspace_mib, context_mib))
+    if not ns.gpu_mem:
+        raise UserError("fit needs --gpu-mem SIZE (e.g. --gpu-mem 8GiB; gpu_mem= in Python)")
     options = analysis_options(ns)
-    ns.prototxt, loaded = _load(net_or_solver, options)
+    ns.prototxt, loaded = _load(source, options)
     answers, assumed = search(ns, loaded, options, build_loaded(loaded, options))
     doc = json_document(ns, answers, assumed)
-    return FitResult(int(capacity), doc["answers"], doc)
+    return FitResult(int(ns.gpu_mem), doc["answers"], doc, assumed)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -483,21 +490,29 @@ class LogResult:
 
     - ``train``/``test``: the curves, one numpy array per column (``iteration``, ``lr``,
       ``loss``, every output; ``test`` also ``net``); a value the log did not print for a
-      row is NaN;
+      row is NaN (read from the parse on first use);
     - ``failure``: the failure's kind, phase, layer, explanation (a dict, or None);
     - ``diagnosis``: for an out-of-memory failure, the model's peak and where a run that size
       runs out (a dict, or None); ``fixes``: what would make it fit, ranked, with numbers.
     """
 
     path: str
-    train: dict
-    test: dict
     failure: Optional[dict]
     diagnosis: Optional[dict]
     #: ranked fixes (action, detail, saves_bytes, confidence; total_bytes and fits when modeled)
     fixes: list
     _summary: Any = field(repr=False)
     _head: dict = field(repr=False)  # the JSON document without the curves
+    #: (summary, failure, diagnosis, its text, cross-check, fixes) as the command prints them
+    _examined: tuple = field(repr=False, default=())
+
+    @functools.cached_property
+    def train(self) -> dict:
+        return _columns(self._summary.train)
+
+    @functools.cached_property
+    def test(self) -> dict:
+        return _columns(self._summary.test)
 
     @property
     def oom(self) -> bool:
@@ -539,8 +554,6 @@ def read_log(path: Union[str, "os.PathLike[str]"], *, net: Optional[NetSource] =
     """Parse a Caffe training log: curves as numpy arrays, the failure and, for an
     out-of-memory failure, the diagnosis (with ``gpu_mem`` when the log does not print the
     GPU's size; ``net`` when the log does not echo its nets)."""
-    from .commands.log import document, examine
-
     net_path = None
     if net is not None:
         net_path, text = _source(net)
@@ -548,11 +561,19 @@ def read_log(path: Union[str, "os.PathLike[str]"], *, net: Optional[NetSource] =
             raise UserError("read_log(net=...) takes the path of a net or solver prototxt")
     ns = _namespace(["log", os.fspath(path)], net=net_path, input=_inputs(input), batch=batch,
                     **_memory_args(scenario, mode, engine, None, 1, gpu_mem, None, context_mib))
-    s, failure, diag, _, cross, fixes = examine(ns)
+    return read_log_args(ns)
+
+
+def read_log_args(ns: argparse.Namespace) -> LogResult:
+    """:func:`read_log` from the command line's namespace: ``caffemem log`` runs this."""
+    from .commands.log import document, examine
+
+    examined = examine(ns)
+    s, failure, diag, _, cross, fixes = examined
     head = document(s, failure, diag, cross, fixes)
     plain = json.loads(json.dumps(head))  # as the JSON shows them (tuples as lists...)
-    return LogResult(os.fspath(path), _columns(s.train), _columns(s.test), plain["failure"],
-                     plain["diagnosis"], plain.get("fixes") or [], s, head)
+    return LogResult(ns.logfile, plain["failure"], plain["diagnosis"], plain.get("fixes") or [],
+                     s, head, examined)
 
 
 # ---------------------------------------------------------------------------------------------

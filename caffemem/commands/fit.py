@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..errors import EXIT_NOFIT, UserError
+from ..errors import EXIT_NOFIT
 from ..units import human
-from .common import add_format_option, add_memory_options, add_net_options, analysis_options, emit, memory_env
+from .common import add_format_option, add_memory_options, add_net_options, emit, memory_env
 
 HELP = "largest batch size (or input scale) that fits a GPU, searched exactly on the model"
 
@@ -35,14 +35,10 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..analysis import analyze_file
+    from ..api import fit_args
 
-    if not args.gpu_mem:
-        raise UserError("fit needs --gpu-mem SIZE (e.g. --gpu-mem 8GiB)")
-    options = analysis_options(args)
-    loaded, nets = analyze_file(args.prototxt, options)
-    answers, assumed = search(args, loaded, options, nets)
-    doc = json_document(args, answers, assumed)
+    r = fit_args(args, args.prototxt)  # the Python API's caffemem.fit
+    doc, answers, assumed = r._doc, r.answers, r._assumed
     if args.format == "json":
         emit(args, json.dumps(doc, indent=1))
     elif args.format in ("csv", "markdown"):

@@ -31,14 +31,16 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..api import read_log_args
     from ..logparse.render import plot_curves, text, write_csv, write_json
 
-    s, failure, diag, diag_text, cross, fixes = examine(args)
+    r = read_log_args(args)  # the Python API's caffemem.read_log
+    s, failure, diag, diag_text, cross, fixes = r._examined
     if args.plot:
         plot_curves(s, args.plot)
     if args.format == "json":
         with output_stream(args) as out:
-            write_json(out, document(s, failure, diag, cross, fixes), s)
+            write_json(out, r._head, s)
     elif args.format == "csv":
         with output_stream(args) as out:
             write_csv(out, s)
