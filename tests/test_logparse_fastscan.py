@@ -71,8 +71,24 @@ def test_the_five_templates_and_their_fields():
     assert [sc.names[i] for i in sc.name.tolist() if i >= 0] == ["loss", "accuracy"]
 
 
+@pytest.mark.parametrize("line,interval", [
+    ("Iteration 4900 (16.6261 iter/s, 6.01463s/100 iter), loss = 3.3266", 6.01463),  # NVCaffe
+    ("Iteration 1 (0.635205 s), loss = 6.91663", 0.635205),  # NVCaffe's first iterations
+    ("Iteration 0 (-1.12104e-44 iter/s, 0.118s/1 iters), loss = 2.41408", 0.118),
+])
+def test_iteration_line_variants_of_forks_both_ways(tmp_path, line, interval):
+    sc = _scan(PREFIX + line + "\n")
+    assert sc.kind.tolist() == [fs.ITER] and sc.interval.tolist() == [interval]
+    f = tmp_path / "v.log"
+    f.write_text(PREFIX + line + "\n")
+    (row,) = summarize(str(f), fast=False).train
+    assert row["interval_seconds"] == interval and row["loss"] == float(line.rsplit(" ", 1)[1])
+
+
 @pytest.mark.parametrize("line", [
-    "Iteration 5, loss = 0.1 ",  # trailing blank: the template ends the line
+    "Iteration 5, loss = 0.1 ",
+    "Iteration 5 (0.5 s) loss = 0.1",
+    "Iteration 5 (1 iter/s, 2s/3 iterss), loss = 0.1",  # trailing blank: the template ends the line
     "Iteration 5, loss = 1.#QNAN",  # Windows' NaN
     "Iteration 5, loss = 12345678901234567890",  # longer than the fast path reads
     "Iteration 5, lr = ",

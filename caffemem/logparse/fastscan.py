@@ -9,6 +9,10 @@ Nearly every line of a long Caffe log is one of five lines the solver prints aga
     Iteration 1000, Testing net (#0)
         Test net output #0: accuracy = 0.5
 
+with the iteration line's variants: "... 6.01463s/100 iter), loss = 3.3266" (NVCaffe, DIGITS'
+Caffe) and "Iteration 1 (0.635205 s), loss = 6.91663" (NVCaffe's first iterations), as the
+real logs of ../shared/realworld/paired show them.
+
 Reading them one by one in Python is what makes log parsers slow, so this module finds them
 for a whole chunk at once: newline and ``]`` positions give each line's glog body, 8-byte
 words read at those positions are compared with the fixed texts, and numbers are parsed for
@@ -257,6 +261,8 @@ _RATE = _lit(b" (")
 _ITERS_PER_S = _lit(b" iter/s, ")
 _S_SLASH = _lit(b"s/")
 _ITERS_LOSS = _lit(b" iters), loss = ")
+_ITER_LOSS = _lit(b" iter), loss = ")
+_S_LOSS = _lit(b" s), loss = ")
 _TESTING = _lit(b", Testing net (#")
 _TRAIN = _lit(b"    Train net output #")
 _TEST = _lit(b"    Test net output #")
@@ -459,14 +465,20 @@ def _iteration_lines(a, w, c: _Lines, first: np.ndarray) -> None:
             found(sel, vok & (e == end[sel]), kind, v)
     sel = np.flatnonzero(ok & _is(a, w, p, _RATE, after))
     if len(sel):
-        _, e1, ok1 = _float_token(a, w, p[sel] + 2)
-        ok1 &= _is(a, w, e1, _ITERS_PER_S)
+        first_num, e1, ok1 = _float_token(a, w, p[sel] + 2)
+        rate = ok1 & _is(a, w, e1, _ITERS_PER_S)
         secs, e2, ok2 = _float_token(a, w, e1 + 9)
-        ok2 &= ok1 & _is(a, w, e2, _S_SLASH)
+        ok2 &= rate & _is(a, w, e2, _S_SLASH)
         _, e3, ok3 = _int_token(a, w, e2 + 2)
-        ok3 &= ok2 & _is(a, w, e3, _ITERS_LOSS)
-        v, e4, ok4 = _float_token(a, w, e3 + 16)
-        found(sel, ok3 & ok4 & (e4 == end[sel]), ITER, v, secs)
+        ok3 &= ok2
+        plural = ok3 & _is(a, w, e3, _ITERS_LOSS)
+        singular = ok3 & ~plural & _is(a, w, e3, _ITER_LOSS)  # NVCaffe, DIGITS' Caffe: " iter)"
+        # NVCaffe's first iterations: "Iteration 1 (0.635205 s), loss = 6.91663"
+        lapse = ok1 & ~rate & _is(a, w, e1, _S_LOSS)
+        at = np.where(plural, e3 + 16, np.where(singular, e3 + 15, e1 + 12))
+        v, e4, ok4 = _float_token(a, w, at)
+        found(sel, (plural | singular | lapse) & ok4 & (e4 == end[sel]), ITER, v,
+              np.where(lapse, first_num, secs))
     sel = np.flatnonzero(ok & _is(a, w, p, _TESTING, after))
     if len(sel):
         net, e, nok = _int_token(a, w, p[sel] + 16)

@@ -28,7 +28,10 @@ _QUOTE = re.compile(rb"^(?:> ?)+")
 _TOP = re.compile(r"^Top shape: ((?:\d+ )*)\((\d+)\)")
 _NV_TOP = re.compile(r"^(TRAIN|TEST) Top shape for layer \d+ '([^']*)' ((?:\d+ )*)\((\d+)\)")
 _WIRE = re.compile(r"^(\S+) (<-|->) (\S+)( \(in-place\))?$")
-_ITER = re.compile(r"^Iteration (\d+)(?: \((\S+) iter/s, (\S+?)s/\d+ iters\))?, loss = (\S+)")
+#: "Iteration N, loss = X" (BVLC before 2017), "Iteration N (R iter/s, Ss/K iters), loss = X"
+#: (BVLC), "... Ss/K iter), loss = X" (NVCaffe, DIGITS' Caffe), "Iteration N (S s), loss = X"
+#: (NVCaffe's first iterations): the seconds are the last display interval's
+_ITER = re.compile(r"^Iteration (\d+)(?: \((?:\S+ iter/s, (\S+?)s/\d+ iters?|(\S+) s)\))?, loss = (\S+)")
 _LR = re.compile(r"^Iteration (\d+), lr = (\S+)")
 _OUT = re.compile(r"^\s*(Train|Test) net output #(\d+): (\S+) = (\S+)")
 _TEST = re.compile(r"^Iteration (\d+), Testing net \(#(\d+)\)")
@@ -83,6 +86,9 @@ def _fits_int64(*numbers: str) -> bool:
     return all(int(x) <= _INT64_MAX for x in numbers)
 
 
+_QUIET_MAX = 4096  # distinct quiet lines remembered (memory stays flat)
+
+
 class LineParser:
     """The per-line state machine: glog prefix, echo blocks, failure lines wrapped by a
     console.  ``feed`` takes one raw line (no newline) and yields its events."""
@@ -96,6 +102,10 @@ class LineParser:
         #: columns): the next bare line continues its message
         self.pending_wrap = False
         self.carry = ""  # a bare line as wide as a console, that matched nothing
+        #: glog lines known to mean nothing ("src:N] body" after the clock and thread id):
+        #: :func:`_dispatch` is a function of the source tag and the body alone, so a line that
+        #: gave no event once never will (a data thread's chatter repeats by the thousand)
+        self.quiet: set[bytes] = set()
 
     def interrupt(self) -> Iterator[ev.Event]:
         """A prefixed line arrives: it ends an echo block and a wrapped failure."""
@@ -182,11 +192,15 @@ class LineParser:
         if self.block_kind is not None:
             yield _flush(self.block_kind, self.block_start, self.block)
             self.block_kind = None
-        sev, src = chr(m.group(1)[0]), (m.group(4) or b"").decode("utf-8", "replace")
-        body = raw[m.end():].decode("utf-8", "replace")
         if self.pending is not None:
             yield self.pending
             self.pending = None
+        sev = chr(m.group(1)[0])
+        key = raw[m.start(4):] if sev not in "FE" and m.start(4) >= 0 else None
+        if key is not None and key in self.quiet:
+            return
+        src = (m.group(4) or b"").decode("utf-8", "replace")
+        body = raw[m.end():].decode("utf-8", "replace")
         if sev in "FE":
             f = ev.Failure(n, sev, f"{src}:{(m.group(5) or b'').decode()}", body.strip())
             width = len(raw.rstrip(b"\r\n"))
@@ -206,7 +220,10 @@ class LineParser:
             self.block_kind, self.block_start, self.block = "solver", n, [rest] if rest.strip() else []
             return
         e = _dispatch(n, src, body)
-        if e is not None:
+        if e is None:
+            if key is not None and len(self.quiet) < _QUIET_MAX:
+                self.quiet.add(key)
+        else:
             if isinstance(e, ev.NetDone):
                 self.in_net = False
             elif isinstance(e, _TIMED):
@@ -270,8 +287,8 @@ def _dispatch(n: int, src: str, body: str):
             return ev.LearningRate(n, int(m.group(1)), _float(m.group(2)))
         m = _ITER.match(body)
         if m and _fits_int64(m.group(1)):
-            return ev.Iteration(n, int(m.group(1)), _float(m.group(4)),
-                                _float(m.group(3)) if m.group(3) else None)
+            secs = m.group(2) or m.group(3)
+            return ev.Iteration(n, int(m.group(1)), _float(m.group(4)), _float(secs) if secs else None)
         return None
     if "net output #" in body:
         m = _OUT.match(body)

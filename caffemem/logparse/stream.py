@@ -4,7 +4,11 @@
 curve lines that make up most of a training log for a whole chunk at once (ahead, in
 threads, for big files: :mod:`.scanahead`); every other line goes through
 :class:`~.parser.LineParser`, in order.  Curves come out as :class:`~.events.CurveBatch`
-events, whichever path read them.
+events, whichever path read them: one batch per chunk, cut only where another event must
+come between two curve lines (a snapshot, a failure, a net being built).  Lines that mean
+nothing to the summary (a data thread's "Restarting data prefetching", "Waiting for data")
+do not cut a batch, so a real log, whose solver lines are interleaved with such chatter,
+is folded a chunk at a time as a generated one is.
 """
 
 from __future__ import annotations
@@ -38,8 +42,9 @@ def iter_events(source: Union[str, BinaryIO], stop: Stop = None, fast: bool = Tr
 _CURVE_EVENTS = (ev.Iteration, ev.LearningRate, ev.Output, ev.TestStart)
 
 
-def _batch(events: list) -> ev.CurveBatch:
-    """One-line curve events (from :class:`LineParser`) as a :class:`~.events.CurveBatch`."""
+def _columns(events: list) -> dict:
+    """One-line curve events (from :class:`LineParser`) as the columns of a
+    :class:`~.events.CurveBatch` (``names`` holds the output names in order of appearance)."""
     kinds, its, values, secs, times, index, name, names = [], [], [], [], [], [], [], []
     for e in events:
         t = type(e)
@@ -62,34 +67,40 @@ def _batch(events: list) -> ev.CurveBatch:
         times.append(clock)
         index.append(i)
         name.append(nm)
-    return ev.CurveBatch(events[0].line, np.array([e.line for e in events], np.int64),
-                         np.array(kinds, np.uint8), np.array(its, np.int64), np.array(values),
-                         np.array(secs), np.array(times, np.int64), np.array(index, np.int64),
-                         np.array(name, np.int64), names)
+    return {"kind": np.array(kinds, np.uint8), "iteration": np.array(its, np.int64),
+            "value": np.array(values), "interval": np.array(secs), "time": np.array(times, np.int64),
+            "index": np.array(index, np.int64), "name": np.array(name, np.int64), "names": names}
+
+
+_FIELDS = ("kind", "iteration", "value", "interval", "time", "index", "name")
+
+
+def _curves(sc: Optional[fs.ChunkScan], extra: list, extra_lines: list) -> tuple[np.ndarray, dict]:
+    """A chunk's curve lines, the scanned ones and those the line parser read (``extra``,
+    at chunk lines ``extra_lines``), merged in line order: (chunk line indices, columns)."""
+    if not extra:
+        if sc is None:
+            return np.empty(0, np.int64), {}
+        return sc.lines, {f: getattr(sc, f) for f in _FIELDS} | {"names": sc.names}
+    cols = _columns(extra)
+    lines = np.array(extra_lines, np.int64)
+    if sc is None or not len(sc.lines):
+        return lines, cols
+    names = list(sc.names)
+    ids = np.array([names.index(n) if n in names else names.append(n) or len(names) - 1
+                    for n in cols["names"]] or [0], np.int64)
+    cols["name"] = np.where(cols["name"] >= 0, ids[np.maximum(cols["name"], 0)], -1)
+    order = np.argsort(np.concatenate([sc.lines, lines]), kind="stable")
+    merged = {f: np.concatenate([getattr(sc, f), cols[f]])[order] for f in _FIELDS}
+    merged["names"] = names
+    return np.concatenate([sc.lines, lines])[order], merged
 
 
 def _iter(f: BinaryIO, stop: Stop, fast: bool = True, chunk: int = 0, path: Optional[str] = None,
           workers: Optional[int] = None) -> Iterator[ev.Event]:
-    """The file a chunk at a time (:mod:`.reader`).  The curve lines that make up most of a
-    training log are recognised for the whole chunk at once (:mod:`.fastscan`, ahead in
-    threads for big files: :mod:`.scanahead`) and come out as :class:`~.events.CurveBatch`
-    events; every other line goes through :class:`LineParser`, in order.  Curve events the
-    line parser finds (formats the fast path leaves to it) are batched the same way, so a
-    consumer sees curves only as batches."""
+    """The file a chunk at a time (:mod:`.reader`), each chunk's events in line order."""
     p = LineParser(stop)
     n = 0  # lines before the current chunk
-    pending: list = []
-
-    def lines_of(events):
-        for e in events:
-            if type(e) in _CURVE_EVENTS:
-                pending.append(e)
-                continue
-            if pending:
-                yield _batch(pending)
-                pending.clear()
-            yield e
-
     chunks = read_chunks(f, stop, chunk)
     if fast:
         if workers is None:
@@ -100,46 +111,89 @@ def _iter(f: BinaryIO, stop: Stop, fast: bool = True, chunk: int = 0, path: Opti
     for c, sc in pairs:
         n += c.junk
         if c.size:
-            n += yield from _chunk_events(c.data, c.size, sc, n, p, lines_of, pending)
+            n += yield from _chunk_events(c.data, c.size, sc, n, p)
         stop.lines = n
-    yield from lines_of(p.finish())
-    if pending:
-        yield _batch(pending)
+    yield from p.finish()
     stop.lines = n
 
 
-def _chunk_events(arr: np.ndarray, size: int, sc: Optional[fs.ChunkScan], n: int, p: LineParser,
-                  lines_of, pending: list):
+def _chunk_events(arr: np.ndarray, size: int, sc: Optional[fs.ChunkScan], n: int, p: LineParser):
     """The events of one chunk (``arr[:size]``, whole lines, zero padding after) whose curve
-    lines ``sc`` recognised (None: none were): the curve runs as batches, every other line
-    through the line parser, in order.  Returns the chunk's number of lines."""
+    lines ``sc`` recognised (None: none were).  Every other line goes through the line
+    parser; a scanned curve line is a glog line, so it ends an echo block or a wrapped
+    failure the parser holds open (:meth:`LineParser.interrupt`) as the line itself would.
+    Events are ordered by line; curve lines between two other events form one batch.
+    Returns the chunk's number of lines."""
     if sc is not None:
         ends, curve = sc.ends, sc.lines
     else:
         ends, curve = np.flatnonzero(arr[:size] == 10), np.empty(0, np.int64)
-    is_curve = np.zeros(len(ends), bool)
-    is_curve[curve] = True
-    others = np.flatnonzero(~is_curve)
-    runs = np.searchsorted(curve, others).tolist()
+    if len(curve):
+        is_curve = np.zeros(len(ends), bool)
+        is_curve[curve] = True
+        others = np.flatnonzero(~is_curve)
+    else:
+        others = np.arange(len(ends))
+    # curve lines before each other line: a change means scanned lines came in between
+    before = np.searchsorted(curve, others).tolist() if len(curve) else [0] * len(others)
     line_ends = ends[others].tolist()
     line_starts = np.where(others > 0, ends[others - 1] + 1, 0).tolist()
-    done = 0  # curve lines of the chunk already given out
-
-    def run_upto(upto: int):
-        yield from lines_of(p.interrupt())
-        if pending:
-            yield _batch(pending)
-            pending.clear()
-        sel = slice(done, upto)
-        yield ev.CurveBatch(n + int(curve[done]) + 1, n + curve[sel] + 1, sc.kind[sel],
-                            sc.iteration[sel], sc.value[sel], sc.interval[sel], sc.time[sel],
-                            sc.index[sel], sc.name[sel], sc.names)
-
-    for j, upto, start, end in zip(others.tolist(), runs, line_starts, line_ends):
-        if upto > done:
-            yield from run_upto(upto)
-            done = upto
-        yield from lines_of(p.feed(arr[start:end].tobytes(), n + j + 1))
-    if len(curve) > done:
-        yield from run_upto(len(curve))
+    keys: list[int] = []  # 2 * line for a line's own events, 2 * line + 1 just after it
+    events: list = []
+    extra: list = []  # curve events the line parser read
+    extra_lines: list[int] = []
+    seen, prev = 0, -1
+    buf = arr.data
+    for j, k, start, end in zip(others.tolist(), before, line_starts, line_ends):
+        if k > seen:
+            if p.block_kind is not None or p.pending is not None:
+                for e in p.interrupt():
+                    keys.append(2 * prev + 1)
+                    events.append(e)
+            seen = k
+        for e in p.feed(bytes(buf[start:end]), n + j + 1):
+            if type(e) in _CURVE_EVENTS:
+                extra.append(e)
+                extra_lines.append(j)
+            else:
+                keys.append(2 * j)
+                events.append(e)
+        prev = j
+    if len(curve) > seen and (p.block_kind is not None or p.pending is not None):
+        for e in p.interrupt():
+            keys.append(2 * prev + 1)
+            events.append(e)
+    lines, cols = _curves(sc, extra, extra_lines)
+    done = 0
+    if events:
+        cuts = np.searchsorted(2 * lines, keys).tolist() if len(lines) else [0] * len(events)
+        for cut, e in zip(cuts, events):
+            if cut > done:
+                yield _batch(n, lines, cols, done, cut)
+                done = cut
+            yield e
+    if len(lines) > done:
+        yield _batch(n, lines, cols, done, len(lines))
     return len(ends)
+
+
+def _batch(n: int, lines: np.ndarray, cols: dict, lo: int, hi: int) -> ev.CurveBatch:
+    sel = slice(lo, hi)
+    return ev.CurveBatch(n + int(lines[lo]) + 1, n + lines[sel] + 1, *(cols[f][sel] for f in _FIELDS),
+                         cols["names"])
+
+
+def join(batches: list) -> ev.CurveBatch:
+    """Consecutive curve batches as one (their output names merged)."""
+    if len(batches) == 1:
+        return batches[0]
+    names: list[str] = []
+    ids = []
+    for b in batches:
+        remap = np.array([names.index(x) if x in names else names.append(x) or len(names) - 1
+                          for x in b.names] or [0], np.int64)
+        ids.append(np.where(b.name >= 0, remap[np.maximum(b.name, 0)], -1))
+    cols = [np.concatenate([getattr(b, f) for b in batches]) for f in _FIELDS if f != "name"]
+    kind, iteration, value, interval, time, index = cols
+    return ev.CurveBatch(batches[0].line, np.concatenate([b.lines for b in batches]), kind, iteration,
+                         value, interval, time, index, np.concatenate(ids), names)

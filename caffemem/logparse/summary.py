@@ -11,7 +11,7 @@ from . import events as ev
 from . import fastscan as fs
 from .curves import MISSING, CurveTable
 from .parser import Stop
-from .stream import iter_events
+from .stream import iter_events, join
 
 
 @dataclass
@@ -221,11 +221,20 @@ def summarize(path: str, fast: bool = True, workers: Optional[int] = None, chunk
     layer: Optional[LayerSeen] = None
     pending_label = ""
     by_name: dict[str, LayerSeen] = {}
+    held: list[ev.CurveBatch] = []  # curve batches not folded yet (see _COMMUTES)
+    rows = 0
     for e in iter_events(path, s.stop, fast, workers, chunk):
         t = type(e)
         if t is ev.CurveBatch:
-            add_curves(s, e)
+            held.append(e)
+            rows += len(e)
+            if rows >= _HOLD_ROWS:
+                add_curves(s, join(held))
+                held, rows = [], 0
             continue
+        if held and t not in _COMMUTES:
+            add_curves(s, join(held))
+            held, rows = [], 0
         if not s.failures:
             if t in (ev.LayerWire, ev.LayerCreate, ev.SettingUp, ev.TopShape, ev.MemoryRequired, ev.NetEcho):
                 s.init_open = True
@@ -321,4 +330,13 @@ def summarize(path: str, fast: bool = True, workers: Optional[int] = None, chunk
         elif t is ev.NvTopMemory:
             if net is not None:  # NVCaffe's own per-net figure: its forward tops' bytes
                 net.figure = e.data_bytes
+    if held:
+        add_curves(s, join(held))
     return s
+
+
+#: events whose folding neither reads nor changes what :func:`add_curves` does: the curve
+#: batches around them are folded together (a snapshot every few hundred iterations would
+#: otherwise cut a long log's curves into thousands of small folds)
+_COMMUTES = (ev.Snapshot, ev.StackFrame, ev.GpuInfo, ev.ForeignOOM)
+_HOLD_ROWS = 1 << 17  # curve lines held before folding (memory stays flat)
