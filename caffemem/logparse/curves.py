@@ -10,6 +10,10 @@ for a 10 MB log and a 10 GB one; reading the table back streams the blocks.
 A value the log did not print for a row is "missing", which is not the same as a logged
 ``nan`` (a diverged loss): missing cells hold a NaN with a payload of our own, told apart
 bit by bit.
+
+Beside each value column the table keeps the value's text (:class:`~.fastscan.Text`: the
+log's token where it is what Python's ``repr`` writes, else nothing), so the CSV and JSON
+writers (:mod:`.export`) copy the log's own digits instead of formatting millions of floats.
 """
 
 from __future__ import annotations
@@ -41,8 +45,10 @@ class CurveTable:
         self.block_rows = block_rows
         self._cap = 1024
         self._cols: dict[str, np.ndarray] = {"iteration": np.zeros(self._cap, np.int64)}
+        self._text: dict[str, np.ndarray] = {}  # (rows, 2) uint64: the cell's text bytes
+        self._size: dict[str, np.ndarray] = {}  # int8: its length (0: none)
         for name in fixed:
-            self._cols[name] = np.full(self._cap, MISSING)
+            self._column(name, new=True)
         self._n = 0  # rows held in memory
         self._base = 0  # rows spilled before them
         self._spill: Optional[IO[bytes]] = None
@@ -60,38 +66,58 @@ class CurveTable:
         if rows <= self._cap:
             return
         cap = max(rows, 2 * self._cap)
-        for name, col in self._cols.items():
-            grown = np.zeros(cap, np.int64) if name == "iteration" else np.full(cap, MISSING)
-            grown[:self._n] = col[:self._n]
-            self._cols[name] = grown
+        for store, make in ((self._cols, None), (self._text, lambda: np.zeros((cap, 2), np.uint64)),
+                            (self._size, lambda: np.zeros(cap, np.int8))):
+            for name, col in store.items():
+                if make is not None:
+                    grown = make()
+                else:
+                    grown = np.zeros(cap, np.int64) if name == "iteration" else np.full(cap, MISSING)
+                grown[:self._n] = col[:self._n]
+                store[name] = grown
         self._cap = cap
 
-    def _column(self, name: str) -> np.ndarray:
+    def _column(self, name: str, new: bool = False) -> np.ndarray:
         col = self._cols.get(name)
         if col is None:
             col = self._cols[name] = np.full(self._cap, MISSING)
-            self.names.append(name)
+            self._text[name] = np.zeros((self._cap, 2), np.uint64)
+            self._size[name] = np.zeros(self._cap, np.int8)
+            if not new:
+                self.names.append(name)
         return col
 
-    def append(self, iterations: np.ndarray, values: dict[str, np.ndarray]) -> None:
-        """New rows: their iterations and any columns they already have."""
+    def _put_text(self, name: str, at, text) -> None:
+        if text is not None:
+            self._text[name][at, 0], self._text[name][at, 1], self._size[name][at] = text.lo, text.hi, text.size
+        else:
+            self._size[name][at] = 0
+
+    def append(self, iterations: np.ndarray, values: dict[str, np.ndarray], texts: dict = None) -> None:
+        """New rows: their iterations and any columns they already have (``texts``: the
+        :class:`~.fastscan.Text` of some of them)."""
         k = len(iterations)
         if not k:
             return
         self._reserve(self._n + k)
         self._cols["iteration"][self._n:self._n + k] = iterations
+        at = slice(self._n, self._n + k)
         for name, v in values.items():
-            self._column(name)[self._n:self._n + k] = v
+            self._column(name)[at] = v
+            self._put_text(name, at, (texts or {}).get(name))
         self._n += k
 
     def iterations_at(self, rows: np.ndarray) -> np.ndarray:
         """Iterations of rows still in memory (the last row always is)."""
         return self._cols["iteration"][rows - self._base]
 
-    def assign(self, name: str, rows: np.ndarray, values: np.ndarray) -> None:
-        """Set a column in rows still in memory; a later value for the same row wins."""
+    def assign(self, name: str, rows: np.ndarray, values: np.ndarray, text=None) -> None:
+        """Set a column in rows still in memory (with its :class:`~.fastscan.Text`, if
+        known); a later value for the same row wins."""
         if len(rows):
-            self._column(name)[rows - self._base] = values
+            at = rows - self._base
+            self._column(name)[at] = values
+            self._put_text(name, at, text)
 
     def settle(self) -> None:
         """Spill all but the last row once more than ``block_rows`` are held."""
@@ -104,21 +130,39 @@ class CurveTable:
         self._blocks.append((list(self.names), keep, self._spill.tell()))
         for name in self.names:
             np.save(self._spill, self._cols[name][:keep], allow_pickle=False)
+        for name in self.names[1:]:
+            np.save(self._spill, self._text[name][:keep], allow_pickle=False)
+            np.save(self._spill, self._size[name][:keep], allow_pickle=False)
         for name in self.names:
             col = self._cols[name]
             col[0] = col[keep]
             col[1:] = 0 if name == "iteration" else MISSING
+            if name != "iteration":
+                self._text[name][0] = self._text[name][keep]
+                self._size[name][0] = self._size[name][keep]
+                self._size[name][1:] = 0
         self._base += keep
         self._n = 1
 
     def blocks(self) -> Iterator[dict[str, np.ndarray]]:
         """The whole table in row order, a block at a time, every block with every column."""
+        for values, _ in self.text_blocks():
+            yield values
+
+    def text_blocks(self) -> Iterator[tuple[dict[str, np.ndarray], dict[str, tuple[np.ndarray, np.ndarray]]]]:
+        """:meth:`blocks` with each value column's texts: (values, {name: (words, sizes)}),
+        words (rows, 2) uint64 and sizes (0: no text kept, format the value)."""
         for names, rows, offset in self._blocks:
             self._spill.seek(offset)
             got = {name: np.load(self._spill, allow_pickle=False) for name in names}
-            yield {name: got[name] if name in got else np.full(rows, MISSING) for name in self.names}
+            texts = {name: (np.load(self._spill, allow_pickle=False), np.load(self._spill, allow_pickle=False))
+                     for name in names[1:]}
+            empty = (np.zeros((rows, 2), np.uint64), np.zeros(rows, np.int8))
+            yield ({name: got[name] if name in got else np.full(rows, MISSING) for name in self.names},
+                   {name: texts.get(name, empty) for name in self.names[1:]})
         if self._n:
-            yield {name: self._cols[name][:self._n] for name in self.names}
+            yield ({name: self._cols[name][:self._n] for name in self.names},
+                   {name: (self._text[name][:self._n], self._size[name][:self._n]) for name in self.names[1:]})
 
     def rows(self) -> Iterator[dict]:
         """Each row as a dict of the values the log printed (missing cells left out)."""

@@ -210,7 +210,9 @@ class CurveBatch(Event):
     columns: numpy arrays, one entry per line, in log order.  ``kind`` holds the codes of
     :mod:`.fastscan`; ``index`` is the output number or the test net; ``name`` indexes
     ``names`` for outputs (-1 otherwise).  The line parser's one-line curve events are
-    gathered into batches the same way (:func:`~.stream._batch`)."""
+    gathered into batches the same way (:func:`~.stream._batch`).  ``text`` and
+    ``interval_text`` (:class:`~.fastscan.Text`, or None) hold ``value``'s and ``interval``'s
+    text as Python writes it, where the log's token is that text."""
 
     lines: Any
     kind: Any
@@ -221,6 +223,8 @@ class CurveBatch(Event):
     index: Any
     name: Any
     names: list
+    text: Any = None
+    interval_text: Any = None
 
     def __len__(self) -> int:
         return len(self.kind)

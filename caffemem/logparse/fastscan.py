@@ -72,6 +72,8 @@ class ChunkScan:
     index: np.ndarray  # output number (#k) or test net number
     name: np.ndarray  # outputs: index into ``names``; -1 otherwise
     names: list[str]
+    text: "Text" = None  # ``value`` as repr writes it, where the token is that text
+    interval_text: "Text" = None  # the same for ``interval``
 
 
 _U = np.uint64
@@ -148,10 +150,11 @@ def _int_token(a: np.ndarray, w: np.ndarray, pos: np.ndarray):
     return value, pos + n, ok
 
 
-def _float_token(a: np.ndarray, w: np.ndarray, pos: np.ndarray):
-    """Decimal numbers at ``pos``: (values, end offsets, well formed).  A token ends at the
-    first character no number has.  Plain ones (``0.01``, ``1.2345``: at most 7 digits and
-    a dot) are read word-wise here; the others by :func:`_float_general`."""
+def _float_token(a: np.ndarray, w: np.ndarray, pos: np.ndarray, text: bool = False):
+    """Decimal numbers at ``pos``: (values, end offsets, well formed), and with ``text`` their
+    :class:`Text` too.  A token ends at the first character no number has.  Plain ones
+    (``0.01``, ``1.2345``: at most 7 digits and a dot) are read word-wise here; the others by
+    :func:`_float_general`."""
     x = w[pos]
     xb = x.view(np.uint8).reshape(-1, 8)
     digit = (xb - 48) < 10
@@ -173,11 +176,68 @@ def _float_token(a: np.ndarray, w: np.ndarray, pos: np.ndarray):
     value = _digits8(z) / _POW10[frac]
     end = pos + n
     ok = plain.copy()
+    tx = _plain_text(x, n, p.astype(np.int64), ndots == 1, value, plain) if text else None
     rest = np.flatnonzero(~plain)
     if len(rest):
-        v2, e2, ok2 = _float_general(w, pos[rest])
+        v2, e2, ok2, t2 = _float_general(w, pos[rest], text)
         value[rest], end[rest], ok[rest] = v2, e2, ok2
-    return value, end, ok
+        if text:
+            tx.put(rest, t2)
+    return (value, end, ok, tx) if text else (value, end, ok)
+
+
+@dataclass
+class Text:
+    """Each number's text as Python's ``repr`` writes its value (what parse_log.py's CSV
+    holds), taken from the log's own token where the two agree or differ only by a "0"
+    (Caffe prints ``3`` and ``.5`` where Python writes ``3.0`` and ``0.5``): ``lo`` and ``hi``
+    are its bytes as two little-endian words, ``size`` its length, 0 where the token is not
+    that text (``0.50``, ``1e+06``, ``-nan``...: the writers format the value instead)."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    size: np.ndarray
+
+    @classmethod
+    def empty(cls, m: int) -> "Text":
+        return cls(np.zeros(m, np.uint64), np.zeros(m, np.uint64), np.zeros(m, np.int8))
+
+    def put(self, rows, other: "Text") -> None:
+        self.lo[rows], self.hi[rows], self.size[rows] = other.lo, other.hi, other.size
+
+    def take(self, rows) -> "Text":
+        return Text(self.lo[rows], self.hi[rows], self.size[rows])
+
+    @classmethod
+    def concat(cls, texts: list) -> "Text":
+        return cls(*(np.concatenate([getattr(t, f) for t in texts]) for f in ("lo", "hi", "size")))
+
+    def words(self) -> np.ndarray:
+        """(M, 2) uint64: the text's bytes, zeros after."""
+        return np.stack([self.lo, self.hi], axis=1)
+
+
+_CH_ZERO, _CH_DOT = _U(ord("0")), _U(ord("."))
+
+
+def _plain_text(x, n, p, has_dot, value, plain) -> Text:
+    """:class:`Text` of plain tokens (``x``: their first word, ``n`` characters, the dot at
+    ``p``).  ``repr`` writes a plain decimal without leading or trailing zeros (but ``0.5``,
+    ``5.0``), with a point, and values below 1e-4 in exponent form."""
+    last = (x >> (_U(8) * np.maximum(n - 1, 0).astype(np.uint64))) & _U(255)
+    first = x & _U(255)
+    base = x & _MASKS[np.minimum(n, 8)]
+    lead_zero = (first == _CH_ZERO) & (n > 1) & ~(has_dot & (p == 1))
+    trail_zero = has_dot & (last == _CH_ZERO) & (p != n - 2)
+    good = plain & ~lead_zero & ~trail_zero & ~((value > 0) & (value < 1e-4))
+    dot_first = has_dot & (p == 0)
+    dot_last = has_dot & (p == n - 1)
+    sh = _U(8) * n.astype(np.uint64)
+    lo = np.where(~has_dot, base | (_CH_DOT << sh) | (_CH_ZERO << (sh + _U(8))),
+                  np.where(dot_first, (base << _U(8)) | _CH_ZERO, np.where(dot_last, base | (_CH_ZERO << sh), base)))
+    hi = np.where(~has_dot & (n == 7), _CH_ZERO, _U(0))
+    size = np.where(~has_dot, n + 2, np.where(dot_first | dot_last, n + 1, n))
+    return Text(np.where(good, lo, _U(0)), np.where(good, hi, _U(0)), np.where(good, size, 0).astype(np.int8))
 
 
 def _bytes16(w: np.ndarray, pos: np.ndarray) -> np.ndarray:
@@ -188,8 +248,9 @@ def _bytes16(w: np.ndarray, pos: np.ndarray) -> np.ndarray:
     return m.view(np.uint8)
 
 
-def _float_general(w: np.ndarray, pos: np.ndarray):
-    """Any decimal token up to 15 characters (sign, exponent, nan, inf), column by column."""
+def _float_general(w: np.ndarray, pos: np.ndarray, text: bool = False):
+    """Any decimal token up to 15 characters (sign, exponent, nan, inf), column by column:
+    (values, end offsets, well formed, :class:`Text` or None)."""
     t = _bytes16(w, pos)
     cls = _NUM_CLASS[t]
     n = np.argmin(cls != _TERM, axis=1)  # token length; 0 when 16 number characters in a row
@@ -197,7 +258,7 @@ def _float_general(w: np.ndarray, pos: np.ndarray):
     ok = n > 0
     value = np.full(m, np.nan)
     if not m:
-        return value, pos + n, ok
+        return value, pos + n, ok, Text.empty(0) if text else None
     width = int(n.max())
     cols = np.arange(16)
     inside = cols[None, :] < n[:, None]
@@ -246,12 +307,44 @@ def _float_general(w: np.ndarray, pos: np.ndarray):
     value = np.where(fast, np.where(neg, -v, v), value)
     slow = np.flatnonzero(ok & ~fast)
     for i in slow:  # nan, inf, long mantissas, large exponents: float() itself
-        text = t[i, :n[i]].tobytes()
+        token = t[i, :n[i]].tobytes()
         try:
-            value[i] = float(text)
+            value[i] = float(token)
         except ValueError:
             ok[i] = False
-    return value, pos + n, ok
+    if not text:
+        return value, pos + n, ok, None
+    # the token is repr's text: a signed plain decimal (as _plain_text says), or "d.ddde-XX"
+    # for exponents repr writes that way (below -4, from 16), never a "+" sign or "E"
+    rows = np.arange(m)
+    unsigned = n - start
+    first = t[rows, start]
+    mant_end = np.where(has_exp, epos, n)
+    lead_zero = (first == 48) & (mant_end - start > 1) & ~((dots == 1) & (dpos == start + 1))
+    last_mant = t[rows, np.maximum(mant_end - 1, 0)]
+    trail_zero = (dots == 1) & (last_mant == 48) & (dpos != mant_end - 2)
+    good = fast & (t[:, 0] != ord("+")) & ~lead_zero & ~trail_zero & (unsigned > 0)
+    good &= (dots == 0) | ((dpos > start) & (dpos < mant_end - 1))
+    exp_digits = n - epos - 2
+    e_sign = t[rows, np.minimum(epos + 1, 15)]
+    shown = np.where(has_exp, exp, 0)  # the exponent as written, mantissa d.ddd
+    sci_ok = (has_exp & (t[rows, np.minimum(epos, 15)] == ord("e")) & (_NUM_CLASS[e_sign] == _SIGN)
+              & ((exp_digits == 2) | ((exp_digits == 3) & (t[rows, np.minimum(epos + 2, 15)] != 48)))
+              & (first != 48) & (((dots == 0) & (epos - start == 1)) | ((dots == 1) & (dpos == start + 1)
+                                                                          & (last_mant != 48)))
+              & ((shown < -4) | (shown >= 16)))
+    a = np.abs(value)
+    pos_ok = ~has_exp & ((a >= 1e-4) | (a == 0)) & (a < 1e16) & (n + 2 * (dots == 0) <= 16)
+    good &= np.where(has_exp, sci_ok, pos_ok)
+    cols = np.arange(16)
+    body = np.where(cols[None, :] < n[:, None], t, 0).astype(np.uint8)
+    append = good & ~has_exp & (dots == 0)  # an integer: repr adds ".0"
+    r = np.flatnonzero(append)
+    body[r, n[r]] = ord(".")
+    body[r, np.minimum(n[r] + 1, 15)] = ord("0")
+    words = np.ascontiguousarray(body).view(np.uint64).reshape(m, 2)
+    size = np.where(good, n + 2 * append, 0).astype(np.int8)
+    return value, pos + n, ok, Text(np.where(good, words[:, 0], _U(0)), np.where(good, words[:, 1], _U(0)), size)
 
 
 _ITERATION = _lit(b"Iteration ")
@@ -378,9 +471,12 @@ class _Lines:
     interval: np.ndarray = None
     index: np.ndarray = None
     name: np.ndarray = None
+    text: Text = None
+    interval_text: Text = None
 
     def __post_init__(self) -> None:
         m = len(self.line)
+        self.text, self.interval_text = Text.empty(m), Text.empty(m)
         self.kind = np.zeros(m, np.uint8)
         self.iteration = np.full(m, -1, np.int64)
         self.value = np.full(m, np.nan)
@@ -411,7 +507,8 @@ def scan_chunk(a: np.ndarray, size: int, nul: bool = True) -> ChunkScan:
     if len(timed):
         time[timed] = _clock(a, w, starts[c.line[keep[timed]]])
     return ChunkScan(ends, c.line[keep], c.kind[keep], c.iteration[keep], c.value[keep],
-                     c.interval[keep], time, c.index[keep], c.name[keep], names)
+                     c.interval[keep], time, c.index[keep], c.name[keep], names,
+                     c.text.take(keep), c.interval_text.take(keep))
 
 
 def _info_lines(a, w, body, ends, starts, nul: bool) -> _Lines:
@@ -448,26 +545,28 @@ def _iteration_lines(a, w, c: _Lines, first: np.ndarray) -> None:
     end = c.end[rows]
     after = w[p]  # what follows the number tells the four apart
 
-    def found(sel, fine, kind, value=None, interval=None, index=None):
+    def found(sel, fine, kind, value=None, interval=None, index=None, text=None, interval_text=None):
         r = rows[sel[fine]]
         c.kind[r], c.iteration[r] = kind, it[sel][fine]
         if value is not None:
             c.value[r] = value[fine]
+            c.text.put(r, text.take(fine))
         if interval is not None:
             c.interval[r] = interval[fine]
+            c.interval_text.put(r, interval_text.take(fine))
         if index is not None:
             c.index[r] = index[fine]
 
     for lit, width, kind in ((_LOSS, 9, ITER), (_LR, 7, LR)):
         sel = np.flatnonzero(ok & _is(a, w, p, lit, after))
         if len(sel):
-            v, e, vok = _float_token(a, w, p[sel] + width)
-            found(sel, vok & (e == end[sel]), kind, v)
+            v, e, vok, tx = _float_token(a, w, p[sel] + width, True)
+            found(sel, vok & (e == end[sel]), kind, v, text=tx)
     sel = np.flatnonzero(ok & _is(a, w, p, _RATE, after))
     if len(sel):
-        first_num, e1, ok1 = _float_token(a, w, p[sel] + 2)
+        first_num, e1, ok1, first_tx = _float_token(a, w, p[sel] + 2, True)
         rate = ok1 & _is(a, w, e1, _ITERS_PER_S)
-        secs, e2, ok2 = _float_token(a, w, e1 + 9)
+        secs, e2, ok2, secs_tx = _float_token(a, w, e1 + 9, True)
         ok2 &= rate & _is(a, w, e2, _S_SLASH)
         _, e3, ok3 = _int_token(a, w, e2 + 2)
         ok3 &= ok2
@@ -476,9 +575,11 @@ def _iteration_lines(a, w, c: _Lines, first: np.ndarray) -> None:
         # NVCaffe's first iterations: "Iteration 1 (0.635205 s), loss = 6.91663"
         lapse = ok1 & ~rate & _is(a, w, e1, _S_LOSS)
         at = np.where(plural, e3 + 16, np.where(singular, e3 + 15, e1 + 12))
-        v, e4, ok4 = _float_token(a, w, at)
+        v, e4, ok4, tx = _float_token(a, w, at, True)
+        lapse_tx = first_tx.take(np.flatnonzero(lapse))
+        secs_tx.put(np.flatnonzero(lapse), lapse_tx)
         found(sel, (plural | singular | lapse) & ok4 & (e4 == end[sel]), ITER, v,
-              np.where(lapse, first_num, secs))
+              np.where(lapse, first_num, secs), text=tx, interval_text=secs_tx)
     sel = np.flatnonzero(ok & _is(a, w, p, _TESTING, after))
     if len(sel):
         net, e, nok = _int_token(a, w, p[sel] + 16)
@@ -498,7 +599,7 @@ def _output_lines(a, w, c: _Lines, first: np.ndarray, names: list[str]) -> None:
         ns = e + 2
         nw, nlen = _name_words(w, ns)
         ok &= nlen > 0
-        v, ve, vok = _float_token(a, w, ns + nlen + 3)
+        v, ve, vok, tx = _float_token(a, w, ns + nlen + 3, True)
         ok &= _is(a, w, ns + nlen, _EQUALS) & vok & ((a[ve] == 32) | (a[ve] == 10))
         fine = np.flatnonzero(ok)
         if not len(fine):
@@ -508,6 +609,7 @@ def _output_lines(a, w, c: _Lines, first: np.ndarray, names: list[str]) -> None:
             nw[:, j] &= _MASKS[np.clip(nlen - 8 * j, 0, 8)]
         r = rows[fine]
         c.kind[r], c.value[r], c.index[r] = kind, v[fine], idx[fine]
+        c.text.put(r, tx.take(fine))
         c.name[r] = _name_ids(nw, idx[fine], names)
 
 

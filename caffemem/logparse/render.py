@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import json
-import math
 from typing import Optional, TextIO
 
 import numpy as np
 
 from ..units import human
+from . import export
 from .failure import FailureReport
 from .summary import LogSummary
 
@@ -37,43 +36,22 @@ def to_dict(s: LogSummary, failure: Optional[FailureReport], diagnosis: Optional
     }
 
 
-def _json_row(row: dict) -> str:
-    # a logged nan or inf is not JSON: null (a value the log did not print is left out)
-    return json.dumps({k: (v if v == v and v not in (math.inf, -math.inf) else None)
-                       for k, v in row.items()})
-
-
 def write_json(out: TextIO, doc: dict, s: LogSummary) -> None:
-    """``doc`` with the train and test curves added as lists of rows, streamed (a 1 GB log
-    gives millions of rows; they are never all in memory)."""
+    """``doc`` with the train and test curves added as lists of rows, streamed a block at a
+    time (:mod:`.export`: a 1 GB log gives millions of rows; they are never all in memory)."""
     head = json.dumps(doc, indent=1)
     out.write(head[:-2] + ",\n")
     for i, (key, table) in enumerate((("train", s.train), ("test", s.test))):
-        out.write(f' "{key}": [')
-        for j, row in enumerate(table.rows()):
-            out.write(("\n  " if j == 0 else ",\n  ") + _json_row(row))
-        out.write("\n ]" + (",\n" if i == 0 else "\n"))
+        out.write(f' "{key}": ')
+        export.write_json_rows(out, table)
+        out.write(",\n" if i == 0 else "\n")
     out.write("}\n")
 
 
-def _cell(v) -> str:
-    return "" if v is None else repr(v) if isinstance(v, float) else str(v)
-
-
 def write_csv(out: TextIO, s: LogSummary) -> None:
-    """Two tables like Caffe's tools/extra/parse_log.py (train, then test), in one CSV with a
-    leading ``phase`` column: phase, iteration, seconds (since the solver started), learning
-    rate, loss, then every output, and Caffe's own seconds of the last display interval.
-    Streamed row by row."""
-    fixed = ("iteration", "seconds", "lr", "loss")
-    keys = [k for k in s.train.outputs + s.test.outputs if k not in fixed]
-    keys = list(dict.fromkeys(keys)) + ["interval_seconds"]
-    columns = fixed + tuple(keys)
-    w = csv.writer(out, lineterminator="\n")
-    w.writerow(["phase", *columns])
-    for phase, table in (("train", s.train), ("test", s.test)):
-        for r in table.rows():
-            w.writerow([phase] + [_cell(r.get(k)) for k in columns])
+    """The curves as one CSV in parse_log.py's layout with a leading ``phase`` column (see
+    :mod:`.export`), streamed a block at a time."""
+    export.write_csv(out, s.train, s.test)
 
 
 def text(s: LogSummary, failure: Optional[FailureReport], diagnosis_text: str = "",

@@ -67,12 +67,28 @@ def _columns(events: list) -> dict:
         times.append(clock)
         index.append(i)
         name.append(nm)
+    m = len(events)
     return {"kind": np.array(kinds, np.uint8), "iteration": np.array(its, np.int64),
             "value": np.array(values), "interval": np.array(secs), "time": np.array(times, np.int64),
-            "index": np.array(index, np.int64), "name": np.array(name, np.int64), "names": names}
+            "index": np.array(index, np.int64), "name": np.array(name, np.int64),
+            "text": fs.Text.empty(m), "interval_text": fs.Text.empty(m), "names": names}
 
 
-_FIELDS = ("kind", "iteration", "value", "interval", "time", "index", "name")
+_FIELDS = ("kind", "iteration", "value", "interval", "time", "index", "name", "text", "interval_text")
+
+
+def _texts_of(sc) -> dict:
+    m = len(sc.kind)
+    return {"text": sc.text if sc.text is not None else fs.Text.empty(m),
+            "interval_text": sc.interval_text if sc.interval_text is not None else fs.Text.empty(m)}
+
+
+def _cat(parts: list):
+    return fs.Text.concat(parts) if isinstance(parts[0], fs.Text) else np.concatenate(parts)
+
+
+def _pick(col, sel):
+    return col.take(sel) if isinstance(col, fs.Text) else col[sel]
 
 
 def _curves(sc: Optional[fs.ChunkScan], extra: list, extra_lines: list) -> tuple[np.ndarray, dict]:
@@ -81,7 +97,7 @@ def _curves(sc: Optional[fs.ChunkScan], extra: list, extra_lines: list) -> tuple
     if not extra:
         if sc is None:
             return np.empty(0, np.int64), {}
-        return sc.lines, {f: getattr(sc, f) for f in _FIELDS} | {"names": sc.names}
+        return sc.lines, {f: getattr(sc, f) for f in _FIELDS[:7]} | _texts_of(sc) | {"names": sc.names}
     cols = _columns(extra)
     lines = np.array(extra_lines, np.int64)
     if sc is None or not len(sc.lines):
@@ -91,7 +107,8 @@ def _curves(sc: Optional[fs.ChunkScan], extra: list, extra_lines: list) -> tuple
                     for n in cols["names"]] or [0], np.int64)
     cols["name"] = np.where(cols["name"] >= 0, ids[np.maximum(cols["name"], 0)], -1)
     order = np.argsort(np.concatenate([sc.lines, lines]), kind="stable")
-    merged = {f: np.concatenate([getattr(sc, f), cols[f]])[order] for f in _FIELDS}
+    scanned_cols = {f: getattr(sc, f) for f in _FIELDS[:7]} | _texts_of(sc)
+    merged = {f: _pick(_cat([scanned_cols[f], cols[f]]), order) for f in _FIELDS}
     merged["names"] = names
     return np.concatenate([sc.lines, lines])[order], merged
 
@@ -179,8 +196,8 @@ def _chunk_events(arr: np.ndarray, size: int, sc: Optional[fs.ChunkScan], n: int
 
 def _batch(n: int, lines: np.ndarray, cols: dict, lo: int, hi: int) -> ev.CurveBatch:
     sel = slice(lo, hi)
-    return ev.CurveBatch(n + int(lines[lo]) + 1, n + lines[sel] + 1, *(cols[f][sel] for f in _FIELDS),
-                         cols["names"])
+    c = [_pick(cols[f], sel) for f in _FIELDS]
+    return ev.CurveBatch(n + int(lines[lo]) + 1, n + lines[sel] + 1, *c[:7], cols["names"], *c[7:])
 
 
 def join(batches: list) -> ev.CurveBatch:
@@ -193,7 +210,12 @@ def join(batches: list) -> ev.CurveBatch:
         remap = np.array([names.index(x) if x in names else names.append(x) or len(names) - 1
                           for x in b.names] or [0], np.int64)
         ids.append(np.where(b.name >= 0, remap[np.maximum(b.name, 0)], -1))
-    cols = [np.concatenate([getattr(b, f) for b in batches]) for f in _FIELDS if f != "name"]
-    kind, iteration, value, interval, time, index = cols
-    return ev.CurveBatch(batches[0].line, np.concatenate([b.lines for b in batches]), kind, iteration,
-                         value, interval, time, index, np.concatenate(ids), names)
+    cols = {f: _cat([_text_or_empty(b, f) for b in batches]) for f in _FIELDS if f != "name"}
+    cols["name"] = np.concatenate(ids)
+    return ev.CurveBatch(batches[0].line, np.concatenate([b.lines for b in batches]),
+                         *(cols[f] for f in _FIELDS[:7]), names, cols["text"], cols["interval_text"])
+
+
+def _text_or_empty(b: ev.CurveBatch, f: str):
+    col = getattr(b, f)
+    return fs.Text.empty(len(b)) if col is None else col

@@ -129,14 +129,19 @@ def _last(mask: np.ndarray) -> int:
 
 def _fill(table: CurveTable, b: ev.CurveBatch, sel: np.ndarray, rows: np.ndarray) -> None:
     """Outputs of the batch (``sel``) into their rows, by name."""
-    ids, values = b.name[sel], b.value[sel]
+    ids, values, text = b.name[sel], b.value[sel], _text(b, sel)
     present = np.flatnonzero(np.bincount(ids)).tolist()
     if len(present) == 1:
-        table.assign(b.names[present[0]], rows, values)
+        table.assign(b.names[present[0]], rows, values, text)
         return
     for i in present:
-        same = ids == i
-        table.assign(b.names[i], rows[same], values[same])
+        same = np.flatnonzero(ids == i)
+        table.assign(b.names[i], rows[same], values[same], text.take(same) if text is not None else None)
+
+
+def _text(b: ev.CurveBatch, sel, interval: bool = False):
+    t = b.interval_text if interval else b.text
+    return t.take(sel) if t is not None else None
 
 
 _YEAR = 365 * 86400 * 10**6
@@ -170,11 +175,12 @@ def add_curves(s: LogSummary, b: ev.CurveBatch) -> None:
     interval = b.interval[is_iter]
     interval = np.where(np.isnan(interval), MISSING, interval)  # no "(... iter/s ...)" part
     s.train.append(b.iteration[is_iter], {"loss": b.value[is_iter], "interval_seconds": interval,
-                                          "seconds": _elapsed(s, b.time[is_iter])})
+                                          "seconds": _elapsed(s, b.time[is_iter])},
+                   {"loss": _text(b, is_iter), "interval_seconds": _text(b, is_iter, interval=True)})
     lr = np.flatnonzero(is_lr & (row >= 0))
     if len(lr):
-        same = s.train.iterations_at(row[lr]) == b.iteration[lr]
-        s.train.assign("lr", row[lr][same], b.value[lr][same])
+        same = np.flatnonzero(s.train.iterations_at(row[lr]) == b.iteration[lr])
+        s.train.assign("lr", row[lr][same], b.value[lr][same], _text(b, lr[same]))
     out = np.flatnonzero(train_out & (row >= 0))
     if len(out):
         _fill(s.train, b, out, row[out])
@@ -339,4 +345,4 @@ def summarize(path: str, fast: bool = True, workers: Optional[int] = None, chunk
 #: batches around them are folded together (a snapshot every few hundred iterations would
 #: otherwise cut a long log's curves into thousands of small folds)
 _COMMUTES = (ev.Snapshot, ev.StackFrame, ev.GpuInfo, ev.ForeignOOM)
-_HOLD_ROWS = 1 << 17  # curve lines held before folding (memory stays flat)
+_HOLD_ROWS = 1 << 15  # curve lines held before folding (memory stays flat)

@@ -1,0 +1,128 @@
+"""A log's training curves as CSV and JSON, written a block of rows at a time.
+
+The curves come out of :class:`~.curves.CurveTable` as column blocks; each column becomes
+a column of text cells (:mod:`.textcols`: the log's own token where it is Python's ``repr``
+of the value, else the value formatted the same way), and a block's rows are laid out in
+one buffer.  No Python object per row or per cell, so writing millions of rows costs
+about what reading them did.
+
+CSV: the layout of Caffe's ``tools/extra/parse_log.py`` (one row per displayed iteration,
+one per test pass, values as Python writes floats) in one file with a leading ``phase``
+column: ``phase, iteration, seconds, lr, loss``, every output of either phase by name, then
+``interval_seconds`` (the seconds of the last display interval, as Caffe prints them).  A
+cell the log did not print is empty; a test row's ``loss`` is the test net's loss output.
+
+JSON: each row an object of the cells the log printed (``nan``/``inf`` as null), the
+iteration and a test row's ``net`` as integers.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Iterator, TextIO
+
+import numpy as np
+
+from .curves import CurveTable, missing
+from .textcols import Cells, float_cells, int_cells, join_rows, micro_cells
+
+_FIXED = ("iteration", "seconds", "lr", "loss")
+
+
+def _value_cells(values: np.ndarray, words: np.ndarray, sizes: np.ndarray) -> Cells:
+    """A value column as cells: the kept text where there is one, the value formatted
+    where not (a missing cell's text is never written)."""
+    need = np.flatnonzero((sizes == 0) & ~missing(values))
+    if not len(need):
+        return Cells(words, sizes.astype(np.int64))
+    made = float_cells(values[need])
+    width = max(2, made.words.shape[1] if int(made.lens.max()) > 16 else 2)
+    out = np.zeros((len(values), width), np.uint64)
+    out[:, :2] = words
+    out[need] = made.words[:, :width]
+    lens = sizes.astype(np.int64)
+    lens[need] = made.lens
+    return Cells(out, lens)
+
+
+def _seconds_cells(values: np.ndarray) -> Cells:
+    """The ``seconds`` column: differences of glog clocks in whole microseconds."""
+    known = ~missing(values)
+    k = np.rint(np.where(known, values, 0) * 1e6)
+    exact = known & (k / 1e6 == values)
+    cells = micro_cells(np.where(exact, k, 0).astype(np.int64))
+    other = np.flatnonzero(known & ~exact)
+    if len(other):
+        made = float_cells(values[other])
+        cells.words[other], cells.lens[other] = made.words, made.lens
+    return cells
+
+
+def _cells(table: CurveTable, name: str, values: np.ndarray, texts: dict) -> Cells:
+    if name == "iteration" or name in table.whole:
+        return int_cells(np.where(missing(values), 0, values).astype(np.int64)
+                         if values.dtype.kind == "f" else values)
+    if name == "seconds":
+        return _seconds_cells(values)
+    words, sizes = texts[name]
+    return _value_cells(values, words, sizes)
+
+
+def _blocks(table: CurveTable) -> Iterator[tuple[int, dict, dict]]:
+    for values, texts in table.text_blocks():
+        n = len(values["iteration"])
+        if n:
+            yield n, values, texts
+
+
+def write_csv(out: TextIO, train: CurveTable, test: CurveTable) -> None:
+    """Both tables as one CSV (see the module docstring), streamed a block at a time."""
+    keys = [k for k in train.outputs + test.outputs if k not in _FIXED]
+    columns = list(_FIXED) + list(dict.fromkeys(keys)) + ["interval_seconds"]
+    out.write(",".join(_csv_field(c) for c in ["phase", *columns]) + "\n")
+    for phase, table in (("train", train), ("test", test)):
+        for n, values, texts in _blocks(table):
+            pieces: list = [phase.encode() + b","]
+            run = b""  # separators of the columns this table does not have
+            for i, c in enumerate(columns):
+                sep = b"\n" if i == len(columns) - 1 else b","
+                if c not in values:
+                    run += sep
+                    continue
+                if run:
+                    pieces.append(run)
+                    run = b""
+                keep = None if c == "iteration" else ~missing(values[c])
+                pieces.append(_cells(table, c, values[c], texts).then(sep, keep))
+            if run:
+                pieces.append(run)
+            out.write(join_rows(pieces).decode("utf-8"))
+
+
+def _csv_field(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"' if any(ch in name for ch in ',"\n\r') else name
+
+
+def write_json_rows(out: TextIO, table: CurveTable) -> None:
+    """The table's rows as JSON objects, ``[`` to ``]``: the first preceded by a newline and
+    two spaces, the others by a comma too (json.dumps' spacing inside each object)."""
+    out.write("[")
+    first = True
+    for n, values, texts in _blocks(table):
+        pieces: list = [b",\n  {", json.dumps("iteration").encode() + b": ",
+                        _cells(table, "iteration", values["iteration"], texts)]
+        present: list = [None, None, None]
+        for name in table.names[1:]:
+            v = values[name]
+            cells = _cells(table, name, v, texts)
+            if name not in table.whole and name != "iteration":
+                cells = cells.where(np.isnan(v) & ~missing(v) | np.isinf(v), b"null")
+            keep = ~missing(v)
+            pieces += [b", " + json.dumps(name).encode() + b": ", cells]
+            present += [keep, keep]
+        pieces.append(b"}")
+        present.append(None)
+        text = join_rows(pieces, present).decode("utf-8")
+        out.write(text[1:] if first else text)
+        first = False
+    out.write("\n ]")
