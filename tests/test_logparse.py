@@ -305,3 +305,34 @@ def test_oracle_failures_name_their_layer():
     for d in root.iterdir():  # each net's one layer of the failing type is called "l"
         r = classify(summarize(str(d / "caffe.log")))
         assert r.layer == "l", d.name
+
+
+def _variants(tmp_path) -> dict:
+    plain = (DATA / "train_ok.log").read_text()
+    files = {"plain": plain.encode(), "utf16": b"\xff\xfe" + plain.replace("\n", "\r\n").encode("utf-16-le"),
+             "spaces": "".join("    " + l for l in plain.splitlines(keepends=True)).encode(),
+             "tab": "".join("\t" + l for l in plain.splitlines(keepends=True)).encode()}
+    for name, data in files.items():
+        (tmp_path / f"{name}.log").write_bytes(data)
+    return {name: summarize(str(tmp_path / f"{name}.log")) for name in files}
+
+
+def test_utf16_and_indented_logs_read_as_the_plain_one(tmp_path):
+    """A log saved by PowerShell (UTF-16 with its mark) or pasted as a code block (indented
+    by four spaces or a tab) means what the plain log means."""
+    got = _variants(tmp_path)
+    plain = got.pop("plain")
+    assert len(plain.train) == 2 and plain.nets
+    for name, s in got.items():
+        assert list(s.train) == list(plain.train) and list(s.test) == list(plain.test), name
+        assert [(n.label, len(n.layers), n.memory_required_for_data) for n in s.nets] == \
+            [(n.label, len(n.layers), n.memory_required_for_data) for n in plain.nets], name
+        assert s.stop.junk_lines == 0, name
+
+
+def test_robustness_19_encodings_and_indentation_are_read():
+    case = shared_or_skip("robustness", "19-silent-junk-unread-log-encodings")
+    want = list(summarize(str(case / "plain.log")).train)
+    assert len(want) == 2
+    for name in ("utf16.log", "indented.log"):
+        assert list(summarize(str(case / name)).train) == want, name

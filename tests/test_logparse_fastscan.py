@@ -199,3 +199,29 @@ def test_mangled_logs_never_break_either_path_and_they_agree(tmp_path):
         f.write_bytes(data)
         chunk = rng.choice([0, 64, 257, 4096])
         _same(summarize(str(f), chunk=chunk, workers=rng.choice([0, 2])), summarize(str(f), fast=False))
+
+
+def test_number_texts_kept_are_python_s_repr_of_the_value():
+    """The scanner keeps a token's text where it is (or, plus a "0", becomes) what repr
+    writes: the writers copy it instead of formatting the double.  Caffe's own forms all
+    qualify; the others are left to be formatted."""
+    tokens = [t for t in _tokens() if len(t) <= 15] + ["3", ".5", "5.", "0.50", "05", "1e-5", "1.0e-05",
+                                                      "1E-05", "+3", "1e+06", "1.2345e+06", "0.00001"]
+    sc = _scan("".join(f"{PREFIX}Iteration {i}, lr = {t}\n" for i, t in enumerate(tokens)))
+    words = sc.text.words().view(np.uint8).reshape(-1, 16)
+    kept = 0
+    for i, t, size in zip(sc.iteration.tolist(), tokens, sc.text.size.tolist()):
+        if size:
+            assert bytes(words[i, :size]).decode() == repr(float(t)), t
+            kept += 1
+    sizes = dict(zip(tokens, sc.text.size.tolist()))
+    assert all(sizes[t] for t in ("1.2345", "0.01", "1e-05", "5e-05", "3", ".5", "5.", "-2.5", "2.30259"))
+    assert not any(sizes[t] for t in ("0.50", "05", "1e-5", "1.0e-05", "1E-05", "+3", "1.2345e+06", "0.00001",
+                                      "-nan", "nan"))
+    # Caffe prints with six significant digits: every such text that is repr's (or is with
+    # ".0") is kept
+    rng = random.Random(8)
+    caffe = ["%.6g" % (rng.choice([1, -1]) * 10 ** rng.uniform(-12, 5.9)) for _ in range(3000)]
+    sc = _scan("".join(f"{PREFIX}Iteration {i}, lr = {t}\n" for i, t in enumerate(caffe)))
+    expected = [repr(float(t)) in (t, t + ".0") for t in caffe]
+    assert (sc.text.size > 0).tolist() == expected and sum(expected) > 2500

@@ -45,3 +45,14 @@ def test_a_line_longer_than_max_line_is_one_junk_line(monkeypatch):
 def test_chunks_are_padded_with_zeros():
     for c in reader.read_chunks(io.BytesIO(b"x" * 30 + b"\n" + b"y" * 30), Stop(), 8):
         assert not c.data[c.size:c.size + reader.PAD].any()
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 64, 0])
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-8"])
+def test_a_byte_order_mark_decides_the_encoding(chunk, encoding):
+    """PowerShell's ``>`` saves a log as UTF-16 with a byte-order mark; editors add a UTF-8
+    one: the lines read the same as the plain file's."""
+    text = "I1122 10:00:00.000000  1 solver.cpp:218] Iteration 0, loss = 2.5\r\nnamé: \"x\"\r\n"
+    mark = {"utf-16-le": b"\xff\xfe", "utf-16-be": b"\xfe\xff", "utf-8": b"\xef\xbb\xbf"}[encoding]
+    lines, stop = _lines(mark + text.encode(encoding), chunk)
+    assert lines == [l.encode() for l in text.split("\r\n")[:-1]] and not stop.cut_last_line

@@ -24,6 +24,8 @@ def add_parser(sub) -> None:
                    help="text [default]; json: everything; csv: training curves like parse_log.py")
     p.add_argument("--plot", metavar="OUT", help="draw loss, outputs and learning rate (.png/.svg/.pdf)")
     p.add_argument("-o", "--output", metavar="FILE", help="write the output to FILE")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress on stderr (shown for logs that take over a second, on a terminal)")
     add_net_options(p.add_argument_group(
         "building the --net prototxt", "(as for analyze; the log's own nets are rebuilt as they ran)"))
     add_memory_options(p)
@@ -55,12 +57,17 @@ def examine(args: argparse.Namespace):
     ``caffemem.read_log``) starts from."""
     from ..logparse import classify, summarize
 
+    from ..progress import Progress
+
+    progress = Progress(args.logfile, quiet=args.quiet)
     try:
-        s = summarize(args.logfile)
+        s = summarize(args.logfile, progress=progress)
     except FileNotFoundError:
         raise UserError(f"{args.logfile}: no such file") from None
     except IsADirectoryError:
         raise UserError(f"{args.logfile}: is a directory") from None
+    finally:
+        progress.done()
     failure = classify(s)
     diag, diag_text, cross, fixes = None, "", None, []
     if failure is not None and failure.is_oom:

@@ -36,6 +36,8 @@ def add_parser(sub) -> None:
     fold.add_argument("--no-group", dest="group", action="store_false",
                       help="one bar per layer, however many")
     p.add_argument("--log-scale", action="store_true", help="logarithmic per-layer axis (default linear)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress on stderr while a long log is read (shown on a terminal only)")
     add_net_options(p, sides=SIDES)
     add_memory_options(p, sides=SIDES)
     p.set_defaults(run=run)
@@ -71,8 +73,14 @@ def run(args: argparse.Namespace) -> int:
     if what == "curves":
         from ..logparse import summarize
         from ..plot import plot_curves
+        from ..progress import Progress
 
-        plot_curves(summarize(args.files[0]), args.output)
+        progress = Progress(args.files[0], quiet=args.quiet)
+        try:
+            s = summarize(args.files[0], progress=progress)
+        finally:
+            progress.done()
+        plot_curves(s, args.output)
     elif what == "diff":
         if len(args.files) != 2:
             raise UserError("a diff plot takes two files: OLD NEW")

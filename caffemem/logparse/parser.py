@@ -1,7 +1,8 @@
 """One line of a Caffe log into typed events: :class:`LineParser`.
 
 Bytes that are not UTF-8 are replaced; lines holding NUL bytes are counted as junk.  Each
-line loses its decorations first: a markdown quote (``> ``), glog's prefix
+line loses its decorations first: a markdown quote (``> ``), the indentation of a log pasted
+as a code block (spaces or tabs before a glog prefix), glog's prefix
 (``I1122 12:31:06.245188 29034 net.cpp:131] ``, with or without the year), and is then
 dispatched on glog's source tag or, for lines without a prefix, on its first words.
 Multi-line blocks (the solver and net echoes) are the unprefixed lines that follow.  The
@@ -121,6 +122,10 @@ class LineParser:
             self.stop.junk_lines += 1
             return
         raw = _QUOTE.sub(b"", raw, count=1) if raw[:1] == b">" else raw
+        if raw[:1] in b" \t" and raw[:1]:  # a log pasted as an indented (code) block
+            bare = raw.lstrip(b" \t")
+            if _PREFIX.match(bare) or (bare[:1] == b"I" and _LOOSE.match(bare)):
+                raw = bare
         m = _PREFIX.match(raw) or (_LOOSE.match(raw) if raw[:1] == b"I" else None)
         if m is None:
             fm = _FRAME.match(raw)

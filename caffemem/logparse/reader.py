@@ -1,6 +1,8 @@
 """A log file as chunks of whole lines, in flat memory.
 
-The file is read in binary, ``chunk`` bytes at a time into one reused buffer; each chunk
+A log saved as UTF-16 (PowerShell's ``>`` writes it so, with a byte-order mark) is decoded
+to UTF-8 as it is read, by its mark; a UTF-8 mark is dropped.  The file is read in binary,
+``chunk`` bytes at a time into one reused buffer; each chunk
 ends at its last line end and the cut line is carried to the next.  Line ends are LF, CRLF
 or CR (the last two are normalized to LF in a copy); a file whose last line has no end was
 cut, and gets one; a "line" longer than :data:`MAX_LINE` with no end in sight is binary junk
@@ -10,6 +12,7 @@ which the vectorized scanner reads past the end.
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
@@ -34,9 +37,60 @@ class Chunk:
     nul: bool = True
 
 
+class _Utf8From16:
+    """A UTF-16 file read as UTF-8 bytes (``readinto`` only), in flat memory."""
+
+    def __init__(self, f: BinaryIO, encoding: str) -> None:
+        self.text = codecs.getreader(encoding)(f, errors="replace")
+        self.left = b""
+
+    def readinto(self, view) -> int:
+        want = len(view)
+        data = self.left
+        while len(data) < want:
+            more = self.text.read(max(want // 2, 4096))
+            if not more:
+                break
+            data += more.encode("utf-8", "surrogatepass")
+        got, self.left = data[:want], data[want:]
+        view[:len(got)] = got
+        return len(got)
+
+
+class _Rest:
+    """The bytes already read from the head of a file, then the file."""
+
+    def __init__(self, head: bytes, f: BinaryIO) -> None:
+        self.head, self.f = head, f
+
+    def readinto(self, view) -> int:
+        if self.head:
+            k = min(len(view), len(self.head))
+            view[:k] = self.head[:k]
+            self.head = self.head[k:]
+            return k
+        return self.f.readinto(view)
+
+    def read(self, size: int = -1) -> bytes:
+        if self.head:
+            k = len(self.head) if size < 0 else min(size, len(self.head))
+            got, self.head = self.head[:k], self.head[k:]
+            return got
+        return self.f.read(size)
+
+
+def decoded(f: BinaryIO):
+    """The file as UTF-8 bytes: UTF-16 decoded by its byte-order mark, a UTF-8 mark dropped."""
+    head = f.read(3) or b""
+    if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        return _Utf8From16(_Rest(head[2:], f), "utf-16-le" if head[:2] == codecs.BOM_UTF16_LE else "utf-16-be")
+    return _Rest(head[3:] if head == codecs.BOM_UTF8 else head, f)
+
+
 def read_chunks(f: BinaryIO, stop, chunk: int = 0) -> Iterator[Chunk]:
     """Chunks of the file, in order, updating ``stop`` (bytes read, cut last line, junk)."""
     chunk = chunk or CHUNK
+    f = decoded(f)
     buf = bytearray(2 * chunk + PAD)
     filled = 0  # bytes of a cut line carried to the front of buf
     skipping = False  # inside an over-long junk line

@@ -13,7 +13,7 @@ is folded a chunk at a time as a generated one is.
 
 from __future__ import annotations
 
-from typing import BinaryIO, Iterator, Optional, Union
+from typing import BinaryIO, Callable, Iterator, Optional, Union
 
 import numpy as np
 
@@ -25,18 +25,20 @@ from .scanahead import default_workers, scanned
 
 
 def iter_events(source: Union[str, BinaryIO], stop: Stop = None, fast: bool = True,
-                workers: Optional[int] = None, chunk: int = 0) -> Iterator[ev.Event]:
+                workers: Optional[int] = None, chunk: int = 0,
+                progress: Optional[Callable[[int], None]] = None) -> Iterator[ev.Event]:
     """Events of a log file (path or binary file object), in order.  Curve lines come as
     :class:`~.events.CurveBatch` events.  ``fast=False`` sends every line through
     :class:`LineParser` (the reference the fast path is tested against); ``workers``
     threads scan a big file's chunks ahead (None: 2 on a multi-core machine for files of
-    32 MiB and more; 0: none); ``chunk`` is the read size in bytes."""
+    32 MiB and more; 0: none); ``chunk`` is the read size in bytes; ``progress`` is called
+    with the bytes read after each chunk."""
     stop = stop if stop is not None else Stop()
     if isinstance(source, str):
         with open(source, "rb") as f:
-            yield from _iter(f, stop, fast, chunk, source, workers)
+            yield from _iter(f, stop, fast, chunk, source, workers, progress)
     else:
-        yield from _iter(source, stop, fast, chunk, None, 0 if workers is None else workers)
+        yield from _iter(source, stop, fast, chunk, None, 0 if workers is None else workers, progress)
 
 
 _CURVE_EVENTS = (ev.Iteration, ev.LearningRate, ev.Output, ev.TestStart)
@@ -114,7 +116,7 @@ def _curves(sc: Optional[fs.ChunkScan], extra: list, extra_lines: list) -> tuple
 
 
 def _iter(f: BinaryIO, stop: Stop, fast: bool = True, chunk: int = 0, path: Optional[str] = None,
-          workers: Optional[int] = None) -> Iterator[ev.Event]:
+          workers: Optional[int] = None, progress=None) -> Iterator[ev.Event]:
     """The file a chunk at a time (:mod:`.reader`), each chunk's events in line order."""
     p = LineParser(stop)
     n = 0  # lines before the current chunk
@@ -130,6 +132,8 @@ def _iter(f: BinaryIO, stop: Stop, fast: bool = True, chunk: int = 0, path: Opti
         if c.size:
             n += yield from _chunk_events(c.data, c.size, sc, n, p)
         stop.lines = n
+        if progress is not None:
+            progress(stop.bytes)
     yield from p.finish()
     stop.lines = n
 
