@@ -36,7 +36,7 @@ def missing(values: np.ndarray) -> np.ndarray:
 class CurveTable:
     """Rows of one phase (train or test), as columns; see the module docstring."""
 
-    def __init__(self, fixed: Sequence[str], block_rows: int = 1 << 16, whole: Sequence[str] = ()) -> None:
+    def __init__(self, fixed: Sequence[str], block_rows: int = 1 << 15, whole: Sequence[str] = ()) -> None:
         """``fixed``: the columns every row may have, in order (outputs follow as the log
         brings them); ``whole``: those among them that hold integers (read back as int)."""
         self.names: list[str] = ["iteration", *fixed]

@@ -19,6 +19,8 @@ iteration and a test row's ``net`` as integers.
 from __future__ import annotations
 
 import json
+import os
+from collections import deque
 from typing import Iterator, TextIO
 
 import numpy as np
@@ -68,11 +70,35 @@ def _cells(table: CurveTable, name: str, values: np.ndarray, texts: dict) -> Cel
     return _value_cells(values, words, sizes)
 
 
-def _blocks(table: CurveTable) -> Iterator[tuple[int, dict, dict]]:
+def _blocks(table: CurveTable) -> Iterator[tuple[dict, dict]]:
     for values, texts in table.text_blocks():
-        n = len(values["iteration"])
-        if n:
-            yield n, values, texts
+        if len(values["iteration"]):
+            yield values, texts
+
+
+#: threads laying out blocks of rows (numpy lets go of Python's lock inside its loops):
+#: while one block is being written, the next ones are being made
+WORKERS = 2
+
+
+def _rendered(blocks: Iterator, render) -> Iterator[bytes]:
+    """``render(block)`` of each block, in order, made ahead in threads on a multi-core
+    machine (at most ``WORKERS + 1`` blocks in flight, so memory stays flat)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if cores < 2 or WORKERS < 2:
+        for b in blocks:
+            yield render(b)
+        return
+    import concurrent.futures as cf
+
+    with cf.ThreadPoolExecutor(WORKERS, thread_name_prefix="caffemem-export") as pool:
+        flight: deque = deque()
+        for b in blocks:
+            flight.append(pool.submit(render, b))
+            if len(flight) > WORKERS:
+                yield flight.popleft().result()
+        while flight:
+            yield flight.popleft().result()
 
 
 def write_csv(out: TextIO, train: CurveTable, test: CurveTable) -> None:
@@ -81,7 +107,8 @@ def write_csv(out: TextIO, train: CurveTable, test: CurveTable) -> None:
     columns = list(_FIXED) + list(dict.fromkeys(keys)) + ["interval_seconds"]
     out.write(",".join(_csv_field(c) for c in ["phase", *columns]) + "\n")
     for phase, table in (("train", train), ("test", test)):
-        for n, values, texts in _blocks(table):
+        def render(block, phase=phase, table=table) -> bytes:
+            values, texts = block
             pieces: list = [phase.encode() + b","]
             run = b""  # separators of the columns this table does not have
             for i, c in enumerate(columns):
@@ -96,7 +123,10 @@ def write_csv(out: TextIO, train: CurveTable, test: CurveTable) -> None:
                 pieces.append(_cells(table, c, values[c], texts).then(sep, keep))
             if run:
                 pieces.append(run)
-            out.write(join_rows(pieces).decode("utf-8"))
+            return join_rows(pieces)
+
+        for text in _rendered(_blocks(table), render):
+            out.write(text.decode("utf-8"))
 
 
 def _csv_field(name: str) -> str:
@@ -106,9 +136,9 @@ def _csv_field(name: str) -> str:
 def write_json_rows(out: TextIO, table: CurveTable) -> None:
     """The table's rows as JSON objects, ``[`` to ``]``: the first preceded by a newline and
     two spaces, the others by a comma too (json.dumps' spacing inside each object)."""
-    out.write("[")
-    first = True
-    for n, values, texts in _blocks(table):
+
+    def render(block) -> bytes:
+        values, texts = block
         pieces: list = [b",\n  {", json.dumps("iteration").encode() + b": ",
                         _cells(table, "iteration", values["iteration"], texts)]
         present: list = [None, None, None]
@@ -122,7 +152,11 @@ def write_json_rows(out: TextIO, table: CurveTable) -> None:
             present += [keep, keep]
         pieces.append(b"}")
         present.append(None)
-        text = join_rows(pieces, present).decode("utf-8")
-        out.write(text[1:] if first else text)
+        return join_rows(pieces, present)
+
+    out.write("[")
+    first = True
+    for text in _rendered(_blocks(table), render):
+        out.write(text[1:].decode("utf-8") if first else text.decode("utf-8"))
         first = False
     out.write("\n ]")

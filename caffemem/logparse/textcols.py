@@ -49,18 +49,15 @@ class Cells:
 
     def then(self, sep: bytes, present: np.ndarray = None) -> "Cells":
         """These cells followed by one separator byte (a cell not ``present``: the separator
-        alone), so a row needs one piece per cell, not two."""
-        words, lens = self.words, self.lens
-        if present is not None:
-            words = np.where(present[:, None], words, _U(0))
-            lens = np.where(present, lens, 0)
-        width = max(words.shape[1], -(-(int(lens.max(initial=0)) + 1) // 8))
-        out = np.zeros((len(lens), width), np.uint64)
-        out[:, :words.shape[1]] = words
-        flat = out.reshape(-1)
-        at = np.arange(len(lens), dtype=np.int64) * width + lens // 8
-        flat[at] |= _U(sep[0]) << (_U(8) * (lens % 8).astype(np.uint64))
-        return Cells(out, lens + 1)
+        alone), so a row needs one piece per cell, not two.  The words are changed in place
+        (what lies past a cell's length is never read)."""
+        lens = self.lens if present is None else np.where(present, self.lens, 0)
+        words = self.words
+        if int(lens.max(initial=0)) + 1 > 8 * words.shape[1]:
+            words = np.concatenate([words, np.zeros((len(lens), 1), np.uint64)], axis=1)
+        raw = words.view(np.uint8).reshape(len(lens), -1)
+        raw[np.arange(len(lens)), lens] = sep[0]
+        return Cells(words, lens + 1)
 
     def where(self, mask: np.ndarray, text: bytes) -> "Cells":
         """These cells with ``text`` in the rows of ``mask``."""
@@ -111,23 +108,38 @@ class _Slots:
         self.put(rows, _left(_lut8(x % 10 ** 8), w), w)
 
 
+def _digits_words(x: np.ndarray, width: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` (below 10**16) in ``width`` (1..16) digits, left-aligned in two words."""
+    hi, lo = _lut8(x // 100_000_000), _lut8(x % 100_000_000)
+    wide = width > 8
+    w = width.astype(np.uint64)
+    # wide: the last (width - 8) characters of hi, then all 8 of lo
+    head = _left(hi, np.where(wide, width - 8, 0))
+    sh = _U(8) * np.where(wide, w - _U(8), _U(0))
+    w0 = np.where(wide, head | (lo << sh), _left(lo, np.minimum(width, 8)))
+    w1 = np.where(wide, (lo >> (_U(64) - sh)) * (sh > 0), _U(0))
+    return w0, w1
+
+
 def int_cells(x: np.ndarray) -> Cells:
     """Integers (int64) in decimal."""
     x = np.asarray(x, np.int64)
-    slots = _Slots(len(x))
+    n = len(x)
     neg = x < 0
     a = np.abs(x)
-    fits = (a >= 0) & (a < 10 ** 16)  # int64's minimum has no absolute value
-    rows = np.flatnonzero(fits)
-    if neg.any():
-        slots.put(rows, np.full(len(rows), ord("-"), np.uint64), neg[rows].astype(np.int64))
-    ar = a[rows]
-    width = np.searchsorted(_P10, ar, side="right").clip(1, 16)
-    slots.digits(rows, ar, width)
-    lens = slots.at - np.arange(len(x), dtype=np.int64) * (8 * _SLOT)
-    cells = Cells(slots.out, lens)
+    fits = (a >= 0) & (a < 10 ** 15)  # int64's minimum has no absolute value
+    a = np.where(fits, a, 0)
+    width = np.searchsorted(_P10, a, side="right").clip(1, 16)
+    w0, w1 = _digits_words(a, width)
+    if neg.any():  # a minus first: everything one byte on
+        w1 = np.where(neg, (w1 << _U(8)) | (w0 >> _U(56)), w1)
+        w0 = np.where(neg, (w0 << _U(8)) | _U(ord("-")), w0)
+    words = np.zeros((n, 2), np.uint64)
+    words[:, 0], words[:, 1] = w0, w1
+    cells = Cells(words, width + neg)
     rest = np.flatnonzero(~fits)
     if len(rest):
+        cells.words = np.concatenate([words, np.zeros((n, 2), np.uint64)], axis=1)
         _put_texts(cells, rest, [str(v).encode() for v in x[rest].tolist()])
     return cells
 
@@ -270,20 +282,22 @@ def micro_cells(micros: np.ndarray) -> Cells:
     k = np.asarray(micros, np.int64)
     n = len(k)
     fine = (k >= 100) & (k < 10 ** 14)
-    whole, frac = k // 1_000_000, k % 1_000_000
-    tz = np.zeros(n, np.int64)  # trailing zeros of the six decimals (all six: "0")
+    whole, frac = np.where(fine, k // 1_000_000, 0), k % 1_000_000
+    tz = np.zeros(n, np.int64)  # trailing zeros of the six decimals (all six: "0" is shown)
     for step in (4, 2, 1):
         m = (frac % _P10[np.minimum(tz + step, 6)] == 0) & (tz + step <= 6)
         tz = np.where(m, tz + step, tz)
     shown = np.maximum(6 - tz, 1)
-    slots = _Slots(n)
-    every = slice(None)
-    slots.digits(every, whole, np.searchsorted(_P10, whole, side="right").clip(1, 16))
-    slots.put(every, np.full(n, ord("."), np.uint64), np.ones(n, np.int64))
-    six = _lut8(frac) >> _U(16)  # the six decimals, zero-padded
-    slots.put(every, six & ((_U(1) << (_U(8) * shown.astype(np.uint64))) - _U(1)), shown)
-    lens = slots.at - np.arange(n, dtype=np.int64) * (8 * _SLOT)
-    cells = Cells(slots.out, lens)
+    width = np.searchsorted(_P10, whole, side="right").clip(1, 16)
+    w0, w1 = _digits_words(whole, width)  # whole seconds below 10**8: one word
+    six = (_lut8(frac) >> _U(16)) & ((_U(1) << (_U(8) * shown.astype(np.uint64))) - _U(1))
+    tail = _U(ord(".")) | (six << _U(8))  # ".ddd", at most 7 bytes
+    sh = _U(8) * width.astype(np.uint64)  # 8..64 bits
+    w0 = w0 | np.where(sh < _U(64), tail << np.minimum(sh, _U(63)), _U(0))
+    w1 = w1 | np.where(sh > _U(0), tail >> (_U(64) - np.maximum(sh, _U(1))), _U(0)) * (sh > _U(0))
+    words = np.zeros((n, 4), np.uint64)
+    words[:, 0], words[:, 1] = w0, w1
+    cells = Cells(words, width + 1 + shown)
     rest = np.flatnonzero(~fine)
     if len(rest):
         _put_texts(cells, rest, [repr(x / 1e6).encode() for x in k[rest].tolist()])
