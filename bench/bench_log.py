@@ -16,7 +16,8 @@ On each log, each in a process of its own and interleaved ``--repeat`` times (th
 counts): the per-line regex baseline in the style of Caffe's tools/extra/parse_log.py
 (three searches per line, rows kept as tuples), then ``caffemem log`` with ``--format
 text``, ``csv`` and ``json`` (output to /dev/null).  Prints time, throughput, the speed-up
-over the baseline and peak RSS (per process, from wait4).  ``--big-mb N`` also runs every
+over the baseline, CPU time (user + system, every thread) and its ratio (the fairer figure
+when other work shares the machine), and peak RSS (per process, from wait4).  ``--big-mb N`` also runs every
 format once on an N MiB generated log, for memory.  Asserts nothing.
 
     python bench/bench_log.py [--mb 200] [--repeat 3] [--real LOG] [--big-mb 1024]
@@ -210,15 +211,16 @@ def real_format(source: str, path: str, mb: int) -> None:
         f.write(tail)
 
 
-def run(argv: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB) of one child process."""
+def run(argv: list[str]) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (user + system, all threads) and peak RSS (KiB) of one
+    child process."""
     t = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, cwd=ROOT)
     _, status, usage = os.wait4(proc.pid, 0)
     secs = time.perf_counter() - t
     if status != 0:
         raise SystemExit(f"{argv[:4]} failed with status {status}")
-    return secs, usage.ru_maxrss
+    return secs, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
 
 
 def _runners(path: str, parse_log: str | None, d: str) -> list[tuple[str, list[str]]]:
@@ -238,18 +240,21 @@ def bench(label: str, path: str, repeat: int, parse_log: str | None, d: str) -> 
     print(f"\n{label}: {size:.0f} MiB, {lines:,} lines; median of {repeat} interleaved runs")
     runs = _runners(path, parse_log, d)
     times: dict[str, list[float]] = {name: [] for name, _ in runs}
+    cpus: dict[str, list[float]] = {name: [] for name, _ in runs}
     rss: dict[str, int] = {name: 0 for name, _ in runs}
     for _ in range(repeat):
         for name, argv in runs:
-            secs, kib = run(argv)
+            secs, cpu, kib = run(argv)
             times[name].append(secs)
+            cpus[name].append(cpu)
             rss[name] = max(rss[name], kib)
-    base = statistics.median(times[runs[0][0]])
-    print(f"| {'run':28s} | time    | MiB/s | vs baseline | peak RSS |")
-    print(f"|{'-' * 30}|---------|-------|-------------|----------|")
+    base, base_cpu = statistics.median(times[runs[0][0]]), statistics.median(cpus[runs[0][0]])
+    print(f"| {'run':28s} | wall    | MiB/s | vs baseline | CPU     | vs baseline | peak RSS |")
+    print(f"|{'-' * 30}|---------|-------|-------------|---------|-------------|----------|")
     for name, _ in runs:
-        t = statistics.median(times[name])
-        print(f"| {name:28s} | {t:5.2f} s | {size / t:5.0f} | x{base / t:10.2f} | {rss[name] / 1024:4.0f} MiB |")
+        t, c = statistics.median(times[name]), statistics.median(cpus[name])
+        print(f"| {name:28s} | {t:5.2f} s | {size / t:5.0f} | x{base / t:10.2f} | {c:5.2f} s | x{base_cpu / c:10.2f} "
+              f"| {rss[name] / 1024:4.0f} MiB |")
 
 
 def main() -> None:
@@ -281,7 +286,7 @@ def main() -> None:
             size = os.path.getsize(big) / 2**20
             print(f"\ngenerated log of {size:.0f} MiB, once each:")
             for name, argv in _runners(big, None, d)[1:]:
-                secs, kib = run(argv)
+                secs, _, kib = run(argv)
                 print(f"| {name:28s} | {secs:6.2f} s | {size / secs:5.0f} MiB/s | peak RSS {kib / 1024:4.0f} MiB |")
     finally:
         if args.keep:
