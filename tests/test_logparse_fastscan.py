@@ -225,3 +225,21 @@ def test_number_texts_kept_are_python_s_repr_of_the_value():
     sc = _scan("".join(f"{PREFIX}Iteration {i}, lr = {t}\n" for i, t in enumerate(caffe)))
     expected = [repr(float(t)) in (t, t + ".0") for t in caffe]
     assert (sc.text.size > 0).tolist() == expected and sum(expected) > 2500
+
+
+def test_chatter_lines_are_taken_and_still_end_an_echo_block(tmp_path):
+    """A data thread's "Waiting for data" is taken by the scan (no event) yet, being a glog
+    line, ends the solver echo before it, as the line parser would have it."""
+    f = tmp_path / "chatter.log"
+    f.write_text("I1122 10:00:00.000000  1 solver.cpp:44] Initializing solver from parameters: \n"
+                 "base_lr: 0.01\n"
+                 "I1122 10:00:00.000000  7 blocking_queue.cpp:49] Waiting for data\n"
+                 "display: 20\n"
+                 "I1122 10:00:01.000000  1 solver.cpp:218] Iteration 0, loss = 2\n"
+                 "I1122 10:00:01.000000  7 data_layer.cpp:73] Restarting data prefetching from start.\n"
+                 "I1122 10:00:02.000000  1 solver.cpp:218] Iteration 20, loss = 1\n")
+    sc = _scan(f.read_text())
+    assert sc.quiet.tolist() == [2, 5] and sc.kind.tolist() == [fs.ITER, fs.ITER]
+    fast, slow = summarize(str(f)), summarize(str(f), fast=False)
+    _same(fast, slow)
+    assert fast.solver_echo == "base_lr: 0.01" and len(fast.train) == 2

@@ -74,6 +74,8 @@ class ChunkScan:
     names: list[str]
     text: "Text" = None  # ``value`` as repr writes it, where the token is that text
     interval_text: "Text" = None  # the same for ``interval``
+    #: chunk line indices of glog info lines that mean nothing (:data:`QUIET`)
+    quiet: np.ndarray = None
 
 
 _U = np.uint64
@@ -223,21 +225,24 @@ _CH_ZERO, _CH_DOT = _U(ord("0")), _U(ord("."))
 def _plain_text(x, n, p, has_dot, value, plain) -> Text:
     """:class:`Text` of plain tokens (``x``: their first word, ``n`` characters, the dot at
     ``p``).  ``repr`` writes a plain decimal without leading or trailing zeros (but ``0.5``,
-    ``5.0``), with a point, and values below 1e-4 in exponent form."""
-    last = (x >> (_U(8) * np.maximum(n - 1, 0).astype(np.uint64))) & _U(255)
-    first = x & _U(255)
-    base = x & _MASKS[np.minimum(n, 8)]
-    lead_zero = (first == _CH_ZERO) & (n > 1) & ~(has_dot & (p == 1))
-    trail_zero = has_dot & (last == _CH_ZERO) & (p != n - 2)
-    good = plain & ~lead_zero & ~trail_zero & ~((value > 0) & (value < 1e-4))
-    dot_first = has_dot & (p == 0)
-    dot_last = has_dot & (p == n - 1)
-    sh = _U(8) * n.astype(np.uint64)
-    lo = np.where(~has_dot, base | (_CH_DOT << sh) | (_CH_ZERO << (sh + _U(8))),
-                  np.where(dot_first, (base << _U(8)) | _CH_ZERO, np.where(dot_last, base | (_CH_ZERO << sh), base)))
-    hi = np.where(~has_dot & (n == 7), _CH_ZERO, _U(0))
-    size = np.where(~has_dot, n + 2, np.where(dot_first | dot_last, n + 1, n))
-    return Text(np.where(good, lo, _U(0)), np.where(good, hi, _U(0)), np.where(good, size, 0).astype(np.int8))
+    ``5.0``), with a point, and values below 1e-4 in exponent form.  Caffe's tokens are
+    nearly all that already; the few that want a "0" or ".0" added are mended apart."""
+    nu = n.astype(np.uint64)
+    last = (x >> (_U(8) * (nu - _U(1)))) & _U(255)
+    lead_zero = ((x & _U(255)) == _CH_ZERO) & (n > 1) & ~(has_dot & (p == 1))
+    good = plain & ~lead_zero & ~(has_dot & (last == _CH_ZERO) & (p != n - 2)) & ~((value > 0) & (value < 1e-4))
+    lo = np.where(good, x & _MASKS[np.minimum(n, 8)], _U(0))
+    hi = np.zeros(len(n), np.uint64)
+    size = np.where(good, n, 0)
+    mend = np.flatnonzero(good & ~(has_dot & (p > 0) & (p < n - 1)))  # "3", ".5", "5."
+    if len(mend):
+        b, k, dot, at = lo[mend], nu[mend], has_dot[mend], p[mend]
+        sh = _U(8) * k
+        lo[mend] = np.where(~dot, b | (_CH_DOT << sh) | (_CH_ZERO << (sh + _U(8))),
+                            np.where(at == 0, (b << _U(8)) | _CH_ZERO, b | (_CH_ZERO << sh)))
+        hi[mend] = np.where(~dot & (k == _U(7)), _CH_ZERO, _U(0))
+        size[mend] = np.where(~dot, n[mend] + 2, n[mend] + 1)
+    return Text(lo, hi, size.astype(np.int8))
 
 
 def _bytes16(w: np.ndarray, pos: np.ndarray) -> np.ndarray:
@@ -490,17 +495,20 @@ def scan_chunk(a: np.ndarray, size: int, nul: bool = True) -> ChunkScan:
     at least :data:`PAD` zero bytes.  ``nul``: the chunk may hold NUL bytes, whose lines are
     junk, not curve lines (False lets a caller that knows skip looking)."""
     body = a[:size]
-    ends = np.flatnonzero(body == 10)
+    marks = np.flatnonzero((body == 10) | (body == 93))  # line ends and "]", in one pass
+    newline = a[marks] == 10
+    ends, brackets = marks[newline], marks[~newline]
     starts = np.empty_like(ends)
     if len(ends):
         starts[0] = 0
         starts[1:] = ends[:-1] + 1
     w = _words(a)
-    c = _info_lines(a, w, body, ends, starts, nul)
+    c = _info_lines(a, w, body, ends, starts, nul, brackets)
     first = w[c.body]  # the body's first 8 bytes, for every template
     _iteration_lines(a, w, c, first)
     names: list[str] = []
     _output_lines(a, w, c, first, names)
+    quiet = c.line[_quiet_lines(a, w, c, first)]
     keep = np.flatnonzero(c.kind)
     time = np.full(len(keep), -1, np.int64)
     timed = np.flatnonzero((c.kind[keep] == ITER) | (c.kind[keep] == TEST_START))
@@ -508,10 +516,17 @@ def scan_chunk(a: np.ndarray, size: int, nul: bool = True) -> ChunkScan:
         time[timed] = _clock(a, w, starts[c.line[keep[timed]]])
     return ChunkScan(ends, c.line[keep], c.kind[keep], c.iteration[keep], c.value[keep],
                      c.interval[keep], time, c.index[keep], c.name[keep], names,
-                     c.text.take(keep), c.interval_text.take(keep))
+                     c.text.take(keep), c.interval_text.take(keep), quiet)
 
 
-def _info_lines(a, w, body, ends, starts, nul: bool) -> _Lines:
+def _all_digits(x: np.ndarray, mask: int) -> np.ndarray:
+    """Whether the bytes of ``mask`` in each word are all ASCII digits (a carry out of a
+    byte only happens from a byte that is no digit, so the answer stands)."""
+    hi, thirty = _U(0xF0F0F0F0F0F0F0F0 & mask), _U(0x3030303030303030 & mask)
+    return ((x & hi) == thirty) & (((x + _U(0x0606060606060606 & mask)) & hi) == thirty)
+
+
+def _info_lines(a, w, body, ends, starts, nul: bool, brackets) -> _Lines:
     """The lines with glog's info prefix: "I", 4 (or 8) date digits and a space, ..., then
     the line's first "] " after a digit (no NUL byte anywhere in the line)."""
     info = a[starts] == 73
@@ -521,9 +536,10 @@ def _info_lines(a, w, body, ends, starts, nul: bool) -> _Lines:
             info[np.searchsorted(ends, zeros)] = False
     cand = np.flatnonzero(info)
     st = starts[cand]
-    _, date_digits = _int_run(w[st + 1])
-    cand = cand[((date_digits == 4) & (a[st + 5] == 32)) | ((date_digits == 8) & (a[st + 9] == 32))]
-    brackets = np.append(np.flatnonzero(body == 93), len(body))
+    date = w[st + 1]
+    cand = cand[_all_digits(date, 0xFFFFFFFF) & ((a[st + 5] == 32)
+                                                 | (_all_digits(date, 2**64 - 1) & (a[st + 9] == 32)))]
+    brackets = np.append(brackets, len(body))
     if len(brackets) == len(ends) + 1 and len(cand) == len(ends) and (brackets[:-1] < ends).all() \
             and (brackets[1:-1] > ends[:-1]).all():
         br = brackets[:-1]  # one "]" on every line: the k-th is line k's
@@ -584,6 +600,25 @@ def _iteration_lines(a, w, c: _Lines, first: np.ndarray) -> None:
     if len(sel):
         net, e, nok = _int_token(a, w, p[sel] + 16)
         found(sel, nok & (a[e] == ord(")")) & (e + 1 == end[sel]), TEST_START, index=net)
+
+
+#: the data threads' chatter between the solver's lines (data_layer.cpp, blocking_queue.cpp;
+#: NVCaffe's data_reader.cpp), which the line parser turns into no event: an info line whose
+#: whole body is one of these is known to mean nothing without parsing it
+QUIET = (b"Waiting for data", b"Data layer prefetch queue empty", b"Restarting data prefetching from start.",
+         b"Restarting data pre-fetching")
+_QUIET = [(_lit(text), len(text)) for text in QUIET]
+
+
+def _quiet_lines(a, w, c: _Lines, first: np.ndarray) -> np.ndarray:
+    """Indices (into ``c``) of the lines no template took whose body is one of :data:`QUIET`."""
+    size = c.end - c.body
+    hit = np.zeros(len(size), bool)
+    for lit, k in _QUIET:
+        rows = np.flatnonzero((size == k) & (c.kind == 0))
+        if len(rows):
+            hit[rows[_is(a, w, c.body[rows], lit, first[rows])]] = True
+    return np.flatnonzero(hit)
 
 
 def _output_lines(a, w, c: _Lines, first: np.ndarray, names: list[str]) -> None:

@@ -141,22 +141,27 @@ def _iter(f: BinaryIO, stop: Stop, fast: bool = True, chunk: int = 0, path: Opti
 def _chunk_events(arr: np.ndarray, size: int, sc: Optional[fs.ChunkScan], n: int, p: LineParser):
     """The events of one chunk (``arr[:size]``, whole lines, zero padding after) whose curve
     lines ``sc`` recognised (None: none were).  Every other line goes through the line
-    parser; a scanned curve line is a glog line, so it ends an echo block or a wrapped
-    failure the parser holds open (:meth:`LineParser.interrupt`) as the line itself would.
+    parser; a scanned line (a curve line, or chatter known to mean nothing) is a glog line,
+    so it ends an echo block or a wrapped failure the parser holds open
+    (:meth:`LineParser.interrupt`) as the line itself would.
     Events are ordered by line; curve lines between two other events form one batch.
     Returns the chunk's number of lines."""
     if sc is not None:
         ends, curve = sc.ends, sc.lines
+        quiet = sc.quiet if sc.quiet is not None else np.empty(0, np.int64)
     else:
-        ends, curve = np.flatnonzero(arr[:size] == 10), np.empty(0, np.int64)
-    if len(curve):
-        is_curve = np.zeros(len(ends), bool)
-        is_curve[curve] = True
-        others = np.flatnonzero(~is_curve)
+        ends, curve, quiet = np.flatnonzero(arr[:size] == 10), np.empty(0, np.int64), np.empty(0, np.int64)
+    # glog lines the scan took: curve lines, and chatter known to mean nothing (fastscan.QUIET)
+    if len(curve) or len(quiet):
+        is_taken = np.zeros(len(ends), bool)
+        is_taken[curve] = True
+        is_taken[quiet] = True
+        taken = np.flatnonzero(is_taken) if len(quiet) else curve
+        others = np.flatnonzero(~is_taken)
     else:
-        others = np.arange(len(ends))
-    # curve lines before each other line: a change means scanned lines came in between
-    before = np.searchsorted(curve, others).tolist() if len(curve) else [0] * len(others)
+        taken, others = curve, np.arange(len(ends))
+    # lines taken before each other line: a change means glog lines came in between
+    before = np.searchsorted(taken, others).tolist() if len(taken) else [0] * len(others)
     line_ends = ends[others].tolist()
     line_starts = np.where(others > 0, ends[others - 1] + 1, 0).tolist()
     keys: list[int] = []  # 2 * line for a line's own events, 2 * line + 1 just after it
@@ -180,7 +185,7 @@ def _chunk_events(arr: np.ndarray, size: int, sc: Optional[fs.ChunkScan], n: int
                 keys.append(2 * j)
                 events.append(e)
         prev = j
-    if len(curve) > seen and (p.block_kind is not None or p.pending is not None):
+    if len(taken) > seen and (p.block_kind is not None or p.pending is not None):
         for e in p.interrupt():
             keys.append(2 * prev + 1)
             events.append(e)
