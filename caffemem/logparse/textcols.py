@@ -24,7 +24,8 @@ from typing import Sequence, Union
 import numpy as np
 
 _U = np.uint64
-_LUT4 = np.array([int.from_bytes(f"{i:04d}".encode(), "little") for i in range(10000)], np.uint64)
+_I4 = np.arange(10000, dtype=np.uint64)  # "0000".."9999" as 4 ASCII bytes, first digit low
+_LUT4 = sum(((_I4 // _U(10 ** (3 - j)) % _U(10) + _U(48)) << _U(8 * j)) for j in range(4))
 _P10 = np.array([10 ** k for k in range(19)], np.int64)
 _F10 = np.array([10.0 ** k for k in range(23)])
 _SLOT = 4  # uint64 words per cell slot: texts up to 24 bytes, 8 bytes of slack for the writes
