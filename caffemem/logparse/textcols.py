@@ -2,8 +2,8 @@
 
 A training log's curves run to millions of rows; writing them as CSV or JSON one Python
 object per cell costs more than reading the log.  Here a column of numbers becomes a column
-of *cells*: each cell's text in a 32-byte slot (``words``, four little-endian uint64 per
-row, zero after the text) and its length.  Floats are written as Python's ``repr`` writes
+of *cells*: each cell's text from the first byte of a few little-endian uint64 words per row
+(``words``; what lies past its length is never read) and its length.  Floats are written as Python's ``repr`` writes
 them (the shortest text that reads back to the same double), so the CSV holds what Caffe's
 ``parse_log.py`` (Python's csv module) would write; integers in decimal.  :func:`join_rows`
 lays cells and constant pieces (separators, JSON keys) out row after row in one buffer.
@@ -29,11 +29,11 @@ _LUT4 = sum(((_I4 // _U(10 ** (3 - j)) % _U(10) + _U(48)) << _U(8 * j)) for j in
 _P10 = np.array([10 ** k for k in range(19)], np.int64)
 _F10 = np.array([10.0 ** k for k in range(23)])
 _SLOT = 4  # uint64 words per cell slot: texts up to 24 bytes, 8 bytes of slack for the writes
-_SPECIAL = {"nan": b"nan", "inf": b"inf", "-inf": b"-inf"}
 
 
 class Cells:
-    """A column of texts: ``words`` (n, 4) uint64, text bytes first, zeros after; ``lens``."""
+    """A column of texts: ``words`` (n, k) uint64 holding each row's text from its first byte
+    (past ``lens`` anything), and ``lens``."""
 
     __slots__ = ("words", "lens")
 
