@@ -131,3 +131,19 @@ def test_spilled_blocks_write_the_same_as_one_block(monkeypatch):
             export.write_json_rows(a, whole.train)
             export.write_json_rows(b, small.train)
         assert a.getvalue() == b.getvalue()
+
+
+def test_without_kept_texts_the_writers_format_every_value_the_same():
+    """A summary read for its text report keeps no number texts; written out anyway, the
+    values are formatted and the CSV and JSON are the same."""
+    for path in (SAMPLE, DATA / "curves_edge.log"):
+        kept, formatted = summarize(str(path)), summarize(str(path), texts=False)
+        assert kept.train._text and not formatted.train._text
+        o1, o2 = io.StringIO(), io.StringIO()
+        export.write_csv(o1, kept.train, kept.test)
+        export.write_csv(o2, formatted.train, formatted.test)
+        assert o1.getvalue() == o2.getvalue()
+        o1, o2 = io.StringIO(), io.StringIO()
+        export.write_json_rows(o1, kept.train)
+        export.write_json_rows(o2, formatted.train)
+        assert o1.getvalue() == o2.getvalue()

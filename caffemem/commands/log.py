@@ -61,7 +61,7 @@ def examine(args: argparse.Namespace):
 
     progress = Progress(args.logfile, quiet=args.quiet)
     try:
-        s = summarize(args.logfile, progress=progress)
+        s = summarize(args.logfile, progress=progress, texts=args.format != "text")
     except FileNotFoundError:
         raise UserError(f"{args.logfile}: no such file") from None
     except IsADirectoryError:

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
 
         progress = Progress(args.files[0], quiet=args.quiet)
         try:
-            s = summarize(args.files[0], progress=progress)
+            s = summarize(args.files[0], progress=progress, texts=False)
         finally:
             progress.done()
         plot_curves(s, args.output)

@@ -45,6 +45,7 @@ class CurveTable:
         self.block_rows = block_rows
         self._cap = 1024
         self._cols: dict[str, np.ndarray] = {"iteration": np.zeros(self._cap, np.int64)}
+        #: per column given texts (only then: a log read for its text report keeps none):
         self._text: dict[str, np.ndarray] = {}  # (rows, 2) uint64: the cell's text bytes
         self._size: dict[str, np.ndarray] = {}  # int8: its length (0: none)
         for name in fixed:
@@ -52,7 +53,7 @@ class CurveTable:
         self._n = 0  # rows held in memory
         self._base = 0  # rows spilled before them
         self._spill: Optional[IO[bytes]] = None
-        self._blocks: list[tuple[list[str], int, int]] = []  # names, rows, file offset
+        self._blocks: list[tuple[list[str], int, int, list[str]]] = []  # names, rows, offset, texted
 
     def __len__(self) -> int:
         return self._base + self._n
@@ -81,17 +82,19 @@ class CurveTable:
         col = self._cols.get(name)
         if col is None:
             col = self._cols[name] = np.full(self._cap, MISSING)
-            self._text[name] = np.zeros((self._cap, 2), np.uint64)
-            self._size[name] = np.zeros(self._cap, np.int8)
             if not new:
                 self.names.append(name)
         return col
 
     def _put_text(self, name: str, at, text) -> None:
-        if text is not None:
-            self._text[name][at, 0], self._text[name][at, 1], self._size[name][at] = text.lo, text.hi, text.size
-        else:
-            self._size[name][at] = 0
+        if text is None:
+            if name in self._size:
+                self._size[name][at] = 0
+            return
+        if name not in self._text:
+            self._text[name] = np.zeros((self._cap, 2), np.uint64)
+            self._size[name] = np.zeros(self._cap, np.int8)
+        self._text[name][at, 0], self._text[name][at, 1], self._size[name][at] = text.lo, text.hi, text.size
 
     def append(self, iterations: np.ndarray, values: dict[str, np.ndarray], texts: dict = None) -> None:
         """New rows: their iterations and any columns they already have (``texts``: the
@@ -127,17 +130,18 @@ class CurveTable:
             self._spill = tempfile.TemporaryFile(prefix="caffemem-curves-")
         keep = self._n - 1
         self._spill.seek(0, 2)
-        self._blocks.append((list(self.names), keep, self._spill.tell()))
+        texted = [name for name in self.names[1:] if name in self._text]
+        self._blocks.append((list(self.names), keep, self._spill.tell(), texted))
         for name in self.names:
             np.save(self._spill, self._cols[name][:keep], allow_pickle=False)
-        for name in self.names[1:]:
+        for name in texted:
             np.save(self._spill, self._text[name][:keep], allow_pickle=False)
             np.save(self._spill, self._size[name][:keep], allow_pickle=False)
         for name in self.names:
             col = self._cols[name]
             col[0] = col[keep]
             col[1:] = 0 if name == "iteration" else MISSING
-            if name != "iteration":
+            if name in self._text:
                 self._text[name][0] = self._text[name][keep]
                 self._size[name][0] = self._size[name][keep]
                 self._size[name][1:] = 0
@@ -152,17 +156,20 @@ class CurveTable:
     def text_blocks(self) -> Iterator[tuple[dict[str, np.ndarray], dict[str, tuple[np.ndarray, np.ndarray]]]]:
         """:meth:`blocks` with each value column's texts: (values, {name: (words, sizes)}),
         words (rows, 2) uint64 and sizes (0: no text kept, format the value)."""
-        for names, rows, offset in self._blocks:
+        for names, rows, offset, texted in self._blocks:
             self._spill.seek(offset)
             got = {name: np.load(self._spill, allow_pickle=False) for name in names}
             texts = {name: (np.load(self._spill, allow_pickle=False), np.load(self._spill, allow_pickle=False))
-                     for name in names[1:]}
+                     for name in texted}
             empty = (np.zeros((rows, 2), np.uint64), np.zeros(rows, np.int8))
             yield ({name: got[name] if name in got else np.full(rows, MISSING) for name in self.names},
                    {name: texts.get(name, empty) for name in self.names[1:]})
         if self._n:
-            yield ({name: self._cols[name][:self._n] for name in self.names},
-                   {name: (self._text[name][:self._n], self._size[name][:self._n]) for name in self.names[1:]})
+            n = self._n
+            empty = (np.zeros((n, 2), np.uint64), np.zeros(n, np.int8))
+            yield ({name: self._cols[name][:n] for name in self.names},
+                   {name: (self._text[name][:n], self._size[name][:n]) if name in self._text else empty
+                    for name in self.names[1:]})
 
     def rows(self) -> Iterator[dict]:
         """Each row as a dict of the values the log printed (missing cells left out)."""

@@ -152,9 +152,9 @@ def _int_token(a: np.ndarray, w: np.ndarray, pos: np.ndarray):
     return value, pos + n, ok
 
 
-def _float_token(a: np.ndarray, w: np.ndarray, pos: np.ndarray, text: bool = False):
+def _float_token(a: np.ndarray, w: np.ndarray, pos: np.ndarray, text: bool = False, make: bool = True):
     """Decimal numbers at ``pos``: (values, end offsets, well formed), and with ``text`` their
-    :class:`Text` too.  A token ends at the first character no number has.  Plain ones
+    :class:`Text` too (None unless ``make``).  A token ends at the first character no number has.  Plain ones
     (``0.01``, ``1.2345``: at most 7 digits and a dot) are read word-wise here; the others by
     :func:`_float_general`."""
     x = w[pos]
@@ -178,12 +178,13 @@ def _float_token(a: np.ndarray, w: np.ndarray, pos: np.ndarray, text: bool = Fal
     value = _digits8(z) / _POW10[frac]
     end = pos + n
     ok = plain.copy()
-    tx = _plain_text(x, n, p.astype(np.int64), ndots == 1, value, plain) if text else None
+    text_made = text and make
+    tx = _plain_text(x, n, p.astype(np.int64), ndots == 1, value, plain) if text_made else None
     rest = np.flatnonzero(~plain)
     if len(rest):
-        v2, e2, ok2, t2 = _float_general(w, pos[rest], text)
+        v2, e2, ok2, t2 = _float_general(w, pos[rest], text_made)
         value[rest], end[rest], ok[rest] = v2, e2, ok2
-        if text:
+        if text_made:
             tx.put(rest, t2)
     return (value, end, ok, tx) if text else (value, end, ok)
 
@@ -478,10 +479,12 @@ class _Lines:
     name: np.ndarray = None
     text: Text = None
     interval_text: Text = None
+    texts: bool = True  # keep the numbers' texts (the CSV and JSON writers want them)
 
     def __post_init__(self) -> None:
         m = len(self.line)
-        self.text, self.interval_text = Text.empty(m), Text.empty(m)
+        if self.texts:
+            self.text, self.interval_text = Text.empty(m), Text.empty(m)
         self.kind = np.zeros(m, np.uint8)
         self.iteration = np.full(m, -1, np.int64)
         self.value = np.full(m, np.nan)
@@ -490,10 +493,11 @@ class _Lines:
         self.name = np.full(m, -1, np.int64)
 
 
-def scan_chunk(a: np.ndarray, size: int, nul: bool = True) -> ChunkScan:
+def scan_chunk(a: np.ndarray, size: int, nul: bool = True, texts: bool = True) -> ChunkScan:
     """Recognise the curve lines of ``a[:size]``, which ends with a newline and is followed by
     at least :data:`PAD` zero bytes.  ``nul``: the chunk may hold NUL bytes, whose lines are
-    junk, not curve lines (False lets a caller that knows skip looking)."""
+    junk, not curve lines (False lets a caller that knows skip looking); ``texts``: keep
+    the numbers' :class:`Text` (None in the result without)."""
     body = a[:size]
     marks = np.flatnonzero((body == 10) | (body == 93))  # line ends and "]", in one pass
     newline = a[marks] == 10
@@ -503,7 +507,7 @@ def scan_chunk(a: np.ndarray, size: int, nul: bool = True) -> ChunkScan:
         starts[0] = 0
         starts[1:] = ends[:-1] + 1
     w = _words(a)
-    c = _info_lines(a, w, body, ends, starts, nul, brackets)
+    c = _info_lines(a, w, body, ends, starts, nul, brackets, texts)
     first = w[c.body]  # the body's first 8 bytes, for every template
     _iteration_lines(a, w, c, first)
     names: list[str] = []
@@ -516,7 +520,8 @@ def scan_chunk(a: np.ndarray, size: int, nul: bool = True) -> ChunkScan:
         time[timed] = _clock(a, w, starts[c.line[keep[timed]]])
     return ChunkScan(ends, c.line[keep], c.kind[keep], c.iteration[keep], c.value[keep],
                      c.interval[keep], time, c.index[keep], c.name[keep], names,
-                     c.text.take(keep), c.interval_text.take(keep), quiet)
+                     c.text.take(keep) if texts else None, c.interval_text.take(keep) if texts else None,
+                     quiet)
 
 
 def _all_digits(x: np.ndarray, mask: int) -> np.ndarray:
@@ -526,7 +531,7 @@ def _all_digits(x: np.ndarray, mask: int) -> np.ndarray:
     return ((x & hi) == thirty) & (((x + _U(0x0606060606060606 & mask)) & hi) == thirty)
 
 
-def _info_lines(a, w, body, ends, starts, nul: bool, brackets) -> _Lines:
+def _info_lines(a, w, body, ends, starts, nul: bool, brackets, texts: bool = True) -> _Lines:
     """The lines with glog's info prefix: "I", 4 (or 8) date digits and a space, ..., then
     the line's first "] " after a digit (no NUL byte anywhere in the line)."""
     info = a[starts] == 73
@@ -547,7 +552,7 @@ def _info_lines(a, w, body, ends, starts, nul: bool, brackets) -> _Lines:
         br = brackets[np.searchsorted(brackets, starts[cand])]
     line_end = ends[cand]
     good = (br < line_end) & (a[br + 1] == 32) & ((a[br - 1] - 48) < 10)
-    return _Lines(cand[good], br[good] + 2, line_end[good])
+    return _Lines(cand[good], br[good] + 2, line_end[good], texts=texts)
 
 
 def _iteration_lines(a, w, c: _Lines, first: np.ndarray) -> None:
@@ -566,23 +571,25 @@ def _iteration_lines(a, w, c: _Lines, first: np.ndarray) -> None:
         c.kind[r], c.iteration[r] = kind, it[sel][fine]
         if value is not None:
             c.value[r] = value[fine]
-            c.text.put(r, text.take(fine))
+            if c.texts:
+                c.text.put(r, text.take(fine))
         if interval is not None:
             c.interval[r] = interval[fine]
-            c.interval_text.put(r, interval_text.take(fine))
+            if c.texts:
+                c.interval_text.put(r, interval_text.take(fine))
         if index is not None:
             c.index[r] = index[fine]
 
     for lit, width, kind in ((_LOSS, 9, ITER), (_LR, 7, LR)):
         sel = np.flatnonzero(ok & _is(a, w, p, lit, after))
         if len(sel):
-            v, e, vok, tx = _float_token(a, w, p[sel] + width, True)
+            v, e, vok, tx = _float_token(a, w, p[sel] + width, True, c.texts)
             found(sel, vok & (e == end[sel]), kind, v, text=tx)
     sel = np.flatnonzero(ok & _is(a, w, p, _RATE, after))
     if len(sel):
-        first_num, e1, ok1, first_tx = _float_token(a, w, p[sel] + 2, True)
+        first_num, e1, ok1, first_tx = _float_token(a, w, p[sel] + 2, True, c.texts)
         rate = ok1 & _is(a, w, e1, _ITERS_PER_S)
-        secs, e2, ok2, secs_tx = _float_token(a, w, e1 + 9, True)
+        secs, e2, ok2, secs_tx = _float_token(a, w, e1 + 9, True, c.texts)
         ok2 &= rate & _is(a, w, e2, _S_SLASH)
         _, e3, ok3 = _int_token(a, w, e2 + 2)
         ok3 &= ok2
@@ -591,9 +598,9 @@ def _iteration_lines(a, w, c: _Lines, first: np.ndarray) -> None:
         # NVCaffe's first iterations: "Iteration 1 (0.635205 s), loss = 6.91663"
         lapse = ok1 & ~rate & _is(a, w, e1, _S_LOSS)
         at = np.where(plural, e3 + 16, np.where(singular, e3 + 15, e1 + 12))
-        v, e4, ok4, tx = _float_token(a, w, at, True)
-        lapse_tx = first_tx.take(np.flatnonzero(lapse))
-        secs_tx.put(np.flatnonzero(lapse), lapse_tx)
+        v, e4, ok4, tx = _float_token(a, w, at, True, c.texts)
+        if c.texts:
+            secs_tx.put(np.flatnonzero(lapse), first_tx.take(np.flatnonzero(lapse)))
         found(sel, (plural | singular | lapse) & ok4 & (e4 == end[sel]), ITER, v,
               np.where(lapse, first_num, secs), text=tx, interval_text=secs_tx)
     sel = np.flatnonzero(ok & _is(a, w, p, _TESTING, after))
@@ -634,7 +641,7 @@ def _output_lines(a, w, c: _Lines, first: np.ndarray, names: list[str]) -> None:
         ns = e + 2
         nw, nlen = _name_words(w, ns)
         ok &= nlen > 0
-        v, ve, vok, tx = _float_token(a, w, ns + nlen + 3, True)
+        v, ve, vok, tx = _float_token(a, w, ns + nlen + 3, True, c.texts)
         ok &= _is(a, w, ns + nlen, _EQUALS) & vok & ((a[ve] == 32) | (a[ve] == 10))
         fine = np.flatnonzero(ok)
         if not len(fine):
@@ -644,7 +651,8 @@ def _output_lines(a, w, c: _Lines, first: np.ndarray, names: list[str]) -> None:
             nw[:, j] &= _MASKS[np.clip(nlen - 8 * j, 0, 8)]
         r = rows[fine]
         c.kind[r], c.value[r], c.index[r] = kind, v[fine], idx[fine]
-        c.text.put(r, tx.take(fine))
+        if c.texts:
+            c.text.put(r, tx.take(fine))
         c.name[r] = _name_ids(nw, idx[fine], names)
 
 

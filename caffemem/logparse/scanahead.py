@@ -33,11 +33,12 @@ def default_workers(path: Optional[str]) -> int:
     return min(cores, MAX_WORKERS) if cores >= 2 else 0
 
 
-def scanned(chunks: Iterator[Chunk], workers: int) -> Iterator[tuple[Chunk, Optional[fs.ChunkScan]]]:
-    """Each chunk with its scan (None for an empty chunk), in order."""
+def scanned(chunks: Iterator[Chunk], workers: int, texts: bool = True) -> Iterator[tuple[Chunk, Optional[fs.ChunkScan]]]:
+    """Each chunk with its scan (None for an empty chunk), in order (``texts``: as
+    :func:`~.fastscan.scan_chunk`'s)."""
     if workers <= 0:
         for c in chunks:
-            yield c, fs.scan_chunk(c.data, c.size, c.nul) if c.size else None
+            yield c, fs.scan_chunk(c.data, c.size, c.nul, texts) if c.size else None
         return
     import concurrent.futures as cf
 
@@ -46,7 +47,7 @@ def scanned(chunks: Iterator[Chunk], workers: int) -> Iterator[tuple[Chunk, Opti
     try:
         for c in chunks:
             own = Chunk(c.data[:c.size + fs.PAD].copy(), c.size, c.junk, c.nul)
-            flight.append((own, pool.submit(fs.scan_chunk, own.data, own.size, own.nul) if own.size else None))
+            flight.append((own, pool.submit(fs.scan_chunk, own.data, own.size, own.nul, texts) if own.size else None))
             while len(flight) > workers:
                 yield _done(*flight.popleft())
         while flight:

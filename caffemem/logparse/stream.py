@@ -26,19 +26,20 @@ from .scanahead import default_workers, scanned
 
 def iter_events(source: Union[str, BinaryIO], stop: Stop = None, fast: bool = True,
                 workers: Optional[int] = None, chunk: int = 0,
-                progress: Optional[Callable[[int], None]] = None) -> Iterator[ev.Event]:
+                progress: Optional[Callable[[int], None]] = None, texts: bool = True) -> Iterator[ev.Event]:
     """Events of a log file (path or binary file object), in order.  Curve lines come as
     :class:`~.events.CurveBatch` events.  ``fast=False`` sends every line through
     :class:`LineParser` (the reference the fast path is tested against); ``workers``
     threads scan a big file's chunks ahead (None: 2 on a multi-core machine for files of
     32 MiB and more; 0: none); ``chunk`` is the read size in bytes; ``progress`` is called
-    with the bytes read after each chunk."""
+    with the bytes read after each chunk; ``texts=False`` keeps no number texts in the
+    batches (the text report does not write the curves out)."""
     stop = stop if stop is not None else Stop()
     if isinstance(source, str):
         with open(source, "rb") as f:
-            yield from _iter(f, stop, fast, chunk, source, workers, progress)
+            yield from _iter(f, stop, fast, chunk, source, workers, progress, texts)
     else:
-        yield from _iter(source, stop, fast, chunk, None, 0 if workers is None else workers, progress)
+        yield from _iter(source, stop, fast, chunk, None, 0 if workers is None else workers, progress, texts)
 
 
 _CURVE_EVENTS = (ev.Iteration, ev.LearningRate, ev.Output, ev.TestStart)
@@ -80,16 +81,19 @@ _FIELDS = ("kind", "iteration", "value", "interval", "time", "index", "name", "t
 
 
 def _texts_of(sc) -> dict:
-    m = len(sc.kind)
-    return {"text": sc.text if sc.text is not None else fs.Text.empty(m),
-            "interval_text": sc.interval_text if sc.interval_text is not None else fs.Text.empty(m)}
+    return {"text": sc.text, "interval_text": sc.interval_text}
 
 
 def _cat(parts: list):
+    """Columns joined; texts only if every part has them."""
+    if any(p is None for p in parts):
+        return None
     return fs.Text.concat(parts) if isinstance(parts[0], fs.Text) else np.concatenate(parts)
 
 
 def _pick(col, sel):
+    if col is None:
+        return None
     return col.take(sel) if isinstance(col, fs.Text) else col[sel]
 
 
@@ -116,7 +120,7 @@ def _curves(sc: Optional[fs.ChunkScan], extra: list, extra_lines: list) -> tuple
 
 
 def _iter(f: BinaryIO, stop: Stop, fast: bool = True, chunk: int = 0, path: Optional[str] = None,
-          workers: Optional[int] = None, progress=None) -> Iterator[ev.Event]:
+          workers: Optional[int] = None, progress=None, texts: bool = True) -> Iterator[ev.Event]:
     """The file a chunk at a time (:mod:`.reader`), each chunk's events in line order."""
     p = LineParser(stop)
     n = 0  # lines before the current chunk
@@ -124,7 +128,7 @@ def _iter(f: BinaryIO, stop: Stop, fast: bool = True, chunk: int = 0, path: Opti
     if fast:
         if workers is None:
             workers = default_workers(path)
-        pairs = scanned(chunks, workers)
+        pairs = scanned(chunks, workers, texts)
     else:
         pairs = ((c, None) for c in chunks)
     for c, sc in pairs:
@@ -219,12 +223,8 @@ def join(batches: list) -> ev.CurveBatch:
         remap = np.array([names.index(x) if x in names else names.append(x) or len(names) - 1
                           for x in b.names] or [0], np.int64)
         ids.append(np.where(b.name >= 0, remap[np.maximum(b.name, 0)], -1))
-    cols = {f: _cat([_text_or_empty(b, f) for b in batches]) for f in _FIELDS if f != "name"}
+    cols = {f: _cat([getattr(b, f) for b in batches]) for f in _FIELDS if f != "name"}
     cols["name"] = np.concatenate(ids)
     return ev.CurveBatch(batches[0].line, np.concatenate([b.lines for b in batches]),
                          *(cols[f] for f in _FIELDS[:7]), names, cols["text"], cols["interval_text"])
 
-
-def _text_or_empty(b: ev.CurveBatch, f: str):
-    col = getattr(b, f)
-    return fs.Text.empty(len(b)) if col is None else col

@@ -219,7 +219,7 @@ def add_curves(s: LogSummary, b: ev.CurveBatch) -> None:
 
 
 def summarize(path: str, fast: bool = True, workers: Optional[int] = None, chunk: int = 0,
-              progress=None) -> LogSummary:
+              progress=None, texts: bool = True) -> LogSummary:
     """Read a log once, streaming, and fold it.  Memory holds the nets' set-up and the
     curves' open blocks only (:mod:`.curves`), whatever the log's length.  The options are
     :func:`~.stream.iter_events`'s."""
@@ -230,7 +230,7 @@ def summarize(path: str, fast: bool = True, workers: Optional[int] = None, chunk
     by_name: dict[str, LayerSeen] = {}
     held: list[ev.CurveBatch] = []  # curve batches not folded yet (see _COMMUTES)
     rows = 0
-    for e in iter_events(path, s.stop, fast, workers, chunk, progress):
+    for e in iter_events(path, s.stop, fast, workers, chunk, progress, texts):
         t = type(e)
         if t is ev.CurveBatch:
             held.append(e)
