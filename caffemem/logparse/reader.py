@@ -87,18 +87,22 @@ def decoded(f: BinaryIO):
     return _Rest(head[3:] if head == codecs.BOM_UTF8 else head, f)
 
 
-def read_chunks(f: BinaryIO, stop, chunk: int = 0) -> Iterator[Chunk]:
-    """Chunks of the file, in order, updating ``stop`` (bytes read, cut last line, junk)."""
+def read_chunks(f: BinaryIO, stop, chunk: int = 0, ring: int = 1) -> Iterator[Chunk]:
+    """Chunks of the file, in order, updating ``stop`` (bytes read, cut last line, junk).
+    Chunks are read into ``ring`` buffers in turn: a chunk's data stays valid until ``ring``
+    more chunks have been read (scanning threads hold a few at a time, without copies)."""
     chunk = chunk or CHUNK
     f = decoded(f)
-    buf = bytearray(2 * chunk + PAD)
+    bufs = [bytearray(chunk + (1 << 16) + PAD) for _ in range(max(ring, 1))]
+    k = 0
+    buf = bufs[0]
     filled = 0  # bytes of a cut line carried to the front of buf
     skipping = False  # inside an over-long junk line
     while True:
         if len(buf) < filled + chunk + PAD:  # a long cut line: a bigger buffer (the old
             grown = bytearray(2 * filled + chunk + PAD)  # one may still be viewed)
             grown[:filled] = buf[:filled]
-            buf = grown
+            buf = bufs[k] = grown
         got = f.readinto(memoryview(buf)[filled:filled + chunk])
         end = filled + (got or 0)
         if not got:
@@ -142,5 +146,9 @@ def read_chunks(f: BinaryIO, stop, chunk: int = 0) -> Iterator[Chunk]:
         if n:
             yield Chunk(arr, n, nul=nul)
         del arr
+        k = (k + 1) % len(bufs)
+        buf = bufs[k]
+        if len(buf) < len(tail) + chunk + PAD:
+            buf = bufs[k] = bytearray(2 * len(tail) + chunk + PAD)
         buf[:len(tail)] = tail
         filled = len(tail)

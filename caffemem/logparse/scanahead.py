@@ -2,8 +2,9 @@
 
 :func:`~.fastscan.scan_chunk` is numpy through and through, and numpy lets go of Python's
 global lock inside its loops, so on a machine with two cores or more the chunks of a big log
-are scanned by a couple of threads ahead of the line parser.  Chunks in flight are copies
-(the reader reuses its buffer); results are taken in order, so the events are the same as
+are scanned by a couple of threads ahead of the line parser.  Chunks in flight stay in the
+reader's buffers, which it takes in turn (``read_chunks(ring=workers + 3)``: at most
+``workers`` chunks are in flight, one is with the line parser); results are taken in order, so the events are the same as
 scanning in line, which is what happens for small files, on one core, or with
 ``workers=0``.
 """
@@ -45,9 +46,8 @@ def scanned(chunks: Iterator[Chunk], workers: int, texts: bool = True) -> Iterat
     pool = cf.ThreadPoolExecutor(workers, thread_name_prefix="caffemem-scan")
     flight: deque = deque()
     try:
-        for c in chunks:
-            own = Chunk(c.data[:c.size + fs.PAD].copy(), c.size, c.junk, c.nul)
-            flight.append((own, pool.submit(fs.scan_chunk, own.data, own.size, own.nul, texts) if own.size else None))
+        for c in chunks:  # the reader keeps each chunk's buffer for workers + 3 reads
+            flight.append((c, pool.submit(fs.scan_chunk, c.data, c.size, c.nul, texts) if c.size else None))
             while len(flight) > workers:
                 yield _done(*flight.popleft())
         while flight:

@@ -124,13 +124,13 @@ def _iter(f: BinaryIO, stop: Stop, fast: bool = True, chunk: int = 0, path: Opti
     """The file a chunk at a time (:mod:`.reader`), each chunk's events in line order."""
     p = LineParser(stop)
     n = 0  # lines before the current chunk
-    chunks = read_chunks(f, stop, chunk)
     if fast:
         if workers is None:
             workers = default_workers(path)
-        pairs = scanned(chunks, workers, texts)
+        # the chunks a scanning thread holds stay in the reader's buffers (see scanahead)
+        pairs = scanned(read_chunks(f, stop, chunk, ring=workers + 3 if workers > 0 else 1), workers, texts)
     else:
-        pairs = ((c, None) for c in chunks)
+        pairs = ((c, None) for c in read_chunks(f, stop, chunk))
     for c, sc in pairs:
         n += c.junk
         if c.size:
