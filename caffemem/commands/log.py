@@ -56,12 +56,11 @@ def examine(args: argparse.Namespace):
     against ``--net`` and the fixes: what every output of ``caffemem log`` (and
     ``caffemem.read_log``) starts from."""
     from ..logparse import classify, summarize
-
     from ..progress import Progress
 
-    progress = Progress(args.logfile, quiet=args.quiet)
-    try:
-        s = summarize(args.logfile, progress=progress, texts=args.format != "text")
+    progress = Progress(args.logfile, quiet=getattr(args, "quiet", False))
+    try:  # number texts are kept for the curves' CSV and JSON only
+        s = summarize(args.logfile, progress=progress, texts=getattr(args, "format", "text") != "text")
     except FileNotFoundError:
         raise UserError(f"{args.logfile}: no such file") from None
     except IsADirectoryError:
