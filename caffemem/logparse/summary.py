@@ -346,4 +346,4 @@ def summarize(path: str, fast: bool = True, workers: Optional[int] = None, chunk
 #: batches around them are folded together (a snapshot every few hundred iterations would
 #: otherwise cut a long log's curves into thousands of small folds)
 _COMMUTES = (ev.Snapshot, ev.StackFrame, ev.GpuInfo, ev.ForeignOOM)
-_HOLD_ROWS = 1 << 14  # curve lines held before folding (memory stays flat)
+_HOLD_ROWS = 1 << 16  # curve lines held before folding (memory stays flat)
