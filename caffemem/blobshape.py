@@ -36,7 +36,14 @@ def legacy_shape(shape: Sequence[int], index: int) -> int:
     """``Blob::LegacyShape``: num/channels/height/width of a blob of at most 4 axes; a
     missing axis counts as 1 (blob.hpp:138-149)."""
     if len(shape) > 4:
-        raise ShapeError(f"cannot use legacy accessors on a {len(shape)}-axis blob {list(shape)}")
+        raise ShapeError(f"cannot use legacy accessors (num/channels/height/width) on a blob of "
+                         f"more than 4 axes: {list(shape)} (blob.hpp:140-141)")
     if index >= len(shape) or index < -len(shape):
         return 1
     return shape[index]
+
+
+def legacy_shape4(shape: Sequence[int]) -> Shape:
+    """``(num(), channels(), height(), width())``: the 4-D shape a layer gets when it reshapes
+    through the legacy accessors (blob.hpp:138-151); a missing axis counts as 1."""
+    return tuple(legacy_shape(shape, i) for i in range(4))

@@ -68,10 +68,20 @@ layer { name: "sl" type: "SoftmaxWithLoss" bottom: "x" bottom: "l" top: "loss" s
     assert reason_of(str(e.value), "caffemem") == ("axis out of range", "-3")
 
 
-@pytest.mark.xfail(strict=True, reason="MVN on a 5-D bottom: Caffe's Reshape uses the legacy "
-                   "num/channels/height/width accessors, which refuse blobs of more than 4 axes "
-                   "(mvn_layer.cpp:11-12, blob.hpp:140-141); caffemem accepts it")
+def test_mvn_top_is_four_d_through_the_legacy_accessors(tmp_path):
+    """mvn_layer.cpp:11-12 reshapes the top to (num, channels, height, width), a missing
+    axis reading as 1 (blob.hpp:138-151): oracle-random 0027's mvn_12 on [2, 6, 3]."""
+    nets = _nets(tmp_path, """
+layer { name: "in" type: "Input" top: "x" top: "s" input_param { shape { dim: 2 dim: 6 dim: 3 } shape { dim: 5 } } }
+layer { name: "m" type: "MVN" bottom: "x" top: "y" }
+layer { name: "m1" type: "MVN" bottom: "s" top: "z" }
+""")
+    assert _top(nets, "m") == (2, 6, 3, 1)
+    assert _top(nets, "m1") == (5, 1, 1, 1)
+
+
 def test_mvn_refuses_more_than_four_axes(tmp_path):
+    """...and the legacy accessors refuse a blob of more than 4 axes (blob.hpp:140-141)."""
     with pytest.raises(UserError) as e:
         _nets(tmp_path, """
 layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 1 dim: 2 dim: 3 dim: 4 dim: 5 } } }

@@ -46,10 +46,6 @@ ORACLE = Path(__file__).resolve().parents[1].parent / "shared" / "oracle-random"
 MiB = 1 << 20
 SCENARIOS = ("time", "train")
 
-MVN = ("MVN on a bottom of fewer than 4 axes: Caffe's top is 4-D, (num, channels, height, "
-       "width) through the legacy accessors padded with 1s (mvn_layer.cpp:11-12, "
-       "blob.hpp:139-151); caffemem keeps the bottom's shape")
-MVN_REFUSES = MVN + "; the wrong shape makes caffemem refuse a later layer Caffe runs"
 SOFTMAX_LOSS_TOPS = ("SoftmaxWithLoss with two tops and two loss_weights: its inner Softmax "
                      "copies the layer's LayerParameter, loss_weights included, and has one "
                      "top, so Layer::SetLossWeights refuses (softmax_loss_layer.cpp:13-21, "
@@ -62,26 +58,14 @@ NO_BACKWARD = ("caffe time calls every layer's Backward (caffe.cpp:384-389); thi
 
 #: "NNNN/scenario" -> cause, per check; each entry is one diagnosed failure of today
 EXPECTED_FAILURES: dict[str, dict[str, str]] = {
-    "log": {
-        "0017/time": MVN_REFUSES, "0017/train": MVN_REFUSES,
-        "0027/time": MVN, "0027/train": MVN,
-        "0038/time": MVN + " (here a 1-D bottom: top 1 1 1 1)",
-        "0038/train": MVN + " (here a 1-D bottom: top 1 1 1 1)",
-        "0059/time": MVN_REFUSES, "0059/train": MVN_REFUSES,
-        "0080/time": MVN, "0080/train": MVN,
-        "0086/time": MVN_REFUSES, "0086/train": MVN_REFUSES,
-    },
+    "log": {},
     "refusal": {
         "0032/time": SOFTMAX_LOSS_TOPS, "0032/train": SOFTMAX_LOSS_TOPS,
         "0050/time": NO_BACKWARD + " (Threshold)",
         "0085/time": NO_BACKWARD + " (ArgMax)",
         "0087/time": LRN_EVEN, "0087/train": LRN_EVEN,
     },
-    "heap": {
-        "0017/time": MVN_REFUSES, "0017/train": MVN_REFUSES,
-        "0059/time": MVN_REFUSES, "0059/train": MVN_REFUSES,
-        "0086/time": MVN_REFUSES, "0086/train": MVN_REFUSES,
-    },
+    "heap": {},
 }
 
 

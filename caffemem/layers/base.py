@@ -38,13 +38,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Optional, Sequence
 
-from ..blobshape import Shape, ShapeError, canonical_axis, count, legacy_shape
+from ..blobshape import Shape, ShapeError, canonical_axis, count, legacy_shape, legacy_shape4
 from ..buffers import CAFFE, CUDNN, Buffer, MemoryEnv
 from ..errors import NetError
 from ..flops import NONE, Flops
 
-__all__ = ["Shape", "count", "Flops", "NONE", "legacy_dim", "NeedsInputShape", "LayerCtx", "Setup",
-           "LayerRule", "ElementwiseRule", "Touch", "View", "touch_all", "top_and_bottom_diff_always",
+__all__ = ["Shape", "count", "Flops", "NONE", "legacy_dim", "legacy_dims", "NeedsInputShape",
+           "LayerCtx", "Setup", "LayerRule", "ElementwiseRule", "Touch", "View", "touch_all",
+           "top_and_bottom_diff_always",
            "factory_engine", "ENGINE_DEFAULT", "ENGINE_CAFFE", "ENGINE_CUDNN",
            "BOTTOM", "TOP", "PARAM", "BUFFER", "DATA", "DIFF", "CAFFE", "CUDNN"]
 
@@ -54,6 +55,16 @@ def legacy_dim(ctx: LayerCtx, shape, index: int) -> int:
     of the layer."""
     try:
         return legacy_shape(shape, index)
+    except ShapeError as e:
+        raise ctx.fail(str(e)) from None
+
+
+def legacy_dims(ctx: LayerCtx, shape) -> Shape:
+    """``(num(), channels(), height(), width())`` of ``shape`` (a blob of at most 4 axes,
+    padded with 1s: :func:`caffemem.blobshape.legacy_shape4`), refused in the name of the
+    layer for a blob of more than 4 axes."""
+    try:
+        return legacy_shape4(shape)
     except ShapeError as e:
         raise ctx.fail(str(e)) from None
 

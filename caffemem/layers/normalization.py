@@ -8,7 +8,7 @@ from ..blobshape import count
 from ..buffers import BufferSet, MemoryEnv
 from ..pb import caffe_pb2
 from .base import (BOTTOM, CAFFE, CUDNN, DIFF, PARAM, TOP, ElementwiseRule, Flops, LayerCtx,
-                   LayerRule, Setup, Touch, View, factory_engine, legacy_dim,
+                   LayerRule, Setup, Touch, View, factory_engine, legacy_dim, legacy_dims,
                    top_and_bottom_diff_always)
 from .pooling import pool_flops
 from .registry import register
@@ -176,8 +176,10 @@ class LRN(ElementwiseRule):
 
 @register
 class MVN(ElementwiseRule):
-    """Backward reads the top diff and writes the bottom diff before checking
-    propagate_down."""
+    """Reshape goes through the legacy accessors: the top is always 4-D, (num, channels,
+    height, width) of the bottom padded with 1s, and a bottom of more than 4 axes is refused
+    (mvn_layer.cpp:11-12, blob.hpp:138-151).  Backward reads the top diff and writes the
+    bottom diff before checking propagate_down."""
 
     type = "MVN"
 
@@ -195,14 +197,18 @@ class MVN(ElementwiseRule):
             out = out + Flops(macs=n + rows, adds=n + rows, exps=rows, divides=n)
         return out
 
+    def setup(self, ctx: LayerCtx) -> Setup:
+        # mvn_layer.cpp:11-12: top[0]->Reshape(num(), channels(), height(), width())
+        return Setup([legacy_dims(ctx, ctx.bottom(0))])
+
     def buffers(self, ctx: LayerCtx, env) -> list:
         """``mvn_layer.cpp``: ``sum_multiplier_`` of ones ([C*H*W] across channels, else
         [H*W]) filled on the host in Reshape; ``mean_``/``variance_`` [N*C] and ``temp_``
-        (bottom-sized) in Forward."""
+        (bottom-sized) in Forward (all sized by the legacy accessors, mvn_layer.cpp:13-24)."""
 
         b = ctx.bottom(0)
-        n, c = b[0], (b[1] if len(b) > 1 else 1)
-        hw = count(b[2:]) if len(b) > 2 else 1
+        n, c, h, w = legacy_dims(ctx, b)
+        hw = h * w
         mult = (c * hw) if ctx.param.mvn_param.across_channels else hw
         bs = BufferSet(env)
         bs.host_then_compute("sum_multiplier", mult * 4)
