@@ -5,7 +5,8 @@
 - ``layers/`` (the rules) imports only the leaves, ``errors``, ``pb``/``caffe_pb2``,
   ``datasource`` and itself: never ``memory`` (which consumes the rules), never the net
   builder or anything above it;
-- ``memory/`` imports the leaves, ``units``, the rules' interface and itself: never the net
+- ``memory/`` imports the leaves, ``errors``, ``units``, the rules' interface and itself (it
+  refuses a run Caffe dies in, e.g. ``caffe time`` on a layer with no Backward): never the net
   builder, the analysis front door or the commands;
 - no module of ``layers/`` or ``memory/`` imports caffemem code inside a function.
 """
@@ -24,7 +25,7 @@ ALLOWED = {
     "buffers": set(),
     "flops": set(),
     "layers": {"blobshape", "buffers", "flops", "errors", "pb", "caffe_pb2", "datasource", "layers"},
-    "memory": {"blobshape", "buffers", "flops", "units", "layers", "memory"},
+    "memory": {"blobshape", "buffers", "flops", "errors", "units", "layers", "memory"},
 }
 
 

@@ -31,9 +31,6 @@ def _top(nets, layer: str) -> tuple:
     return tuple(net.blobs[lay.tops[0]].shape)
 
 
-@pytest.mark.xfail(strict=True, reason="caffemem trims the last pooling window only on the "
-                   "padded axis; Caffe trims on both axes whenever any pad is set "
-                   "(pooling_layer.cpp:107-118)")
 def test_pooling_pad_on_one_axis_trims_both_axes(tmp_path):
     # W: ceil((5 - 1) / 3) + 1 = 3 windows; (3 - 1) * 3 = 6 >= 5 + pad_w 0, and pad_h is set,
     # so Caffe drops the last one: 2.  H: ceil((6 + 2 - 2) / 2) + 1 = 4; 6 < 6 + 1: kept.
@@ -45,8 +42,6 @@ layer { name: "p" type: "Pooling" bottom: "x" top: "y"
     assert _top(nets, "p") == (1, 1, 4, 2)
 
 
-@pytest.mark.xfail(strict=True, reason="Softmax accepts an axis out of range; Caffe refuses it "
-                   "in Reshape (softmax_layer.cpp:12-13 -> blob.hpp:118-124)")
 def test_softmax_axis_out_of_range_is_refused(tmp_path):
     with pytest.raises(UserError) as e:
         _nets(tmp_path, """
@@ -100,9 +95,6 @@ layer { name: "am" type: "ArgMax" bottom: "x" top: "a" }
 """
 
 
-@pytest.mark.xfail(strict=True, reason="force_backward sets layer_need_backward_ for every layer "
-                   "(net.cpp:223-238), so caffe train calls ArgMax's Backward, which is "
-                   "NOT_IMPLEMENTED (argmax_layer.hpp:65-67); caffemem's train scenario does not refuse")
 def test_train_refuses_a_forced_backward_through_argmax(tmp_path):
     nets = _nets(tmp_path, FORCED_ARGMAX)
     with pytest.raises(UserError) as e:
@@ -168,3 +160,76 @@ layer { name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param { pool: MAX
     layer = next(l for l in net.layers if l.name == "p")
     said = list(net.warnings) + list(layer.notes)
     assert any(re.search(r"window|out of bounds|heap", s, re.I) for s in said), said
+
+
+# --- refusals the oracle-random cases show, each in one small net ---------------------------
+
+def test_lrn_even_local_size_is_refused(tmp_path):
+    """lrn_layer.cpp:12 (oracle-random 0087, lrn_9 with local_size 4)."""
+    with pytest.raises(UserError) as e:
+        _nets(tmp_path, """
+layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 1 dim: 8 dim: 5 dim: 5 } } }
+layer { name: "lrn" type: "LRN" bottom: "x" top: "y" lrn_param { local_size: 4 } }
+""")
+    assert "'lrn'" in str(e.value)
+    assert reason_of(str(e.value), "caffemem") == ("LRN local_size must be odd", None)
+
+
+def test_softmax_with_loss_two_loss_weights_refused_by_its_inner_softmax(tmp_path):
+    """softmax_loss_layer.cpp:14-21 copies the LayerParameter into a one-top Softmax, whose
+    SetLossWeights refuses two weights (layer.hpp:389-392; oracle-random 0032's soft_30),
+    although the outer layer has two tops; with no loss_weight, LossLayer::LayerSetUp adds one
+    (loss_layer.cpp:10-13) and the outer SetLossWeights refuses 1 for 2 tops: BVLC's
+    SoftmaxWithLoss cannot have two tops.  One top with one weight is fine."""
+    net = """
+layer { name: "in" type: "Input" top: "x" top: "l" input_param { shape { dim: 2 dim: 3 } shape { dim: 2 } } }
+layer { name: "sl" type: "SoftmaxWithLoss" bottom: "x" bottom: "l" top: "loss" top: "prob" %s }
+"""
+    with pytest.raises(UserError) as e:
+        _nets(tmp_path, net % "loss_weight: 1 loss_weight: 0")
+    assert "'sl'" in str(e.value)
+    assert reason_of(str(e.value), "caffemem")[0] == "loss_weight count differs from the top count"
+    with pytest.raises(UserError):
+        _nets(tmp_path, net % "")
+    assert _top(_nets(tmp_path, net.replace(' top: "prob"', '') % "loss_weight: 2"), "sl") == ()
+
+
+THRESHOLD_NET = """
+layer { name: "in" type: "Input" top: "x" top: "t" input_param { shape { dim: 2 dim: 5 } shape { dim: 2 dim: 3 } } }
+layer { name: "fc" type: "InnerProduct" bottom: "x" top: "f" inner_product_param { num_output: 3 } }
+layer { name: "loss" type: "EuclideanLoss" bottom: "f" bottom: "t" top: "loss" }
+layer { name: "th" type: "Threshold" bottom: "f" top: "g" }
+"""
+
+
+def test_time_refuses_a_layer_with_no_backward_and_names_it(tmp_path):
+    """caffe time calls every layer's Backward (tools/caffe.cpp:384-389); Threshold's is
+    NOT_IMPLEMENTED (threshold_layer.hpp:53-56; oracle-random 0050); caffe train never calls
+    it (not under a loss, net.cpp:206-214), so train and test model the net."""
+    nets = _nets(tmp_path, THRESHOLD_NET)
+    with pytest.raises(UserError) as e:
+        model_memory(nets, MemoryEnv(scenario="time", mode="cpu", engine="caffe"))
+    assert "'th' (Threshold)" in str(e.value)
+    assert reason_of(str(e.value), "caffemem")[0] == "layer has no Backward"
+    for scenario in ("train", "test"):
+        assert model_memory(nets, MemoryEnv(scenario=scenario, mode="gpu", engine="caffe")).total_bytes > 0
+
+
+def test_accuracy_backward_refused_only_where_caffe_propagates(tmp_path):
+    """Accuracy's Backward_cpu is NOT_IMPLEMENTED for any bottom asked to propagate
+    (accuracy_layer.hpp:76-81), Backward_gpu only for the label (accuracy_layer.cu:141-145):
+    force_backward asks for both in train."""
+    net = """
+force_backward: true
+layer { name: "in" type: "Input" top: "x" top: "l" input_param { shape { dim: 2 dim: 5 } shape { dim: 2 } } }
+layer { name: "fc" type: "InnerProduct" bottom: "x" top: "f" inner_product_param { num_output: 3 } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "f" bottom: "l" top: "loss" }
+layer { name: "acc" type: "Accuracy" bottom: "f" bottom: "l" top: "a" }
+"""
+    nets = _nets(tmp_path, net)
+    for mode in ("cpu", "gpu"):
+        with pytest.raises(UserError) as e:
+            model_memory(nets, MemoryEnv(scenario="train", mode=mode, engine="caffe"))
+        assert "'acc' (Accuracy)" in str(e.value)
+    unforced = _nets(tmp_path, net.replace("force_backward: true", ""))
+    assert model_memory(unforced, MemoryEnv(scenario="time", mode="cpu", engine="caffe")).total_bytes > 0

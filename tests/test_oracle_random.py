@@ -46,25 +46,10 @@ ORACLE = Path(__file__).resolve().parents[1].parent / "shared" / "oracle-random"
 MiB = 1 << 20
 SCENARIOS = ("time", "train")
 
-SOFTMAX_LOSS_TOPS = ("SoftmaxWithLoss with two tops and two loss_weights: its inner Softmax "
-                     "copies the layer's LayerParameter, loss_weights included, and has one "
-                     "top, so Layer::SetLossWeights refuses (softmax_loss_layer.cpp:13-21, "
-                     "layer.hpp:389-392); caffemem accepts the net")
-LRN_EVEN = ("LRN with an even local_size: Caffe refuses it (lrn_layer.cpp:12-13); "
-            "caffemem accepts the net")
-NO_BACKWARD = ("caffe time calls every layer's Backward (caffe.cpp:384-389); this layer type "
-               "has none (NOT_IMPLEMENTED in its header), so Caffe dies; caffemem's time "
-               "scenario reports the net and does not refuse")
-
 #: "NNNN/scenario" -> cause, per check; each entry is one diagnosed failure of today
 EXPECTED_FAILURES: dict[str, dict[str, str]] = {
     "log": {},
-    "refusal": {
-        "0032/time": SOFTMAX_LOSS_TOPS, "0032/train": SOFTMAX_LOSS_TOPS,
-        "0050/time": NO_BACKWARD + " (Threshold)",
-        "0085/time": NO_BACKWARD + " (ArgMax)",
-        "0087/time": LRN_EVEN, "0087/train": LRN_EVEN,
-    },
+    "refusal": {},
     "heap": {},
 }
 

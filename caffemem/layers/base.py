@@ -310,6 +310,12 @@ class LayerRule:
         """Does this layer's Backward write bottom ``bottom_index``'s diff when asked to?"""
         return self.has_backward
 
+    def backward_failure(self, v: View, pd: list[bool]) -> Optional[str]:
+        """Why Caffe dies when this layer's Backward is called with ``propagate_down`` ``pd``
+        (a ``NOT_IMPLEMENTED`` Backward), as a phrase to follow "layer 'X' (Type)", or None
+        when the call is fine (Caffe's default: every layer has a Backward)."""
+        return None
+
     def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
         """Backward_cpu/Backward_gpu with ``propagate_down`` ``pd`` and
         ``param_propagate_down`` ``ppd``: the default pattern (see the module docstring)."""

@@ -3,6 +3,8 @@ Eltwise, Split, Silence, Crop, Tile, Reduction, ArgMax, Embed, BatchReindex, Fil
 
 from __future__ import annotations
 
+from typing import Optional
+
 from ..buffers import BufferSet
 import math
 
@@ -413,6 +415,11 @@ class ArgMax(LayerRule):
         comparison per element for top_k 1, log2(top_k) each beyond."""
         top_k = ctx.param.argmax_param.top_k
         return Flops(comparisons=count(ctx.bottom(0)) * max(1, math.ceil(math.log2(max(1, top_k)))))
+
+    def backward_failure(self, v: View, pd: list[bool]) -> Optional[str]:
+        # argmax_layer.hpp:65-67: Backward_cpu is NOT_IMPLEMENTED (no Backward_gpu: the
+        # default calls Backward_cpu), whatever propagate_down says
+        return "has no Backward (NOT_IMPLEMENTED: argmax_layer.hpp:65-67)"
 
     def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
         return []

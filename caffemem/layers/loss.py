@@ -69,6 +69,15 @@ class SoftmaxWithLoss(LossRule):
                            f"and prediction shape is (N, C, H, W), label count (number of labels) must be N*H*W, "
                            f"with integer values in {{0, 1, ..., C-1}} (predictions {list(b0)}, labels {list(b1)})")
         del lp
+        n_weights = len(ctx.param.loss_weight)
+        if n_weights > 1:
+            # softmax_loss_layer.cpp:14-21: the inner Softmax gets a copy of this layer's
+            # LayerParameter, loss_weight included, and one top; its SetUp's SetLossWeights
+            # then refuses any count but 0 or 1 (layer.hpp:389-392)
+            raise ctx.fail(f"loss_weight must be unspecified or specified once per top blob: "
+                           f"{n_weights} given, and the inner Softmax, which copies this layer's "
+                           f"parameters, has one top (softmax_loss_layer.cpp:14-21, "
+                           f"layer.hpp:389-392); give one loss_weight")
         return Setup([()] + [b0] * (max(1, len(ctx.tops)) - 1))
 
     def flops(self, ctx: LayerCtx) -> Flops:
@@ -346,6 +355,16 @@ class Accuracy(LayerRule):
             if v.n_tops == 1:
                 out.append(Touch(BOTTOM, 1, DIFF, "gpu"))
         return out
+
+    def backward_failure(self, v: View, pd: list[bool]) -> Optional[str]:
+        # accuracy_layer.hpp:76-81: Backward_cpu is NOT_IMPLEMENTED for any bottom asked to
+        # propagate; accuracy_layer.cu:141-145: Backward_gpu only for the label (bottom 1)
+        bad = [i for i, p in enumerate(pd) if p and (v.side == "host" or i == 1)]
+        if not bad:
+            return None
+        where = "accuracy_layer.hpp:76-81" if v.side == "host" else "accuracy_layer.cu:141-145"
+        return (f"has no Backward to bottom {bad[0]} (NOT_IMPLEMENTED when propagate_down is "
+                f"set: {where})")
 
     def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
         return []

@@ -165,6 +165,10 @@ class Threshold(ElementwiseRule):
     has_backward = False
     per_element = Flops(comparisons=1)
 
+    def backward_failure(self, v: View, pd: list[bool]) -> Optional[str]:
+        # threshold_layer.hpp:53-56: Backward_cpu is NOT_IMPLEMENTED (no Backward_gpu)
+        return "has no Backward (NOT_IMPLEMENTED: threshold_layer.hpp:53-56)"
+
     def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
         return []
 

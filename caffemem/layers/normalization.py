@@ -97,6 +97,13 @@ class LRN(ElementwiseRule):
 
     type = "LRN"
 
+    def setup(self, ctx: LayerCtx) -> Setup:
+        size = ctx.param.lrn_param.local_size
+        if size % 2 != 1:  # lrn_layer.cpp:12 (LayerSetUp, shared by the cuDNN layers)
+            raise ctx.fail(f"LRN only supports odd values for local_size, not {size} "
+                           f"(lrn_layer.cpp:12)")
+        return super().setup(ctx)
+
     def engine(self, param, env: MemoryEnv, notes: Optional[list] = None) -> str:
         """``GetLRNLayer``: WITHIN_CHANNEL runs as CuDNNLCN, ACROSS_CHANNELS as CuDNNLRN
         unless ``local_size`` exceeds ``CUDNN_LRN_MAX_N``."""
@@ -258,6 +265,12 @@ class Softmax(ElementwiseRule):
 
     def flops(self, ctx: LayerCtx) -> Flops:
         return softmax_flops(ctx)
+
+    def setup(self, ctx: LayerCtx) -> Setup:
+        b = ctx.bottom(0)
+        # softmax_layer.cpp:12-13: CanonicalAxisIndex refuses an axis out of range
+        ctx.canonical_axis(ctx.param.softmax_param.axis, len(b))
+        return Setup([b])
 
     def buffers(self, ctx: LayerCtx, env) -> list:
         return softmax_buffers(ctx, env, self.engine(ctx.param, env))

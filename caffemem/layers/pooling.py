@@ -1,8 +1,8 @@
 """Pooling and SPP (Caffe's pooling_layer / spp_layer).
 
 Output size per axis: ceil((in + 2*pad - kernel) / stride) + 1 (CEIL, the default) or floor
-(FLOOR), computed in float32 as Caffe does; with padding, a last window that would start in
-the padding is dropped.  Global pooling takes the whole H x W.
+(FLOOR), computed in float32 as Caffe does; with a pad on either axis, a last window that
+would start in the padding is dropped, on both axes.  Global pooling takes the whole H x W.
 """
 
 from __future__ import annotations
@@ -20,12 +20,20 @@ from .base import (BOTTOM, CAFFE, CUDNN, DIFF, TOP, Flops, LayerCtx, LayerRule, 
 from .registry import register
 
 
-def pooled_size(ctx: LayerCtx, size: int, kernel: int, pad: int, stride: int, ceil_mode: bool) -> int:
-    """One axis of ``PoolingLayer::Reshape``, float32 division included."""
+def pooled_size(ctx: LayerCtx, size: int, kernel: int, pad: int, stride: int, ceil_mode: bool,
+                any_pad: bool = False) -> int:
+    """One axis of ``PoolingLayer::Reshape``, float32 division included.  ``any_pad``: a pad
+    is set on either axis (``pad_h_ || pad_w_``), which is what makes Caffe drop a last window
+    starting in the padding, on **both** axes (pooling_layer.cpp:107-118)."""
     ratio = float(np.float32(np.float32(size + 2 * pad - kernel) / np.float32(stride)))
     out = int(math.ceil(ratio) if ceil_mode else math.floor(ratio)) + 1
-    if pad and (out - 1) * stride >= size + pad:
-        out -= 1
+    if pad or any_pad:
+        if (out - 1) * stride >= size + pad:  # pooling_layer.cpp:110-115
+            out -= 1
+        if out >= 1 and (out - 1) * stride >= size + pad:  # CHECK_LT, pooling_layer.cpp:116-117
+            raise ctx.fail(f"the last pooling window starts in the padding even after dropping "
+                           f"one: ({out} - 1) * stride {stride} >= input {size} + pad {pad} "
+                           f"(pooling_layer.cpp:116-117)")
     return ctx.check_positive(
         "pooled size", out,
         f"{'ceil' if ceil_mode else 'floor'}(({size} + 2*{pad} - {kernel}) / {stride}) + 1")
@@ -70,7 +78,9 @@ def pool_shape(ctx: LayerCtx, pp, shape) -> tuple[int, int, int, int]:
     n, c, h, w = shape
     kh, kw, ph, pw, sh, sw = pooling_geometry(ctx, pp, h, w)
     ceil_mode = pp.round_mode == 0  # CEIL
-    return (n, c, pooled_size(ctx, h, kh, ph, sh, ceil_mode), pooled_size(ctx, w, kw, pw, sw, ceil_mode))
+    any_pad = bool(ph or pw)
+    return (n, c, pooled_size(ctx, h, kh, ph, sh, ceil_mode, any_pad),
+            pooled_size(ctx, w, kw, pw, sw, ceil_mode, any_pad))
 
 
 def window_elements(size: int, kernel: int, pad: int, stride: int, out: int) -> int:

@@ -21,6 +21,7 @@ from typing import Callable, Optional
 
 from ..blobshape import count
 from ..buffers import Buffer, Kind, MemoryEnv
+from ..errors import NetError
 from ..layers.base import BOTTOM, BUFFER, DATA, DIFF, PARAM, TOP, LayerRule, Touch, View
 
 DTYPE = 4  # float32: Net<float>
@@ -470,10 +471,19 @@ class NetSim:
             ppd = [p.lr_mult != 0 for p in layer.params]
         return pd, ppd
 
-    def backward_layer(self, li: int) -> None:
+    def backward_layer(self, li: int, every_layer: bool = False) -> None:
         layer, st = self.net.layers[li], self.layers[li]
         self.memory.context = f"{self.label}: {layer.name} Backward"
         pd, ppd = self.flags(li)
+        why = st.rule.backward_failure(st.view, pd)
+        if why:
+            raise NetError(
+                f"layer '{layer.name}' ({layer.type}) {why}; "
+                + ("caffe time calls every layer's Backward (tools/caffe.cpp:384-389), so "
+                   "Caffe dies there: model --scenario train or test, or leave the layer out "
+                   "of the net you time" if every_layer and not layer.need_backward else
+                   "Net::Backward calls it because the layer needs backward (force_backward: "
+                   "net.cpp:223-238, or a loss above it), so Caffe dies there"))
         self._apply(li, st.rule.backward_touches(st.view, pd, ppd))
         self._buffers(li, "backward", pd, ppd)
 
@@ -482,7 +492,7 @@ class NetSim:
         ``caffe time``, which calls every layer's Backward with its propagate_down flags."""
         for li in reversed(range(len(self.net.layers))):
             if every_layer or self.net.layers[li].need_backward:
-                self.backward_layer(li)
+                self.backward_layer(li, every_layer)
 
     def read_outputs(self) -> None:
         """The solver reads the net's output blobs on the host (``result[j]->cpu_data()``)."""
