@@ -109,9 +109,6 @@ def test_train_does_not_refuse_argmax_outside_backward(tmp_path):
     assert model_memory(nets, MemoryEnv(scenario="train", mode="cpu", engine="caffe")).total_bytes > 0
 
 
-@pytest.mark.xfail(strict=True, reason="Crop's Blob<int> offsets, src_strides_ and dest_strides_ "
-                   "([num_axes] ints each, host in Reshape: crop_layer.cpp:44-46, 72-76) are read "
-                   "with gpu_data() by Forward_gpu (crop_layer.cu:60-62); the model omits them")
 def test_crop_helpers_are_on_the_device(tmp_path):
     nets = _nets(tmp_path, """
 layer { name: "in" type: "Input" top: "a" top: "b" input_param { shape { dim: 1 dim: 2 dim: 6 dim: 6 } shape { dim: 1 dim: 2 dim: 4 dim: 4 } } }
@@ -123,9 +120,6 @@ layer { name: "crop" type: "Crop" bottom: "a" bottom: "b" top: "c" crop_param { 
     assert report.total_bytes == 288 + 128 + 3 * 4 * 4
 
 
-@pytest.mark.xfail(strict=True, reason="Bias's bias_multiplier_ is read on the device only by "
-                   "Backward_gpu (bias_layer.cu:33-50); Forward_gpu is a kernel on bottom and bias "
-                   "(bias_layer.cu:20-31); the model cudaMallocs it in Forward")
 def test_bias_multiplier_not_on_the_device_in_forward(tmp_path):
     nets = _nets(tmp_path, """
 layer { name: "in" type: "Input" top: "a" input_param { shape { dim: 2 dim: 3 dim: 4 dim: 5 } } }
@@ -233,3 +227,38 @@ layer { name: "acc" type: "Accuracy" bottom: "f" bottom: "l" top: "a" }
         assert "'acc' (Accuracy)" in str(e.value)
     unforced = _nets(tmp_path, net.replace("force_backward: true", ""))
     assert model_memory(unforced, MemoryEnv(scenario="time", mode="cpu", engine="caffe")).total_bytes > 0
+
+
+# --- GPU mode: memory Caffe reads on the host only (oracle-gpu's cudaMalloc traces) -------------
+
+def _gpu_test(nets):
+    return model_memory(nets, MemoryEnv(scenario="test", mode="gpu", engine="caffe", context_bytes=0))
+
+
+def test_gpu_softmax_multiplier_and_batch1_bias_multiplier_stay_on_the_host(tmp_path):
+    """Softmax's sum_multiplier_ is only read by the CPU code (softmax_layer.cpp:15-18,
+    softmax_layer.cu:86-141); InnerProduct with M = 1 reads bias_multiplier_.cpu_data()[0]
+    in Forward_gpu (inner_product_layer.cu:15-20): oracle-gpu's cudaMalloc traces (lenet,
+    alexnet's 4,000 B per 1000-class Softmax, baseline_train's batch-1 test net)."""
+    nets = _nets(tmp_path, """
+layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 1 dim: 10 } } }
+layer { name: "ip" type: "InnerProduct" bottom: "x" top: "f" inner_product_param { num_output: 3 } }
+layer { name: "sm" type: "Softmax" bottom: "f" top: "p" }
+""")
+    report = _gpu_test(nets)
+    # x 40, weights 120, bias 12, ip top 12, softmax top 12, its scale_ [1] 4
+    assert report.total_bytes == 40 + 120 + 12 + 12 + 12 + 4
+    assert report.layer("sm").host.get("internal") == 3 * 4  # sum_multiplier_, host only
+    assert report.layer("ip").host.get("internal") == 4  # bias_multiplier_ [M = 1]
+
+
+def test_gpu_batchnorm_count_blob_is_read_on_the_host(tmp_path):
+    """BatchNorm's blobs_[2] (moving-average count) is read with cpu_data() in Forward_gpu
+    (batch_norm_layer.cu:24-25, 62-63); blobs 0 and 1 on the device (cifar10_full_sigmoid_bn)."""
+    nets = _nets(tmp_path, """
+layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 dim: 4 dim: 4 } } }
+layer { name: "bn" type: "BatchNorm" bottom: "x" top: "y" }
+""")
+    bn = _gpu_test(nets).layer("bn")
+    assert bn.device["params"] == 2 * 3 * 4
+    assert bn.host["params"] == 2 * 3 * 4 + 4

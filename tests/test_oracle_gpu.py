@@ -50,30 +50,10 @@ from conftest import shared_or_skip
 ORACLE = Path(__file__).resolve().parents[1].parent / "shared" / "oracle-gpu"
 KiB, MiB = 1 << 10, 1 << 20
 
-SOFTMAX = ("Softmax's sum_multiplier_ is filled on the host in Reshape and never read by "
-           "Forward_gpu/Backward_gpu (softmax_layer.cpp:15-18, softmax_layer.cu:86-141); the "
-           "model cudaMallocs it (+4,000 B per 1000-class Softmax)")
-
-BATCHNORM_COUNT = ("BatchNorm's blobs_[2] (the moving-average count) is read and written with "
-                   "cpu_data() in Forward_gpu (batch_norm_layer.cu:24-25, 62-63); the model "
-                   "cudaMallocs its data (4 B per BatchNorm)")
-IP_BATCH1 = ("InnerProduct with M = 1 reads bias_multiplier_.cpu_data()[0] in Forward_gpu "
-             "(inner_product_layer.cu:15-20); the model cudaMallocs it in a net that never runs "
-             "Backward (the test net)")
-
 #: case -> cause, per check; each entry is one diagnosed failure of today
 EXPECTED_FAILURES: dict[str, dict[str, str]] = {
     "device": {},
-    "cudamallocs": {
-        "alexnet_train_val": SOFTMAX + " (train and test nets: 2 x 4,000 B)",
-        "caffenet_deploy": SOFTMAX,
-        "googlenet_deploy": SOFTMAX,
-        "googlenet_train_val": SOFTMAX + " (three losses in each net: 6 x 4,000 B)",
-        "lenet": SOFTMAX + " (2 x 40 B)",
-        "cifar10_quick": SOFTMAX + " (2 x 40 B)",
-        "cifar10_full_sigmoid_bn": SOFTMAX + " (2 x 40 B); " + BATCHNORM_COUNT + " (3 x 4 B)",
-        "baseline_train": SOFTMAX + " (2 x 8 B); " + IP_BATCH1 + " (4 B)",
-    },
+    "cudamallocs": {},
     "pinned": {
         "mnist_autoencoder": (
             "2,823,240 B low: the pinned peak comes during test net #1's set-up, while "
@@ -96,11 +76,7 @@ EXPECTED_FAILURES: dict[str, dict[str, str]] = {
             "ContrastiveLoss's Forward_gpu reads its similarity label bottom[2] with cpu_data() "
             "(contrastive_loss_layer.cu:36-37): the label's host copy (64 x 4 B train, 100 x 4 B test)"),
     },
-    "oom": {
-        "alexnet_oom_3000000000": SOFTMAX + "; the test net's is live before the failing "
-                                            "cudaMalloc (+4,000 B)",
-        "alexnet_oom_5100000000": SOFTMAX + "; train and test nets' are live (+8,000 B)",
-    },
+    "oom": {},
 }
 
 

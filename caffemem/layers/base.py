@@ -147,10 +147,12 @@ DATA, DIFF = "data", "diff"
 @dataclass(frozen=True)
 class Touch:
     """One touch: ``what`` (bottom/top/param) ``index``'s ``attr`` (data/diff) on ``side``
-    ('gpu' or 'host')."""
+    ('gpu' or 'host'); for ``what`` BUFFER, ``index`` is the name of one of the layer's
+    buffers (:meth:`LayerRule.buffers`), touched when a pass's condition is more precise than
+    :attr:`caffemem.buffers.Buffer.needs` (e.g. one param's gradient)."""
 
     what: str
-    index: int
+    index: "int | str"
     attr: str
     side: str
 

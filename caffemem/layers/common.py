@@ -3,13 +3,12 @@ Eltwise, Split, Silence, Crop, Tile, Reduction, ArgMax, Embed, BatchReindex, Fil
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 from ..buffers import BufferSet
-import math
-
-from .base import (BOTTOM, DATA, DIFF, NONE, PARAM, TOP, Flops, LayerCtx, LayerRule, Setup, Touch,
-                   View, count, top_and_bottom_diff_always, touch_all)
+from .base import (BOTTOM, BUFFER, DATA, DIFF, NONE, PARAM, TOP, Flops, LayerCtx, LayerRule, Setup,
+                   Touch, View, count, top_and_bottom_diff_always, touch_all)
 from .registry import register
 
 #: a top that is its bottom's memory, data and diff (``ShareData`` + ``ShareDiff``)
@@ -40,14 +39,29 @@ class InnerProduct(LayerRule):
         return Flops(macs=count(ctx.bottom(0)) * ip.num_output, adds=out if ip.bias_term else 0)
 
     def buffers(self, ctx: LayerCtx, env) -> list:
-        """``inner_product_layer.cpp``: ``bias_multiplier_`` [M] of ones, host in Reshape."""
+        """``inner_product_layer.cpp``: ``bias_multiplier_`` [M] of ones, host in Reshape.
+        Forward_gpu reads it on the device for M > 1 (the gemm, inner_product_layer.cu:26-29)
+        but with M == 1 reads ``cpu_data()[0]`` (inner_product_layer.cu:15-20); Backward_gpu
+        reads it on the device for the bias gradient (inner_product_layer.cu:53-57, see
+        backward_touches)."""
 
         ip = ctx.param.inner_product_param
         if not ip.bias_term:
             return []
-        b = ctx.bottom(0)
-        m = count(b[:ctx.canonical_axis(ip.axis, len(b))])
-        return BufferSet(env).host_then_compute("bias_multiplier", m * 4).items
+        m = _ip_rows(ctx.bottom_shapes[0], ip.axis)
+        return BufferSet(env).host_then_compute("bias_multiplier", m * 4,
+                                                then="forward" if m > 1 else "").items
+
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        out = super().backward_touches(v, pd, ppd)
+        if len(ppd) > 1 and ppd[1] and v.param.inner_product_param.bias_term:
+            out.append(Touch(BUFFER, "bias_multiplier", DATA, v.side))
+        return out
+
+
+def _ip_rows(bottom, axis: int) -> int:
+    """InnerProduct's M_: the bottom's count before the (canonical) axis."""
+    return count(bottom[:axis + len(bottom) if axis < 0 else axis])
 
 
 @register
@@ -317,6 +331,17 @@ class Crop(LayerRule):
 
     def flops(self, ctx: LayerCtx) -> Flops:
         return NONE  # copies
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """Three ``Blob<int>`` of [num_axes]: ``offsets``, ``src_strides_``,
+        ``dest_strides_`` (crop_layer.hpp:44-46), written on the host in Reshape
+        (crop_layer.cpp:44-46, 72-76) and read with ``gpu_data()`` by Forward_gpu
+        (crop_layer.cu:58-62) and Backward_gpu."""
+
+        n = len(ctx.bottom(0)) * 4
+        bs = BufferSet(env)
+        for name in ("offsets", "src_strides", "dest_strides"):
+            bs.host_then_compute(name, n, note="Blob<int> [num_axes]")
+        return bs.items
 
     def forward_touches(self, v: View) -> list[Touch]:
         return [Touch(BOTTOM, 0, DATA, v.side)] + touch_all(TOP, v.n_tops, DATA, v.side)

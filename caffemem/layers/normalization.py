@@ -7,7 +7,7 @@ from typing import Optional
 from ..blobshape import count
 from ..buffers import BufferSet, MemoryEnv
 from ..pb import caffe_pb2
-from .base import (BOTTOM, CAFFE, CUDNN, DIFF, PARAM, TOP, ElementwiseRule, Flops, LayerCtx,
+from .base import (BOTTOM, BUFFER, CAFFE, CUDNN, DATA, DIFF, PARAM, TOP, ElementwiseRule, Flops, LayerCtx,
                    LayerRule, Setup, Touch, View, factory_engine, legacy_dim, legacy_dims,
                    top_and_bottom_diff_always)
 from .pooling import pool_flops
@@ -84,6 +84,14 @@ class BatchNorm(ElementwiseRule):
         if ctx.tops and ctx.bottoms and ctx.tops[0] == ctx.bottoms[0]:
             bs.add("x_norm_diff", full, "backward", note="in place: copy of the top diff")
         return bs.items
+
+    def forward_touches(self, v: View) -> list[Touch]:
+        """The mean and variance (blobs 0, 1) where the layer computes; the moving-average
+        count (blob 2) is read and updated with ``cpu_data`` even in Forward_gpu
+        (batch_norm_layer.cu:24-25, 62-63)."""
+        s = v.side
+        return [Touch(BOTTOM, 0, DATA, s), Touch(PARAM, 0, DATA, s), Touch(PARAM, 1, DATA, s),
+                Touch(PARAM, 2, DATA, "host"), Touch(TOP, 0, DATA, s)]
 
     def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
         s = v.side
@@ -230,16 +238,16 @@ class MVN(ElementwiseRule):
 
 
 def softmax_buffers(ctx: LayerCtx, env, engine: str, prefix: str = "") -> list:
-    """``softmax_layer.cpp``: ``sum_multiplier_`` [C] filled on the host in Reshape (cuDNN's
-    layer calls that Reshape too but never reads it); Caffe's engine also keeps ``scale_``
-    [outer*inner]."""
+    """``softmax_layer.cpp``: ``sum_multiplier_`` [C] filled on the host in Reshape
+    (softmax_layer.cpp:15-18) and read only by the CPU code: Forward_gpu and Backward_gpu use
+    ``scale_`` and kernels (softmax_layer.cu:86-141), and cuDNN's layer never reads it, so it
+    is never on the device; Caffe's engine also keeps ``scale_`` [outer*inner]."""
 
     b = ctx.bottom(0)
     axis = ctx.canonical_axis(ctx.param.softmax_param.axis, len(b))
     channels = b[axis]
     bs = BufferSet(env)
-    bs.host_then_compute(prefix + "sum_multiplier", channels * 4,
-                         then="" if engine == CUDNN else "forward")
+    bs.host_then_compute(prefix + "sum_multiplier", channels * 4, then="")
     if engine != CUDNN:
         bs.add(prefix + "scale", count(b) // max(1, channels) * 4)
     return bs.items
@@ -335,7 +343,10 @@ class Scale(LayerRule):
             needs = "param_diff" if len(ctx.bottoms) == 1 else "bottom_diff"
             bs.add("sum_result", outer * scale_dim * 4, "backward", needs=needs)
         if sp.bias_term:
-            bs.host_then_compute("bias_multiplier", inner * 4, note="inner Bias layer")
+            # the inner Bias layer's multiplier: Forward_gpu is the fused ScaleBiasForward
+            # kernel (scale_layer.cu:44-50); only its Backward reads it on the device
+            # (scale_layer.cu:61-63 -> bias_layer.cu:50), see backward_touches
+            bs.host_then_compute("bias_multiplier", inner * 4, then="", note="inner Bias layer")
         return bs.items
 
     def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
@@ -344,7 +355,8 @@ class Scale(LayerRule):
         scale_param = v.n_bottoms == 1
         bias = v.param.scale_param.bias_term
         if bias and ppd and ppd[-1] and (v.n_params + v.n_bottoms >= 2):
-            out += [Touch(TOP, 0, DIFF, s), Touch(PARAM, v.n_params - 1, DIFF, s)]
+            out += [Touch(TOP, 0, DIFF, s), Touch(PARAM, v.n_params - 1, DIFF, s),
+                    Touch(BUFFER, "bias_multiplier", DATA, s)]
         need_scale = (not scale_param and len(pd) > 1 and pd[1]) or \
                      (scale_param and ppd and ppd[0])
         if need_scale:
@@ -393,22 +405,27 @@ class Bias(LayerRule):
         return Flops(adds=count(ctx.bottom(0)))
 
     def buffers(self, ctx: LayerCtx, env) -> list:
-        """``bias_layer.cpp``: ``bias_multiplier_`` [inner] of ones, host in Reshape."""
+        """``bias_layer.cpp``: ``bias_multiplier_`` [inner] of ones, host in Reshape; on the
+        device only when Backward computes the bias gradient (see backward_touches)."""
 
         b = ctx.bottom(0)
         bias = tuple(ctx.bottom(1)) if len(ctx.bottoms) > 1 else \
             (tuple(ctx.param_shapes[0]) if ctx.param_shapes else ())
         axis = 0 if not bias else ctx.canonical_axis(ctx.param.bias_param.axis, len(b))
         inner = count(b[axis + len(bias):])
-        return BufferSet(env).host_then_compute("bias_multiplier", inner * 4).items
+        return BufferSet(env).host_then_compute("bias_multiplier", inner * 4, then="").items
 
     def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        """Forward_gpu is a kernel on bottom and bias (bias_layer.cu:20-31); Backward_gpu
+        reads ``bias_multiplier_.gpu_data()`` for the bias gradient (bias_layer.cu:41-50)."""
         s = v.side
         out: list[Touch] = []
         if pd and pd[0] and not v.in_place[0]:
             out += [Touch(TOP, 0, DIFF, s), Touch(BOTTOM, 0, DIFF, s)]
         if v.n_bottoms > 1 and len(pd) > 1 and pd[1]:
-            out += [Touch(TOP, 0, DIFF, s), Touch(BOTTOM, 1, DIFF, s)]
+            out += [Touch(TOP, 0, DIFF, s), Touch(BOTTOM, 1, DIFF, s),
+                    Touch(BUFFER, "bias_multiplier", DATA, s)]
         if v.n_params and ppd and ppd[0]:
-            out += [Touch(TOP, 0, DIFF, s), Touch(PARAM, 0, DIFF, s)]
+            out += [Touch(TOP, 0, DIFF, s), Touch(PARAM, 0, DIFF, s),
+                    Touch(BUFFER, "bias_multiplier", DATA, s)]
         return out

@@ -374,8 +374,10 @@ class NetSim:
         n_b, n_t = len(self.net.layers[li].bottoms), len(self.net.layers[li].tops)
         n_p = len(self.net.layers[li].params)
         for t in touches:
-            limit = {BOTTOM: n_b, TOP: n_t, PARAM: n_p}.get(t.what, 1 << 30)
-            if t.index >= limit:
+            if t.what == BUFFER:  # a buffer of the layer's, by name (when the env has it)
+                if t.index not in self._bufinfo[li]:
+                    continue
+            elif t.index >= {BOTTOM: n_b, TOP: n_t, PARAM: n_p}.get(t.what, 1 << 30):
                 continue
             self.memory.touch(self.mem(li, (t.what, t.index, t.attr)), t.side)
 
