@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -43,6 +44,7 @@ import pytest
 from caffemem.analysis import AnalysisOptions, build_all
 from caffemem.loader import load
 from caffemem.memory import MemoryEnv, model_memory, replay
+from caffemem.pb import caffe_pb2
 
 from caffe_runs import caffemem_args
 from conftest import shared_or_skip
@@ -54,27 +56,14 @@ KiB, MiB = 1 << 10, 1 << 20
 EXPECTED_FAILURES: dict[str, dict[str, str]] = {
     "device": {},
     "cudamallocs": {},
-    "pinned": {
-        "mnist_autoencoder": (
-            "2,823,240 B low: the pinned peak comes during test net #1's set-up, while "
-            "GaussianFiller with 'sparse' holds its rand_vec_ mask, a SyncedMemory of "
-            "count x sizeof(int) on the host (filler.hpp:84-85; decode1's 784x1000 weights: "
-            "3,136,000 B), alive until the filler goes out of scope at the end of the layer's "
-            "parameter set-up (inner_product_layer.cpp:42-53); the model has no such transient. "
-            "At that moment the trace also holds 1,252 B of Blob::shape_data_ (blob.cpp:27-30)"),
-    },
+    "pinned": {},
     "host_allocations": {
         "alexnet_train_val": (
-            "the mean file's blob is sized by the crop (3x227x227: 618,348 B) when the file is not "
-            "at hand; Caffe's data_mean_ has the mean file's own shape, which equals the uncropped "
-            "datum (data_transformer.cpp:20-29, 62-64): 3x256x256 = 786,432 B, train and test"),
-        "mnist_autoencoder": (
-            "GaussianFiller with 'sparse' allocates a host mask of count x sizeof(int) while filling "
-            "(filler.hpp:84-85), freed when the filler goes out of scope (inner_product_layer.cpp:"
-            "42-53): one per sparse-filled weight, in all three nets"),
-        "mnist_siamese": (
-            "ContrastiveLoss's Forward_gpu reads its similarity label bottom[2] with cpu_data() "
-            "(contrastive_loss_layer.cu:36-37): the label's host copy (64 x 4 B train, 100 x 4 B test)"),
+            "the folder does not ship data/imagenet_mean.binaryproto: the model sizes the mean as "
+            "one cropped image (3x227x227: 618,348 B, a lower bound, said as an assumption); "
+            "Caffe's data_mean_ has the mean file's own shape, the uncropped datum "
+            "(data_transformer.cpp:20-29, 62-64): 3x256x256 = 786,432 B, train and test.  With "
+            "the file at hand the model is exact: test_mean_file_at_hand_sizes_the_mean"),
     },
     "oom": {},
 }
@@ -226,3 +215,33 @@ def test_replay_fails_at_the_cudamalloc_caffe_failed_at(case):
     assert (hit.nbytes, hit.live_before) == (size, live), (
         f"{case}: the replay fails at {hit.what} ({hit.call}): {hit.nbytes:,} B with "
         f"{hit.live_before:,} B live; Caffe's cudaMalloc of {size:,} B failed with {live:,} B live")
+
+
+def test_mean_file_at_hand_sizes_the_mean(tmp_path):
+    """alexnet_train_val with its mean file at hand (3 x 256 x 256, the ImageNet mean the run
+    used: the trace's two 786,432 B cudaMallocHost): every host allocation matches Caffe's,
+    and without the file the model says what it assumed."""
+    _skip_without_oracle()
+    case = ORACLE / "alexnet_train_val"
+    for name in ("solver.prototxt", "train_val.prototxt"):
+        shutil.copy(case / name, tmp_path / name)
+    opts = AnalysisOptions(inputs=caffemem_args(case))
+    env = MemoryEnv.for_solver(load(str(tmp_path / "solver.prototxt")).solver, mode="gpu",
+                               engine="caffe", scenario="train", context_bytes=0)
+    nets = build_all(str(tmp_path / "solver.prototxt"), opts)
+    model_memory(nets, env)
+    said = [what for l in nets[0].layers for _, what, _ in l.ctx.assumptions]
+    assert any("data/imagenet_mean.binaryproto is not at hand" in a and "lower bound" in a
+               for a in said), said
+    (tmp_path / "data").mkdir()
+    blob = caffe_pb2.BlobProto()
+    blob.shape.dim.extend([1, 3, 256, 256])
+    (tmp_path / "data" / "imagenet_mean.binaryproto").write_bytes(blob.SerializeToString())
+    nets = build_all(str(tmp_path / "solver.prototxt"), opts)
+    mems = [d for _, d, _ in replay(nets, env).memory.events("host") if d > 0]
+    ours = Counter(d for d in mems if d >= SHAPE_DATA_BYTES)
+    theirs = Counter({k: n for k, n in _trace_sizes("alexnet_train_val", "mallochost").items()
+                      if k >= SHAPE_DATA_BYTES})
+    assert ours == theirs, (dict(ours - theirs), dict(theirs - ours))
+    model_memory(nets, env)
+    assert not [a for l in nets[0].layers for a in l.ctx.assumptions]

@@ -268,6 +268,11 @@ class LayerRule:
         model does not charge them twice)."""
         return ()
 
+    def fillers(self, param) -> list:
+        """The ``FillerParameter`` LayerSetUp fills each param blob with, by param index (a
+        filler may hold memory while it fills: GaussianFiller's sparse mask)."""
+        return []
+
     def setup(self, ctx: LayerCtx) -> Setup:
         """``LayerSetUp`` + ``Reshape``: refuse what Caffe refuses (raise ``ctx.fail(...)``),
         and give the top shapes and the parameter blobs' shapes."""

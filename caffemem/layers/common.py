@@ -31,6 +31,10 @@ class InnerProduct(LayerRule):
             params.append((n,))
         return Setup([tuple(b[:axis]) + (n,)], params)
 
+    def fillers(self, param) -> list:
+        ip = param.inner_product_param
+        return [ip.weight_filler, ip.bias_filler]
+
     def flops(self, ctx: LayerCtx) -> Flops:
         """One GEMM, M x N x K (M*K = bottom count): K multiply-adds per output; the bias
         (a GEMM with a vector of ones) one add per output."""
@@ -455,6 +459,9 @@ class Embed(LayerRule):
     """Never propagates to its (index) bottom."""
 
     type = "Embed"
+
+    def fillers(self, param) -> list:
+        return [param.embed_param.weight_filler, param.embed_param.bias_filler]
 
     def setup(self, ctx: LayerCtx) -> Setup:
         ep = ctx.param.embed_param

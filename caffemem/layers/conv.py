@@ -185,6 +185,10 @@ class BaseConvolution(LayerRule):
         """``CuDNNConvolutionLayer``: ``CUDNN_STREAMS_PER_GROUP`` handles per group."""
         return CUDNN_STREAMS_PER_GROUP * max(1, param.convolution_param.group)
 
+    def fillers(self, param) -> list:
+        cp = param.convolution_param
+        return [cp.weight_filler, cp.bias_filler]
+
     def out_size(self, ctx: LayerCtx, g: ConvGeometry, size: int, i: int) -> int:
         raise NotImplementedError
 

@@ -70,10 +70,15 @@ class CopyingDataLayerRule(DataLayerRule):
 
 
 def mean_file_bytes(ctx: LayerCtx, tp) -> tuple[int, str]:
-    """Bytes of the ``data_mean_`` blob a DataTransformer loads from ``mean_file``
-    (``data_transformer.cpp``), and how we know: the file's own shape when it is at hand,
-    else one database image (C x H x W, before cropping), else one top image (a lower bound:
-    the mean has the uncropped image size)."""
+    """Bytes of the ``data_mean_`` blob a DataTransformer loads from ``mean_file``, and how
+    we know.
+
+    ``data_mean_.FromProto`` gives the blob the mean file's own shape (data_transformer.cpp:
+    20-29), which Transform CHECKs equals the *uncropped* datum (data_transformer.cpp:62-64):
+    so the file's shape when it is at hand; else one database image (C x H x W, before
+    cropping); else, without a crop, one top image (the datum); else (a crop, no file, no
+    database) the uncropped size is unknown: one cropped image, a lower bound, said as an
+    assumption (``ctx.assumptions``) with how to correct it."""
     path = tp.mean_file
     for cand in ([path] if os.path.isabs(path) else [path, os.path.join(ctx.net_dir, path)]):
         if os.path.isfile(cand):
@@ -98,12 +103,26 @@ def mean_file_bytes(ctx: LayerCtx, tp) -> tuple[int, str]:
     n = 1
     for d in top[1:]:
         n *= d
-    said = ("", f"its mean_file {path} is not at hand: data_mean_ taken as one top image (a "
-                "lower bound)", f"the mean file at {path} (relative to the net's folder)")
+    if not tp.crop_size:
+        return n * 4, "mean file not found: one top image (without a crop, the datum's shape)"
+    said = ("", f"its mean_file {path} is not at hand: data_mean_ taken as one cropped image "
+                f"({' x '.join(map(str, top[1:]))}, {n * 4:,} B), a lower bound: Caffe's mean has "
+                f"the uncropped image's shape (data_transformer.cpp:20-29, 62-64)",
+            f"the mean file at {path} (read from the current directory, as Caffe does, then "
+            f"from the net's folder)")
     if said not in ctx.assumptions:
         ctx.assumptions.append(said)
-    return n * 4, ("mean file not found: assumed one top image (a lower bound; the mean "
-                   "has the uncropped image size)")
+    return n * 4, "mean file not found: one cropped image (a lower bound)"
+
+
+def add_data_mean(bs: BufferSet, ctx: LayerCtx) -> BufferSet:
+    """The DataTransformer's ``data_mean_`` (host, at set up) when the layer's
+    transform_param gives a ``mean_file`` (sized by :func:`mean_file_bytes`)."""
+    tp = ctx.param.transform_param
+    if tp.mean_file:
+        nbytes, how = mean_file_bytes(ctx, tp)
+        bs.add("data_mean", nbytes, "setup", side="host", note=how)
+    return bs
 
 
 class DatabaseLayerRule(DataLayerRule):
@@ -118,11 +137,7 @@ class DatabaseLayerRule(DataLayerRule):
         """The DataTransformer's ``data_mean_`` when a ``mean_file`` is given (host, at set
         up).  The prefetch batches are modeled by the memory model itself."""
 
-        tp = ctx.param.transform_param
-        if not tp.mean_file:
-            return []
-        nbytes, how = mean_file_bytes(ctx, tp)
-        return BufferSet(env).add("data_mean", nbytes, "setup", side="host", note=how).items
+        return add_data_mean(BufferSet(env), ctx).items
 
     def declared_batch(self, ctx: LayerCtx) -> int | None:
         return _batch(ctx, self.batch_param(ctx))

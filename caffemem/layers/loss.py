@@ -305,6 +305,20 @@ class ContrastiveLoss(HostLossTopRule):
     def backward_to_bottom(self, ctx: LayerCtx, bottom_index: int) -> bool:
         return bottom_index < 2
 
+    def forward_touches(self, v: View) -> list[Touch]:
+        """Forward_gpu sums the loss on the host, reading the similarity label with
+        ``bottom[2]->cpu_data()`` (contrastive_loss_layer.cu:36-37); the GPU code reads it on
+        the device only in Backward (contrastive_loss_layer.cu:98)."""
+        s = v.side
+        return [Touch(BOTTOM, 0, DATA, s), Touch(BOTTOM, 1, DATA, s), Touch(BOTTOM, 2, DATA, "host"),
+                Touch(TOP, 0, DATA, "host")]
+
+    def backward_touches(self, v: View, pd: list[bool], ppd: list[bool]) -> list[Touch]:
+        out = super().backward_touches(v, pd, ppd)
+        if any(pd[:2]):
+            out.append(Touch(BOTTOM, 2, DATA, v.side))
+        return out
+
 
 @register
 class Accuracy(LayerRule):

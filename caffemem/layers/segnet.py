@@ -15,7 +15,7 @@ from ..buffers import BufferSet, Kind
 from ..pb import has_field
 from .base import (BOTTOM, DIFF, NONE, PARAM, TOP, Flops, LayerCtx, LayerRule, NeedsInputShape,
                    Setup, Touch, View, count, legacy_dim, touch_all)
-from .data import CopyingDataLayerRule, mean_file_bytes
+from .data import CopyingDataLayerRule, add_data_mean
 from .registry import register
 
 FORK = "segnet"
@@ -196,11 +196,7 @@ class DenseImageData(CopyingDataLayerRule):
         batch (``set_cpu_data``, dense_image_data_layer.cpp:192-196).  Plus the
         DataTransformer's ``data_mean_`` (host) for a ``mean_file``."""
 
-        bs = BufferSet(env)
-        tp = ctx.param.transform_param
-        if tp.mean_file:
-            nbytes, how = mean_file_bytes(ctx, tp)
-            bs.add("data_mean", nbytes, "setup", side="host", note=how)
+        bs = add_data_mean(BufferSet(env), ctx)
         for what, shape in zip(("data", "label"), ctx.top_shapes):
             bs.add(f"prefetch {what}", count(shape) * 4, "setup", Kind.PREFETCH, side="host",
                    note="the one prefetch batch (host only)")

@@ -29,7 +29,7 @@ from ..buffers import BufferSet, Kind
 from ..pb import caffe_pb2, has_field
 from .base import (BOTTOM, BUFFER, CUDNN, DATA, DIFF, NONE, PARAM, TOP, Flops, LayerCtx, LayerRule,
                    NeedsInputShape, Setup, Touch, View, count)
-from .data import CopyingDataLayerRule, channels_hint, mean_file_bytes
+from .data import CopyingDataLayerRule, channels_hint, add_data_mean
 from .loss import LossRule
 from .normalization import Softmax
 from .registry import register
@@ -130,11 +130,7 @@ class _SSDDataRule(CopyingDataLayerRule):
         the DataReader's queue of ``prefetch x batch_size`` raw records (host), and label
         batches that grow with the number of boxes (annotated_data_layer.cpp:264-277)."""
 
-        bs = BufferSet(env)
-        tp = ctx.param.transform_param
-        if tp.mean_file:
-            nbytes, how = mean_file_bytes(ctx, tp)
-            bs.add("data_mean", nbytes, "setup", side="host", note=how)
+        bs = add_data_mean(BufferSet(env), ctx)
         parts = [("data", count(ctx.top_shapes[0]) * 4)]
         if len(ctx.top_shapes) > 1:
             parts.append(("label", count(ctx.top_shapes[1]) * 4))

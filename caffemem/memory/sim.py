@@ -420,6 +420,7 @@ class NetSim:
                                       gpu=self.gpu)
                         st.own_param_copies.append(own)
                         mem.touch(own, "host")
+                self._filler_masks(li)
             if rule.external_tops == "prefetch":
                 self._setup_prefetch(li)
             self._apply(li, rule.setup_touches(st.view))
@@ -431,6 +432,21 @@ class NetSim:
         for st in self.layers:
             for own in st.own_param_copies:
                 mem.free(own)
+
+    def _filler_masks(self, li: int) -> None:
+        """GaussianFiller with ``sparse >= 0`` keeps a host mask of count x sizeof(int)
+        (filler.hpp:76-90) until the filler goes out of scope at the end of LayerSetUp's
+        parameter block, i.e. while the next params are filled (inner_product_layer.cpp:42-53,
+        base_conv_layer.cpp, embed_layer.cpp): a set-up temporary, pinned in gpu mode."""
+        layer = self.net.layers[li]
+        masks = []
+        for k, (p, filler) in enumerate(zip(layer.params, self.layers[li].rule.fillers(layer.ctx.param))):
+            if filler.type == "gaussian" and filler.sparse >= 0:
+                masks.append((self.memory.new(count(p.shape) * 4, Kind.INTERNAL, self.label, li,
+                                              f"{layer.name} param {k} sparse filler mask",
+                                              transient=True, gpu=self.gpu), "host"))
+        if masks:
+            self.memory.touch_transients(masks)
 
     def _setup_prefetch(self, li: int) -> None:
         layer, st, env = self.net.layers[li], self.layers[li], self.env
