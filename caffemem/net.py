@@ -387,6 +387,7 @@ def _run_setup(layer: Layer, rule, options: BuildOptions, used_inputs: set) -> S
     if rule is None:
         raise UnsupportedLayerError(ctx.name, ctx.type)
     setup = rule.setup(ctx)
+    layer.notes.extend(setup.notes)
     for i, shape in overrides.items():
         setup.tops[i] = tuple(shape)
         layer.notes.append(f"top '{ctx.tops[i]}' shape from --input")

@@ -1,9 +1,9 @@
-"""Rules read from Caffe's source (BVLC 9b89154) that no oracle case reaches: one tiny net each.
+"""Rules read from Caffe's source (BVLC 9b89154), one tiny net each.
 
 The oracles (test_oracle_random, test_oracle_gpu) only show what their nets happen to contain;
-these nets isolate the rules of issue 14 that none of them exercises, with the expected figure
-derived from the cited source lines.  Rules caffemem does not follow yet are strict xfails with
-the reason, so the fix of each rule turns exactly its test into an unexpected pass.
+these nets isolate each rule of issue 14, with the expected figure derived from the cited
+source lines: the rules no oracle case reaches, and those an oracle case shows (named in the
+test), so that each holds on a fresh clone without ../shared too.
 """
 
 from __future__ import annotations
@@ -141,10 +141,6 @@ layer { name: "bias" type: "Bias" bottom: "a" top: "c" }
     assert report.total_bytes == 480 + 480 + 480 + 12 + 12 + 4 * 5 * 4
 
 
-@pytest.mark.xfail(strict=True, reason="MAX pooling without pad whose last window starts past "
-                   "the input (no trim without a pad, pooling_layer.cpp:107): Forward leaves "
-                   "mask -1 (159-175) and Backward_cpu writes bottom_diff[-1] (270-272), heap "
-                   "corruption (oracle-random 0055); caffemem says nothing")
 def test_pooling_window_past_the_input_is_warned_about(tmp_path):
     nets = _nets(tmp_path, """
 layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 2 dim: 26 dim: 8 } } }

@@ -136,6 +136,8 @@ class Setup:
 
     tops: list[Shape]
     params: list[Shape] = field(default_factory=list)
+    #: what the user should know about this layer as Caffe runs it (shown on the layer)
+    notes: list[str] = field(default_factory=list)
 
 
 # --- what a pass touches ------------------------------------------------------------------

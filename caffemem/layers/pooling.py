@@ -130,8 +130,9 @@ class Pooling(LayerRule):
         return CUDNN
 
     def setup(self, ctx: LayerCtx) -> Setup:
-        top = pool_shape(ctx, ctx.param.pooling_param, ctx.bottom(0))
-        return Setup([top] * max(1, len(ctx.tops)))
+        pp = ctx.param.pooling_param
+        top = pool_shape(ctx, pp, ctx.bottom(0))
+        return Setup([top] * max(1, len(ctx.tops)), notes=_windows_past_input(ctx, pp, top))
 
     def flops(self, ctx: LayerCtx) -> Flops:
         """:func:`pool_flops` (cuDNN's pooling does the same arithmetic)."""
@@ -148,6 +149,29 @@ class Pooling(LayerRule):
         if not any(pd):
             return []
         return [Touch(TOP, 0, DIFF, s)] + [Touch(BOTTOM, i, DIFF, s) for i, p in enumerate(pd) if p]
+
+
+def _windows_past_input(ctx: LayerCtx, pp, top) -> list[str]:
+    """MAX pooling with no pad and ceil rounding can make a last window that starts past the
+    input (no pad, so no trim: pooling_layer.cpp:107): Forward_cpu leaves its argmax at -1
+    (pooling_layer.cpp:159-175) and Backward_cpu adds into ``bottom_diff[-1]``
+    (pooling_layer.cpp:270-272), writing before the buffer: heap corruption, a crash at exit
+    (oracle-random 0055).  The GPU kernels do not write out of bounds."""
+    if pp.pool != 0 or len(top) != 4:  # MAX only
+        return []
+    _, _, h, w = ctx.bottom(0)
+    _, _, ph, pw, sh, sw = pooling_geometry(ctx, pp, h, w)
+    if ph or pw:
+        return []
+    past = [f"{axis}: ({out} - 1) x stride {stride} >= {size}"
+            for axis, out, stride, size in (("height", top[2], sh, h), ("width", top[3], sw, w))
+            if (out - 1) * stride >= size]
+    if not past:
+        return []
+    return [f"MAX pooling window starts beyond the input ({'; '.join(past)}; no pad, ceil "
+            f"rounding): in CPU mode Caffe's Backward writes out of bounds (bottom_diff[-1], "
+            f"pooling_layer.cpp:159-175, 270-272), corrupting the heap (a crash at exit); use "
+            f"round_mode: FLOOR, a pad, or a stride that fits"]
 
 
 def spp_level_param(ctx: LayerCtx, level: int, shape):
