@@ -334,7 +334,8 @@ def _analysis(ns, m, search_batch: bool = True) -> Analysis:
     from .commands.analyze import Analysis as Result
     from .commands.analyze import json_document
 
-    verdict = m.verdict(ns.gpu_mem, search_batch=search_batch and m.refusal is None)
+    verdict = m.verdict(ns.gpu_mem, search_batch=search_batch and m.refusal is None,
+                        host_capacity=getattr(ns, "host_mem", None))
     result = Result(m.nets, m.report, verdict, m.refusal)
     doc = json_document(result, getattr(ns, "compare_estimates", False))
     mem = doc["memory"]

@@ -20,17 +20,45 @@ from typing import Optional
 
 MiB = 1 << 20
 
-#: CUDA context + cuBLAS/cuRAND handles + loaded cuDNN kernels on one GPU, in MiB.  Not in
-#: Caffe's source and not measurable from the CPU oracle: a typical figure for the CUDA 8-10 /
-#: cuDNN 5-7 era Caffe ran on (nvidia-smi shows roughly 150-400 MiB for an idle Caffe
-#: process, growing with the driver version and the GPU architecture).  Override it with
-#: ``context_mib`` when you have measured your own setup.
-DEFAULT_CONTEXT_MIB = 300
+#: The CUDA major version modeled when none is given: the CUDA 8-10 / cuDNN 5-7 era most Caffe
+#: builds (BVLC, the forks) ran on.
+DEFAULT_CUDA = 10
+
+#: CUDA context on one GPU (the runtime, the loaded kernels of libcaffe, cuBLAS, cuRAND and
+#: cuDNN), in MiB, by CUDA major version: (default, lowest and highest seen).  An
+#: **estimate**: not in Caffe's source, not in the stub-CUDA oracle; it depends on the driver,
+#: the card (grows with the SM count) and the libraries.  Up to CUDA 11.6 every kernel is
+#: loaded when the context is made (300-500 MiB on K40/P100-era cards with CUDA 8-10,
+#: pytorch#20532, pytorch#28113; 300-400 MiB with CUDA 11); lazy module loading is the
+#: default on Linux from CUDA 12.2 (NVIDIA's CUDA_MODULE_LOADING), leaving 100-600 MiB
+#: (107 MiB RTX 4060 Ti, 256 MiB RTX 3090, 555 MiB RTX PRO 6000: llama.cpp #23604,
+#: InvokeAI #9413).  Measure yours: nvidia-smi's figure for an idle process, then
+#: ``context_bytes`` (``--context-mib``).
+CONTEXT_MIB_BY_CUDA = {8: (300, 200, 500), 9: (300, 200, 500), 10: (300, 200, 700),
+                       11: (350, 300, 450), 12: (250, 100, 600)}
+DEFAULT_CONTEXT_MIB = CONTEXT_MIB_BY_CUDA[DEFAULT_CUDA][0]
+
+
+def context_mib_for(cuda: int) -> tuple[int, int, int]:
+    """(default, low, high) CUDA context MiB for a CUDA major version (the nearest known)."""
+    known = sorted(CONTEXT_MIB_BY_CUDA)
+    v = min(max(cuda, known[0]), known[-1])
+    return CONTEXT_MIB_BY_CUDA[v]
 
 #: ``CuDNNConvolutionLayer::Reshape``'s per-algorithm workspace limit (8 MiB) and the number
 #: of cuDNN handles/streams per group (``CUDNN_STREAMS_PER_GROUP``).
 CUDNN_WORKSPACE_LIMIT = 8 * MiB
 CUDNN_STREAMS_PER_GROUP = 3
+
+#: Host heap bytes per layer that no blob accounts for: the Layer object and its
+#: ``layer_param_`` copy (with its sub-messages), its Blob objects (shape vectors,
+#: SyncedMemory objects, ``shape_data_``), the Net's per-layer vectors and name strings, the
+#: solver's per-param Blob objects.  An **estimate** (plain malloc: in gpu mode it is host
+#: RAM, not pinned and not on the device): the least-squares slope of (measured heap - model)
+#: over the layers of every net a command builds, on the 136 oracle-random runs without a
+#: recurrent layer (2,906 B per layer, rms 15 KB); checked on ../shared/oracle's ten whole
+#: nets, held out of the fit (googlenet_train_val: 1.24 MB unexplained before, 0.26 MB after).
+BOOKKEEPING_PER_LAYER = 2900
 
 SCENARIOS = ("train", "time", "test")
 MODES = ("gpu", "cpu")
@@ -58,10 +86,12 @@ class Kind:
     INTERNAL = "internal"         # other layer-private buffers (max_idx, BatchNorm, ...)
     WORKSPACE = "workspace"       # cuDNN convolution workspaces
     PREFETCH = "prefetch"         # data-layer prefetch batches
+    BOOKKEEPING = "bookkeeping"   # host heap per layer (objects, protobuf copies): an estimate
+    RUNTIME = "runtime"           # a real card's add-ons: cudaMalloc rounding, cuBLAS workspace
     CONTEXT = "context"           # CUDA context (a constant, reported on its own line)
 
     ALL = (ACTIVATIONS, DIFFS, PARAMS, PARAM_DIFFS, HISTORY, IM2COL, INTERNAL, WORKSPACE,
-           PREFETCH, CONTEXT)
+           PREFETCH, BOOKKEEPING, RUNTIME, CONTEXT)
 
 
 @dataclass(frozen=True)
@@ -79,7 +109,12 @@ class MemoryEnv:
       state; L1 touches ``temp_`` for each param with a nonzero decay.
     - ``gpus``: GPUs of a multi-GPU (NCCL) training run; each holds a full solver.
     - ``prefetch``: overrides every data layer's ``data_param.prefetch`` (default 4).
-    - ``context_bytes``: the per-GPU CUDA context constant (:data:`DEFAULT_CONTEXT_MIB`).
+    - ``context_bytes``: the per-GPU CUDA context (default: by ``cuda``, the CUDA major
+      version, :data:`CONTEXT_MIB_BY_CUDA`; an estimate).
+    - ``cuda``: the CUDA major version (context default, cuBLAS workspace).
+    - ``card_addons``: add a real card's add-ons to the device total (cudaMalloc rounding,
+      cuBLAS workspace: :mod:`caffemem.memory.card`); the requested bytes
+      (``allocated_bytes``) never include them.
     - ``test_interval``/``test_iter``/``test_initialization``: whether the test nets run
       (a test net that never runs pays only its eager allocations).
     """
@@ -92,7 +127,9 @@ class MemoryEnv:
     weight_decay: float = 0.0
     gpus: int = 1
     prefetch: Optional[int] = None
-    context_bytes: int = DEFAULT_CONTEXT_MIB * MiB
+    context_bytes: Optional[int] = None
+    cuda: int = DEFAULT_CUDA
+    card_addons: bool = True
     test_interval: int = 1
     test_iter: tuple[int, ...] = ()
     test_initialization: bool = True
@@ -100,8 +137,19 @@ class MemoryEnv:
     #: less): the model charges 3 x group x this per layer.  0 models the zero-workspace
     #: algorithms Caffe falls back to when the allocation fails.
     cudnn_workspace_bytes: int = CUDNN_WORKSPACE_LIMIT
+    #: host heap bytes per layer that no blob accounts for (:data:`BOOKKEEPING_PER_LAYER`, an
+    #: estimate; 0 leaves it out): part of the heap in cpu mode, host RAM beside the pinned
+    #: bytes in gpu mode
+    bookkeeping_per_layer: int = BOOKKEEPING_PER_LAYER
 
     def __post_init__(self) -> None:
+        if self.context_bytes is None:  # the CUDA version's default (with_ re-derives it)
+            object.__setattr__(self, "context_bytes", context_mib_for(self.cuda)[0] * MiB)
+            object.__setattr__(self, "_context_auto", True)
+        if self.context_bytes < 0:
+            raise ValueError("context_bytes must be >= 0")
+        if not 7 <= self.cuda <= 13:
+            raise ValueError(f"--cuda: a CUDA major version from 7 to 13, not {self.cuda}")
         canon = {t.lower(): t for t in SOLVER_TYPES}
         if isinstance(self.solver_type, str) and self.solver_type.lower() in canon:
             object.__setattr__(self, "solver_type", canon[self.solver_type.lower()])
@@ -142,7 +190,14 @@ class MemoryEnv:
         """Where layers with a GPU implementation touch their blobs: 'gpu' or 'host'."""
         return "gpu" if self.gpu else "host"
 
+    @property
+    def context_is_default(self) -> bool:
+        """Is ``context_bytes`` the CUDA version's default (not given)?"""
+        return getattr(self, "_context_auto", False)
+
     def with_(self, **changes) -> "MemoryEnv":
+        if self.context_is_default and "context_bytes" not in changes:
+            changes["context_bytes"] = None
         return replace(self, **changes)
 
     @classmethod

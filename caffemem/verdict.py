@@ -226,6 +226,40 @@ class Verdict:
     notes: list[str] = field(default_factory=list)
     #: what part of the net the figures cover, when not all of it (--until, a refusal)
     scope: list[str] = field(default_factory=list)
+    #: host RAM the run needs beyond the process's own (gpu mode: pinned + plain heap; cpu
+    #: mode: the heap), and ``--host-mem``
+    host_pinned: int = 0
+    host_heap: int = 0
+    host_capacity: Optional[int] = None
+
+    @property
+    def host_bytes(self) -> int:
+        return self.host_pinned + self.host_heap
+
+    @property
+    def host_fits(self) -> Optional[bool]:
+        return None if self.host_capacity is None else self.host_bytes <= self.host_capacity
+
+    def host_lines(self) -> list[str]:
+        """Host RAM beside the device figure (gpu mode), and the fit against --host-mem; says
+        when host RAM, not the card, is the limit."""
+        out = []
+        if self.mode == "gpu":
+            out.append(f"Host RAM: {human(self.host_bytes)} ({self.host_bytes:,} bytes, whole "
+                       f"process beyond its own start-up): pinned {human(self.host_pinned)} "
+                       f"(cudaMallocHost, every blob's host side) + heap {human(self.host_heap)} "
+                       f"(layer objects, an estimate).")
+        if self.host_capacity is not None:
+            cap = capacity_text(self.host_capacity).replace("--gpu-mem", "--host-mem")
+            if self.host_fits:
+                out.append(f"Host RAM fits in {cap}: {human(self.host_capacity - self.host_bytes)} to spare.")
+            else:
+                limit = (" Host RAM, not the card, is the limit." if self.mode == "gpu"
+                         and self.fits is not False else "")
+                out.append(f"Host RAM does NOT fit in {cap}: "
+                           f"{human(self.host_bytes - self.host_capacity)} more needed (exit "
+                           f"status 3).{limit}")
+        return out
 
     @property
     def log_figure(self) -> int:
@@ -280,6 +314,7 @@ class Verdict:
                f"({self.log_figure:,} bytes{'; ' + per if per else ''}), top data only."]
         if self.capacity is not None:
             out.append(self.fit_line())
+        out.extend(self.host_lines())
         if self.engines is not None and self.engines.sensitive:
             out.append(self.engines.line())
         out.extend(self.notes)
@@ -307,6 +342,9 @@ class Verdict:
             "largest_batch": self.largest_batch,
             "engine_sensitivity": self.engines.to_dict() if self.engines else None,
             "notes": list(self.notes), "scope": list(self.scope),
+            "host_bytes": self.host_bytes, "host_pinned_bytes": self.host_pinned,
+            "host_heap_bytes": self.host_heap, "host_capacity_bytes": self.host_capacity,
+            "host_fits": self.host_fits,
         }
 
 
@@ -329,7 +367,8 @@ def largest_batch(loaded, options, env, capacity: int, batch: Optional[int]) -> 
 
 
 def verdict_of(loaded, nets, options, env, report, scenario_why: str,
-               capacity: Optional[int] = None, search_batch: bool = True) -> Verdict:
+               capacity: Optional[int] = None, search_batch: bool = True,
+               host_capacity: Optional[int] = None) -> Verdict:
     """The verdict on ``nets`` (built from ``loaded`` with ``options``) modeled in ``env``."""
     from .fit import data_batch
 
@@ -350,7 +389,9 @@ def verdict_of(loaded, nets, options, env, report, scenario_why: str,
         log_figures=[(n.display_label, n.memory_required_for_data) for n in nets],
         capacity=capacity, largest_batch=best, largest_batch_note=note, engines=engines,
         test_nets=len(nets) > 1,
-        assumptions=net_assumptions(nets) + model_assumptions(report))
+        assumptions=net_assumptions(nets) + model_assumptions(report),
+        host_pinned=report.host_bytes, host_heap=report.host_heap_bytes,
+        host_capacity=host_capacity)
 
 
 @dataclass

@@ -117,7 +117,7 @@ layer { name: "crop" type: "Crop" bottom: "a" bottom: "b" top: "c" crop_param { 
     report = model_memory(nets, MemoryEnv(scenario="test", mode="gpu", engine="caffe", context_bytes=0))
     # bottom a (288 B) and top c (128 B) on the device; bottom b only gives a shape; plus
     # 3 helpers x 4 axes x 4 B
-    assert report.total_bytes == 288 + 128 + 3 * 4 * 4
+    assert report.allocated_bytes == 288 + 128 + 3 * 4 * 4
 
 
 def test_bias_multiplier_not_on_the_device_in_forward(tmp_path):
@@ -127,7 +127,7 @@ layer { name: "bias" type: "Bias" bottom: "a" top: "c" }
 """)
     report = model_memory(nets, MemoryEnv(scenario="test", mode="gpu", engine="caffe", context_bytes=0))
     # bottom (480 B), top (480 B), the bias param [3] (12 B)
-    assert report.total_bytes == 480 + 480 + 12
+    assert report.allocated_bytes == 480 + 480 + 12
 
 
 def test_bias_multiplier_on_the_device_in_backward(tmp_path):
@@ -138,7 +138,7 @@ layer { name: "bias" type: "Bias" bottom: "a" top: "c" }
 """)
     report = model_memory(nets, MemoryEnv(scenario="time", mode="gpu", engine="caffe", context_bytes=0))
     # data a, c; diff c; param data and diff; the multiplier [4*5]
-    assert report.total_bytes == 480 + 480 + 480 + 12 + 12 + 4 * 5 * 4
+    assert report.allocated_bytes == 480 + 480 + 480 + 12 + 12 + 4 * 5 * 4
 
 
 def test_pooling_window_past_the_input_is_warned_about(tmp_path):
@@ -243,7 +243,7 @@ layer { name: "sm" type: "Softmax" bottom: "f" top: "p" }
 """)
     report = _gpu_test(nets)
     # x 40, weights 120, bias 12, ip top 12, softmax top 12, its scale_ [1] 4
-    assert report.total_bytes == 40 + 120 + 12 + 12 + 12 + 4
+    assert report.allocated_bytes == 40 + 120 + 12 + 12 + 12 + 4
     assert report.layer("sm").host.get("internal") == 3 * 4  # sum_multiplier_, host only
     assert report.layer("ip").host.get("internal") == 4  # bias_multiplier_ [M = 1]
 

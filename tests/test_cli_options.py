@@ -12,7 +12,7 @@ import pytest
 from caffemem.cli import COMMANDS, build_parser
 
 #: options that describe the machine (or analyze's own output), not how a net is built or run
-MACHINE = {"--gpu-mem", "--cudnn-workspace-mib", "--context-mib"}
+MACHINE = {"--gpu-mem", "--host-mem", "--cudnn-workspace-mib", "--context-mib", "--cuda"}
 NET_GROUPS = ("building the net", "memory model")
 
 

@@ -34,6 +34,7 @@ def build(text: str, phase: str = "TRAIN", label: str = "net"):
 
 def run(text: str, scenario: str = "time", mode: str = "cpu", engine: str = "caffe",
         phase: str = "TRAIN", **kw):
+    kw.setdefault("bookkeeping_per_layer", 0)  # the rules' bytes alone (see test_bookkeeping_*)
     env = MemoryEnv(scenario=scenario, mode=mode, engine=engine if mode == "gpu" else "caffe",
                     **kw)
     return model_memory([build(text, phase)], env)
@@ -583,7 +584,7 @@ def test_replay_finds_where_a_limit_is_crossed():
 
     text = (data4() + 'layer { name: "r" type: "ReLU" bottom: "data" top: "a" }\n'
             'layer { name: "t" type: "TanH" bottom: "a" top: "b" }')
-    rp = replay([build(text)], MemoryEnv(scenario="test", mode="cpu"))
+    rp = replay([build(text)], MemoryEnv(scenario="test", mode="cpu", bookkeeping_per_layer=0))
     hit = rp.first_allocation_over(2 * X, min_bytes=1)
     assert hit is not None and hit.what == "b data" and hit.call == "net: t Forward"
     assert hit.live_before == 2 * X and hit.nbytes == X

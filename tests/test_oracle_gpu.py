@@ -5,8 +5,10 @@ For each folder (``gpu.txt``: ``PEAK LIVE_AT_EXIT PINNED_PEAK NALLOC``; ``trace.
 allocation in order), modeled with ``mode gpu``, ``engine caffe`` and no CUDA context
 (``context_bytes=0``: the stubs have none), shapes from ``CAFFEMEM_ARGS.txt``:
 
-- **device**: for every run that finished, the modeled device peak is within 0.1% of PEAK
-  (64 KiB for nets under 64 MiB);
+- **device**: for every run that finished, the modeled device peak of the bytes Caffe
+  requests (``allocated_bytes``: a real card's add-ons, the CUDA context, cudaMalloc rounding
+  and cuBLAS's workspace, are reported apart and are not in the stub's counts) is within 0.1%
+  of PEAK (64 KiB for nets under 64 MiB);
 - **pinned**: for every run that finished, the modeled host bytes (in GPU mode every host
   side of a SyncedMemory is ``cudaMallocHost``-ed: syncedmem.hpp:14-34) are within 2% of
   PINNED_PEAK (256 KiB under 16 MiB);
@@ -142,7 +144,7 @@ def _assert_close(case: str, what: str, modeled: int, real: int, tol: int) -> No
 def test_device_peak_matches_caffe(case):
     _skip_without_oracle()
     real = _figures(case)[0]
-    _assert_close(case, "device peak (cudaMalloc)", _model(case).total_bytes, real,
+    _assert_close(case, "device peak (cudaMalloc)", _model(case).allocated_bytes, real,
                   device_tolerance(real))
 
 

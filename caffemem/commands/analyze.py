@@ -23,7 +23,8 @@ def add_parser(sub) -> None:
                "without a loss layer (a deploy net) is modeled for inference unless --scenario says.\n"
                "Data layers that read a database need their image shape: --input data=*,3,227,227\n"
                "exit status: 0 ok (and it fits), 1 bad input (a net Caffe refuses: the trunk before\n"
-               "the refusal is shown first), 2 a bug in caffemem, 3 it does not fit in --gpu-mem.")
+               "the refusal is shown first), 2 a bug in caffemem, 3 it does not fit in --gpu-mem\n"
+               "(or --host-mem).")
     p.add_argument("prototxt", help="a net prototxt (train_val, deploy; V1 files too) or a solver prototxt")
     add_net_options(p)
     add_memory_options(p)
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     emit(args, render_analysis(args, a._result, a._doc))
     if a.error is not None:
         raise a.error  # the one-line reason, after everything before it
-    return EXIT_NOFIT if a._result.verdict.fits is False else 0
+    return EXIT_NOFIT if False in (a._result.verdict.fits, a._result.verdict.host_fits) else 0
 
 
 @dataclass

@@ -165,7 +165,7 @@ def analysis_options(args: argparse.Namespace, side: str = "") -> AnalysisOption
 def add_memory_options(p: argparse.ArgumentParser, sides: tuple = ()) -> None:
     """Scenario, mode, engine and solver options of the allocation model (per side too, with
     ``sides``), and the machine's: --gpu-mem, --cudnn-workspace-mib, --context-mib."""
-    from ..buffers import DEFAULT_CONTEXT_MIB
+    from ..buffers import DEFAULT_CONTEXT_MIB, DEFAULT_CUDA
 
     g = p.add_argument_group("memory model")
     for name, kw in _memory_side_specs():
@@ -178,9 +178,17 @@ def add_memory_options(p: argparse.ArgumentParser, sides: tuple = ()) -> None:
                    help="workspace per cuDNN convolution op, in MiB: Caffe's limit, an upper "
                         "bound (cuDNN often needs less); 0 models the zero-workspace algorithms "
                         "(default 8)")
-    g.add_argument("--context-mib", type=int, metavar="MIB", default=DEFAULT_CONTEXT_MIB,
-                   help="CUDA context + cuDNN/cuBLAS handles per GPU, in MiB (default "
-                        "%(default)s; calibrate with nvidia-smi on your setup)")
+    g.add_argument("--host-mem", metavar="SIZE", type=typed_size,
+                   help="host RAM for the run, e.g. 32G: says whether the pinned and heap bytes "
+                        "fit, and when host RAM, not the card, is the limit; exit status 3 when "
+                        "they do not fit (default: no check)")
+    g.add_argument("--context-mib", type=int, metavar="MIB",
+                   help="CUDA context per GPU, in MiB (default: by --cuda, %s MiB for CUDA %s; "
+                        "measure an idle process with nvidia-smi on your setup)"
+                        % (DEFAULT_CONTEXT_MIB, DEFAULT_CUDA))
+    g.add_argument("--cuda", type=int, metavar="MAJOR",
+                   help="CUDA major version of the Caffe build (8-12): the default CUDA context "
+                        "and whether cuBLAS keeps a workspace (default %s)" % DEFAULT_CUDA)
     for side in sides:
         gs = p.add_argument_group(f"memory model, the {side} net only")
         for name, kw in _memory_side_specs():
@@ -243,7 +251,7 @@ def memory_env(args: argparse.Namespace, loaded, nets=None, side: str = "") -> M
     A solver prototxt implies the train scenario with its own solver type, regularization,
     test schedule and solver_mode; a net file trains with SGD (``--solver-type``) when it has
     a loss layer and runs forward only when it has none (see :func:`scenario_for`)."""
-    from ..memory import DEFAULT_CONTEXT_MIB, MemoryEnv
+    from ..memory import MemoryEnv
 
     kw = {}
     scenario, _ = scenario_for(args, loaded, nets, side)
@@ -255,7 +263,12 @@ def memory_env(args: argparse.Namespace, loaded, nets=None, side: str = "") -> M
             kw[name] = v
     kw["gpus"] = _get(args, "gpus", side) or 1
     mib = getattr(args, "context_mib", None)
-    kw["context_bytes"] = (DEFAULT_CONTEXT_MIB if mib is None else mib) * 2**20
+    if mib is not None:
+        if mib < 0:
+            raise UserError("--context-mib must be 0 or more")
+        kw["context_bytes"] = mib * 2**20
+    if getattr(args, "cuda", None) is not None:
+        kw["cuda"] = args.cuda
     ws = getattr(args, "cudnn_workspace_mib", None)
     if ws is not None:
         if not 0 <= ws <= 8:
@@ -304,11 +317,12 @@ class Modeled:
 
         return layer_costs(self.report, self.nets)
 
-    def verdict(self, capacity=None, search_batch: bool = True):
+    def verdict(self, capacity=None, search_batch: bool = True, host_capacity=None):
         from ..verdict import verdict_of
 
         v = verdict_of(self.loaded, self.nets, self.options, self.env, self.report,
-                       self.scenario_why, capacity, search_batch=search_batch)
+                       self.scenario_why, capacity, search_batch=search_batch,
+                       host_capacity=host_capacity)
         if self.scenario_why == NO_LOSS_NOTE:
             v.notes.append(NO_LOSS_NOTE[0].upper() + NO_LOSS_NOTE[1:] + ".")
         if self.options.until:

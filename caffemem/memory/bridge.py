@@ -22,7 +22,8 @@ _KIND_WORDS = {
     Kind.ACTIVATIONS: "activations", Kind.DIFFS: "diffs", Kind.PARAMS: "params",
     Kind.PARAM_DIFFS: "param diffs", Kind.HISTORY: "solver history", Kind.IM2COL: "im2col",
     Kind.INTERNAL: "layer buffers", Kind.WORKSPACE: "cuDNN workspace",
-    Kind.PREFETCH: "prefetch", Kind.CONTEXT: "CUDA context",
+    Kind.PREFETCH: "prefetch", Kind.BOOKKEEPING: "layer bookkeeping (estimate)",
+    Kind.RUNTIME: "cudaMalloc rounding and cuBLAS (estimates)", Kind.CONTEXT: "CUDA context",
 }
 
 
@@ -73,8 +74,22 @@ def bridge(report: MemoryReport) -> str:
         parts.append(text)
     lines.append(f"Modeled peak, {what}, {report.env.mode} mode, {where}: "
                  f"{human(report.total_bytes)} = " + " + ".join(parts) + ".")
-    if report.gpu and report.host_bytes:
-        lines.append(f"Pinned host memory (whole process): {human(report.host_bytes)}.")
+    if report.gpu:
+        lines.append(f"Of it, Caffe asks cudaMalloc for {human(report.allocated_bytes)} "
+                     f"({report.allocated_bytes:,} bytes, the requested bytes: exact); a real "
+                     f"card adds, per GPU:")
+        lines.extend(f"  {a.line()}" for a in report.addons)
+        lines.append(f"Host RAM (whole process, beyond its own start-up): "
+                     f"{human(report.host_need_bytes)} = pinned {human(report.host_bytes)} "
+                     f"(cudaMallocHost: the host side of every blob touched on the host, exact) "
+                     f"+ heap {human(report.host_heap_bytes)} (layer objects, "
+                     f"{report.env.bookkeeping_per_layer:,} B per layer: an estimate).")
+    elif report.env.bookkeeping_per_layer:
+        book = report.by_kind.get(Kind.BOOKKEEPING, 0)
+        lines.append(f"The heap includes {human(book)} of layer bookkeeping (objects, protobuf "
+                     f"copies: {report.env.bookkeeping_per_layer:,} B per layer, an estimate "
+                     f"calibrated on measured heaps); the rest is what Caffe's blobs and buffers "
+                     f"request.")
     lines.append(f"The peak is reached during: {report.peak_moment}.")
     for a in report.assumptions:
         lines.append(f"Assumption: {a}.")

@@ -29,6 +29,7 @@ from typing import Optional
 from ..blobshape import count
 from ..buffers import CUDNN, Buffer, BufferSet, Kind, MemoryEnv
 from ..layers.base import DATA, DIFF
+from .card import AddOn, addons, rounded
 from .report import GpuMemory, LayerMemory, MemoryReport, NetMemory
 from .sim import DTYPE, Mem, Memory, NetSim
 
@@ -308,18 +309,27 @@ def model_memory(nets: list, env: MemoryEnv, replayed: Optional[Replay] = None) 
         net_reports.append(_net_report(sim, env, dev_live, host_live, runs))
 
     gpus = []
+    card: list[AddOn] = []
+    heap = 0
     if env.gpu:
         n_gpus = env.gpus if env.scenario == "train" else 1
-        gpus.append(GpuMemory(0, "root", dev_peak, env.context_bytes, _kinds(dev_live)))
+        handles = sum(l.handles for r in net_reports for l in r.layers)
+        card = addons(env, dev_peak, memory.peak("gpu", gpu=0, size=rounded)[0], handles)
+        gpus.append(GpuMemory(0, "root", dev_peak, env.context_bytes, _kinds(dev_live), card))
+        # every net's layer objects: plain host RAM beside the pinned bytes (an estimate)
+        heap = env.bookkeeping_per_layer * sum(_layers(sim.net) for sim in sims)
         if rp.workers:
             # every worker holds the same model: the one simulated worker stands for each
             wp, wt = memory.peak("gpu", gpu=1)
             worker_kinds = _kinds(memory.live_at("gpu", wt, gpu=1))
+            worker_card = addons(env, wp, memory.peak("gpu", gpu=1, size=rounded)[0], handles)
             for g in range(1, n_gpus):
-                gpus.append(GpuMemory(g, "worker", wp, env.context_bytes, dict(worker_kinds)))
+                gpus.append(GpuMemory(g, "worker", wp, env.context_bytes, dict(worker_kinds),
+                                      worker_card))
             # host memory of the simulated worker stands for each of the workers
             worker_host = sum(m.nbytes for m in host_live if m.gpu == 1)
             host_peak += worker_host * (n_gpus - 2)
+            heap += env.bookkeeping_per_layer * (n_gpus - 1) * sum(_layers(n) for n in nets)
         if any(l.handles for r in net_reports for l in r.layers):
             ws = env.cudnn_workspace_bytes
             assumptions.append(
@@ -330,11 +340,18 @@ def model_memory(nets: list, env: MemoryEnv, replayed: Optional[Replay] = None) 
                 f"cuDNN convolution workspaces: 3 x group x {ws / 2**20:g} MiB per layer "
                 f"(--cudnn-workspace-mib; Caffe's limit is 8 MiB)")
         assumptions.append(f"CUDA context per GPU: {env.context_bytes >> 20} MiB "
-                           f"(context_mib; not in Caffe's source, calibrate for your setup)")
+                           + (f"(the default for CUDA {env.cuda}, an estimate: not in Caffe's "
+                              f"source; calibrate for your setup)" if env.context_is_default
+                              else "(given)"))
     moment = memory.moment_of(peak_t)
     return MemoryReport(env, net_reports, dev_peak if env.gpu else host_peak, host_peak,
                         env.context_bytes if env.gpu else 0, moment,
-                        memory.moment_of(host_t), gpus, warnings, assumptions)
+                        memory.moment_of(host_t), gpus, warnings, assumptions, card, heap)
+
+
+def _layers(net) -> int:
+    """Layers of a net and of the nets its layers build inside (unrolled recurrent nets)."""
+    return sum(1 + sum(_layers(i) for i in (l.inner_nets or ())) for l in net.layers)
 
 
 def _kinds(mems: list[Mem]) -> dict[str, int]:

@@ -101,15 +101,22 @@ class GpuMemory:
     allocated: int  # peak cudaMalloc'ed bytes
     context: int
     by_kind: dict[str, int] = field(default_factory=dict)
+    #: a real card's add-ons (:mod:`caffemem.memory.card`), the CUDA context among them
+    addons: list = field(default_factory=list)
+
+    @property
+    def runtime(self) -> int:
+        """The add-ons besides the context (cudaMalloc rounding, cuBLAS workspace)."""
+        return sum(a.bytes for a in self.addons if a.name != "CUDA context")
 
     @property
     def total(self) -> int:
-        return self.allocated + self.context
+        return self.allocated + self.context + self.runtime
 
     def to_dict(self) -> dict:
         return {"index": self.index, "role": self.role, "allocated_bytes": self.allocated,
-                "context_bytes": self.context, "total_bytes": self.total,
-                "bytes": _clean(self.by_kind)}
+                "context_bytes": self.context, "runtime_bytes": self.runtime,
+                "total_bytes": self.total, "bytes": _clean(self.by_kind)}
 
 
 @dataclass
@@ -117,9 +124,13 @@ class MemoryReport:
     """:func:`caffemem.memory.model_memory`'s answer.
 
     - ``total_bytes``: the modeled peak for the scenario and mode: in gpu mode the device
-      peak of the busiest GPU *plus* the CUDA context; in cpu mode the heap peak;
-    - ``allocated_bytes``: the same without the context;
+      peak of the busiest GPU *plus* a real card's add-ons (``addons``: the CUDA context,
+      cudaMalloc rounding, cuBLAS workspace); in cpu mode the heap peak;
+    - ``allocated_bytes``: the bytes Caffe requests (cudaMalloc in gpu mode, exact: what the
+      stub-CUDA oracle counts), without the add-ons;
     - ``host_bytes``: pinned host memory (gpu mode, whole process) or the heap (cpu mode);
+    - ``host_heap_bytes``: in gpu mode, the plain host heap beside the pinned bytes (the
+      layers' bookkeeping, an estimate); ``host_need_bytes`` is what host RAM must hold;
     - ``by_kind``: ``total_bytes`` split by kind (the context as ``context``);
     - ``nets``/``layers``: who holds those bytes at the peak;
     - ``peak_moment``: the phase of the run in which the peak is reached.
@@ -135,14 +146,30 @@ class MemoryReport:
     gpus: list[GpuMemory] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     assumptions: list[str] = field(default_factory=list)
+    #: the root GPU's add-ons (:class:`caffemem.memory.card.AddOn`), gpu mode
+    addons: list = field(default_factory=list)
+    host_heap_bytes: int = 0
 
     @property
     def gpu(self) -> bool:
         return self.env.gpu
 
     @property
+    def runtime_bytes(self) -> int:
+        """The root GPU's add-ons besides the context (cudaMalloc rounding, cuBLAS)."""
+        return self.gpus[0].runtime if self.gpus else 0
+
+    @property
     def total_bytes(self) -> int:
-        return self.allocated_bytes + (self.context_bytes if self.gpu else 0)
+        if not self.gpu:
+            return self.allocated_bytes
+        return self.allocated_bytes + self.context_bytes + self.runtime_bytes
+
+    @property
+    def host_need_bytes(self) -> int:
+        """Host RAM the run needs beyond the process's own: the heap (cpu mode), or the
+        pinned bytes plus the plain heap (gpu mode)."""
+        return self.host_bytes + self.host_heap_bytes
 
     @property
     def by_kind(self) -> dict[str, int]:
@@ -153,6 +180,8 @@ class MemoryReport:
                 out[k] = out.get(k, 0) + v
         if self.gpu and self.context_bytes:
             out[Kind.CONTEXT] = self.context_bytes
+        if self.gpu and self.runtime_bytes:
+            out[Kind.RUNTIME] = self.runtime_bytes
         return _clean(out)
 
     @property
@@ -210,6 +239,10 @@ class MemoryReport:
         }
         if self.gpu:
             d["host_bytes_by_kind"] = self.host_by_kind
+            d["host_heap_bytes"] = self.host_heap_bytes
+            d["host_need_bytes"] = self.host_need_bytes
+            d["runtime_bytes"] = self.runtime_bytes
+            d["addons"] = [a.to_dict() for a in self.addons]
             d["per_gpu"] = [g.to_dict() for g in self.gpus]
             d["cudnn_handles"] = sum(l.handles for l in self.layers())
         return d

@@ -132,16 +132,19 @@ class Memory:
         if mem.freed_at is None and not mem.transient and mem.allocated:
             mem.freed_at = self.tick()
 
-    def peak(self, side: str, gpu: Optional[int] = None) -> tuple[int, int]:
-        """(peak live bytes, tick at which it is first reached) for 'host' or 'gpu'."""
+    def peak(self, side: str, gpu: Optional[int] = None,
+             size: Optional[Callable[[int], int]] = None) -> tuple[int, int]:
+        """(peak live bytes, tick at which it is first reached) for 'host' or 'gpu';
+        ``size`` maps each allocation's requested bytes to what it takes (e.g. rounded)."""
         deltas: dict[int, int] = {}
         for m in self.mems:
             if side == "gpu" and gpu is not None and m.gpu != gpu:
                 continue
+            n = size(m.nbytes) if size is not None else m.nbytes
             for at, freed in m.intervals(side):
-                deltas[at] = deltas.get(at, 0) + m.nbytes
+                deltas[at] = deltas.get(at, 0) + n
                 if freed is not None:
-                    deltas[freed] = deltas.get(freed, 0) - m.nbytes
+                    deltas[freed] = deltas.get(freed, 0) - n
         live = best = 0
         best_t = 0
         for t in sorted(deltas):
@@ -428,6 +431,11 @@ class NetSim:
             for j, w in enumerate(layer.loss_weights):
                 if w:
                     mem.touch(self.mem(li, (TOP, j, DIFF)), "host")
+            if not self.env.gpu and self.env.bookkeeping_per_layer:
+                # the layer's objects on the heap (BOOKKEEPING_PER_LAYER, an estimate); in gpu
+                # mode this is plain host RAM, not pinned: counted apart (bookkeeping_bytes)
+                mem.touch(mem.new(self.env.bookkeeping_per_layer, Kind.BOOKKEEPING, self.label,
+                                  li, f"{layer.name} bookkeeping (estimate)", gpu=self.gpu), "host")
         mem.context = f"{self.label}: ShareWeights"
         for st in self.layers:
             for own in st.own_param_copies:

@@ -11,14 +11,14 @@ from .netview import format_table
 
 SHORT = {"activations": "act", "diffs": "diff", "params": "param", "param_diffs": "pdiff",
          "history": "hist", "im2col": "im2col", "internal": "buf", "workspace": "wksp",
-         "prefetch": "prefetch", "context": "ctx"}
+         "prefetch": "prefetch", "bookkeeping": "book", "runtime": "card", "context": "ctx"}
 
 
 def memory_rows(report, net_label: str, group: bool = False,
-                show_zero: bool = False) -> tuple[list[str], list[list], list[str]]:
+                show_zero: bool = False, host: bool = False) -> tuple[list[str], list[list], list[str]]:
     """One net's per-layer bytes by kind (device bytes in gpu mode, heap in cpu mode) as
     (headers, rows of exact ints, kinds); ``group`` folds rows by module name prefix.  The
-    last row is the net's TOTAL."""
+    last row is the net's TOTAL.  ``host`` (gpu mode) appends each row's pinned host bytes."""
     from ..grouping import fold, module_prefix
 
     net = report.net(net_label)
@@ -31,20 +31,26 @@ def memory_rows(report, net_label: str, group: bool = False,
     else:
         headers = ["layer", "type", "engine"]
         units = [(l.name, l.type, [l]) for l in layers]
+    host = host and report.gpu
     rows = []
     sums = dict.fromkeys(kinds, 0)
+    host_sum = 0
     for unit in units:
         ls = unit[-1]
         b = {k: sum((l.device if side == "device" else l.host).get(k, 0) for l in ls) for k in kinds}
+        h = sum(l.host_bytes for l in ls)
         for k in kinds:
             sums[k] += b[k]
-        if not sum(b.values()) and not show_zero:
+        host_sum += h
+        if not sum(b.values()) and not (host and h) and not show_zero:
             continue
         label = list(unit[:2]) if group else [unit[0], unit[1], ls[0].engine or "-"]
-        rows.append(label + [b[k] for k in kinds] + [sum(b.values())])
+        rows.append(label + [b[k] for k in kinds] + [sum(b.values())] + ([h] if host else []))
     total_label = ["TOTAL", str(len(layers))] if group else ["TOTAL", "", ""]
-    rows.append(total_label + [sums[k] for k in kinds] + [sum(sums.values())])
-    return headers + [SHORT[k] for k in kinds] + ["total"], rows, kinds
+    rows.append(total_label + [sums[k] for k in kinds] + [sum(sums.values())]
+                + ([host_sum] if host else []))
+    return (headers + [SHORT[k] for k in kinds] + ["total"] + (["host"] if host else []),
+            rows, kinds)
 
 
 def layer_table(report, net_label: str, show_zero: bool = False, group: bool = False) -> str:
@@ -88,19 +94,24 @@ def memory_csv(report, group: bool = False, flops: Optional[dict] = None) -> str
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     kinds = [k for k in SHORT if k in report.by_kind or k in ("activations",)]
+    host = report.gpu  # the pinned host bytes beside the device bytes
     w.writerow(["net", "module" if group else "layer", "layers" if group else "type"]
                + (list(CATEGORIES) if flops is not None else [])
-               + [f"{k}_bytes" for k in kinds] + ["total_bytes"])
+               + [f"{k}_bytes" for k in kinds] + (["host_pinned_bytes"] if host else [])
+               + ["total_bytes"])
     for n in report.nets:
-        headers, rows, nk = memory_rows(report, n.label, group, show_zero=flops is not None)
-        first = len(headers) - len(nk) - 1
+        headers, rows, nk = memory_rows(report, n.label, group, show_zero=flops is not None,
+                                        host=host)
+        first = len(headers) - len(nk) - 1 - int(host)
         for r in rows:
-            by = dict(zip(nk, r[first:-1]))
+            by = dict(zip(nk, r[first:first + len(nk)]))
+            total, pinned = r[first + len(nk)], r[first + len(nk) + 1:]
             ops = []
             if flops is not None:
                 f = flops.get((n.label, r[0]))
                 ops = [getattr(f, c) for c in CATEGORIES] if f is not None else [""] * len(CATEGORIES)
-            w.writerow([n.label, r[0], r[1]] + ops + [by.get(k, 0) for k in kinds] + [r[-1]])
+            w.writerow([n.label, r[0], r[1]] + ops + [by.get(k, 0) for k in kinds] + pinned
+                       + [total])
     return buf.getvalue()
 
 
