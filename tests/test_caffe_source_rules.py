@@ -14,7 +14,7 @@ import pytest
 
 from caffemem.analysis import build_all
 from caffemem.errors import UserError
-from caffemem.memory import MemoryEnv, model_memory
+from caffemem.memory import MemoryEnv, model_memory, replay
 
 from caffe_runs import reason_of
 
@@ -258,3 +258,29 @@ layer { name: "bn" type: "BatchNorm" bottom: "x" top: "y" }
     bn = _gpu_test(nets).layer("bn")
     assert bn.device["params"] == 2 * 3 * 4
     assert bn.host["params"] == 2 * 3 * 4 + 4
+
+
+# --- recurrent layers: the unrolled net replayed inside the outer calls ---------------------
+
+RNN_NET = """
+layer { name: "in" type: "Input" top: "x" top: "cont" top: "t" input_param { shape { dim: 3 dim: 2 dim: 4 } shape { dim: 3 dim: 2 } shape { dim: 3 dim: 2 dim: 5 } } }
+layer { name: "rnn" type: "RNN" bottom: "x" bottom: "cont" top: "o" recurrent_param { num_output: 5 } }
+layer { name: "loss" type: "EuclideanLoss" bottom: "o" bottom: "t" top: "loss" }
+"""
+
+
+def test_unrolled_net_step_weight_copies_are_setup_temporaries(tmp_path):
+    """rnn_layer.cpp gives every time step its own W_hh and W_ho/b_o InnerProduct, named
+    params shared with step 1's; each fills its own copy in LayerSetUp until the unrolled
+    net's ShareWeights (net.cpp:255, 948-953), inside the outer LayerSetUp: T=3 steps, H=5:
+    2 x (W_hh 100 B + W_ho 100 B + b_o 20 B) held during set-up, then freed."""
+    nets = _nets(tmp_path, RNN_NET)
+    env = MemoryEnv(scenario="train", mode="cpu", engine="caffe", bookkeeping_per_layer=0)
+    rp = replay(nets, env)
+    copies = [m for m in rp.memory.mems if "own copy until ShareWeights" in m.name]
+    assert sum(m.nbytes for m in copies) == 2 * (100 + 100 + 20)
+    assert all(m.transient and "rnn SetUp" in m.host_by for m in copies)
+    assert not any(m in copies for m in rp.memory.live_at("host", rp.memory.t))  # freed
+    # the unrolled net's memory comes by kind, charged to the outer layer, not one lump
+    rnn = model_memory(nets, env).layer("rnn").host
+    assert rnn.get("activations") and rnn.get("diffs") and rnn.get("params") == 4 * (20 + 5 + 25 + 25 + 5)

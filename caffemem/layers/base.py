@@ -44,8 +44,8 @@ from ..errors import NetError
 from ..flops import NONE, Flops
 
 __all__ = ["Shape", "count", "Flops", "NONE", "legacy_dim", "legacy_dims", "NeedsInputShape",
-           "LayerCtx", "Setup", "LayerRule", "ElementwiseRule", "Touch", "View", "touch_all",
-           "top_and_bottom_diff_always",
+           "LayerCtx", "Setup", "LayerRule", "ElementwiseRule", "Touch", "View", "Unrolled",
+           "touch_all", "top_and_bottom_diff_always",
            "factory_engine", "ENGINE_DEFAULT", "ENGINE_CAFFE", "ENGINE_CUDNN",
            "BOTTOM", "TOP", "PARAM", "BUFFER", "DATA", "DIFF", "CAFFE", "CUDNN"]
 
@@ -138,6 +138,21 @@ class Setup:
     params: list[Shape] = field(default_factory=list)
     #: what the user should know about this layer as Caffe runs it (shown on the layer)
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Unrolled:
+    """How a layer meets the net it builds inside itself (a recurrent layer's unrolled net).
+
+    - ``shares``: (inner blob, attrs) whose memory is the outer layer's own (``ShareData`` /
+      ``ShareDiff`` with an outer bottom or top): the model charges them once, outside;
+    - ``zeroed_diffs``: inner blobs whose diff LayerSetUp sets on the host;
+    - ``skipped``: trailing layers set up but never run (pseudo-losses);
+    the inner net's learnable params are the outer layer's params."""
+
+    shares: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    zeroed_diffs: tuple[str, ...] = ()
+    skipped: int = 0
 
 
 # --- what a pass touches ------------------------------------------------------------------
@@ -265,10 +280,9 @@ class LayerRule:
         :meth:`setup` and puts it in ``ctx.inner``."""
         return None
 
-    def unrolled_shares(self, ctx: LayerCtx) -> tuple[str, ...]:
-        """Blobs of the unrolled net whose data is the outer layer's own memory (the memory
-        model does not charge them twice)."""
-        return ()
+    def unrolled_io(self, ctx: LayerCtx) -> "Unrolled":
+        """How the outer layer and its unrolled net meet (see :class:`Unrolled`)."""
+        return Unrolled()
 
     def fillers(self, param) -> list:
         """The ``FillerParameter`` LayerSetUp fills each param blob with, by param index (a

@@ -11,14 +11,15 @@ We write the same NetParameter (:meth:`RecurrentRule.unrolled_net`); the net bui
 it with the same builder as any net (``ctx.inner``); the outer layer's parameters are the
 unrolled net's owned parameters, in order.  The memory model runs on the unrolled net as on
 a net of its own and charges the outer layer what it does not share
-(:meth:`RecurrentRule.unrolled_shares`).
+(:meth:`RecurrentRule.unrolled_io`).
 """
 
 from __future__ import annotations
 
 from ..pb import caffe_pb2
 from ..flops import total
-from .base import BOTTOM, DIFF, NONE, TOP, Flops, LayerCtx, LayerRule, Setup, Touch, View, count, touch_all
+from .base import (BOTTOM, DATA, DIFF, NONE, TOP, Flops, LayerCtx, LayerRule, Setup, Touch,
+                   Unrolled, View, count, touch_all)
 from .registry import register
 
 
@@ -131,11 +132,25 @@ class RecurrentRule(LayerRule):
         sc = _layer(net, f"h_conted_{p}", "Scale", [f"h_{p}", f"cont_{s}"], [f"h_conted_{p}"])
         sc.scale_param.axis = 0
 
-    def unrolled_shares(self, ctx: LayerCtx) -> tuple[str, ...]:
-        """The unrolled net's blobs whose data is the outer layer's (``x``, ``cont`` and the
-        output share the outer bottoms' and top's memory); its params' data is the outer
-        layer's params'."""
-        return ("x", "cont", self.output)
+    def recurrent_outputs(self, T: int) -> tuple[str, ...]:
+        """``RecurrentOutputBlobNames``: the state blobs after the last step (rnn_layer.cpp)."""
+        return (f"h_{T}",)
+
+    def unrolled_io(self, ctx: LayerCtx) -> Unrolled:
+        """``RecurrentLayer::Reshape`` (recurrent_layer.cpp:183-210): ``x`` shares data and
+        diff with bottom 0, ``cont`` data with bottom 1, ``x_static`` data and diff with
+        bottom 2, with ``expose_hidden`` the initial states' data with the next bottoms, and
+        top 0 data and diff with the output; LayerSetUp zeroes the recurrent outputs' diffs
+        on the host (recurrent_layer.cpp:160-164); the pseudo-loss Reduction is set up but
+        never run (``ForwardTo(last_layer_index_)``, 166-171)."""
+        T, _, static = self._check(ctx)
+        both = (DATA, DIFF)
+        shares = [("x", both), ("cont", (DATA,)), (self.output, both)]
+        if static:
+            shares.append(("x_static", both))
+        if ctx.param.recurrent_param.expose_hidden:
+            shares += [(s, (DATA,)) for s in self.states]
+        return Unrolled(tuple(shares), self.recurrent_outputs(T), skipped=1)
 
     def setup(self, ctx: LayerCtx) -> Setup:
         inner = ctx.inner
@@ -188,6 +203,10 @@ class LSTM(RecurrentRule):
                + (["W_xc_x_static"] if static else []), [f"gate_input_{s}"])
         _layer(net, f"unit_{s}", "LSTMUnit", [f"c_{p}", f"gate_input_{s}", f"cont_{s}"], [f"c_{s}", f"h_{s}"])
         return f"h_{s}"
+
+    def recurrent_outputs(self, T: int) -> tuple[str, ...]:
+        """lstm_layer.cpp: ``h_T`` and the Split copy ``c_T`` of the last cell state."""
+        return (f"h_{T}", "c_T")
 
     def close(self, net, T):
         _layer(net, "", "Split", [f"c_{T}"], ["c_T"])  # the last cell state, for expose_hidden

@@ -140,25 +140,45 @@ def _sim(net, env: MemoryEnv, memory: Memory, gpu: int, label: str) -> NetSim:
 
 def _inner_net_buffers(layer, env: MemoryEnv) -> list[Buffer]:
     """What the nets a layer builds inside itself (a recurrent layer's unrolled net) allocate
-    of their own: the model run on each (forward, and backward unless the scenario is test),
-    less what it shares with the outer layer (its params' data and the blobs the rule names,
-    :meth:`~caffemem.layers.base.LayerRule.unrolled_shares`)."""
-    bs = BufferSet(env)
-    shared_blobs = layer.rule.unrolled_shares(layer.ctx)
-    for inner in layer.inner_nets:
-        sub = env.with_(scenario="test" if env.scenario == "test" else "time", gpus=1)
-        report = model_memory([inner], sub)
-        # the peak of the unrolled net comes at its setup, when every layer that shares a
-        # weight (one per time step) still holds its own copy; what it shares with the outer
-        # layer at that point is the parameters' data and the x / cont / output data
-        shared = sum(p.count for p in inner.learnable_params) * 4
-        for name in shared_blobs:
-            shared += inner.blob(name).count * 4
-        own = max(0, report.allocated_bytes - shared)
-        bs.add("unrolled net", own, "forward", Kind.INTERNAL,
-               note=f"the unrolled net's blobs ({len(inner.layers)} layers), modeled as a net of "
-                    f"its own")
-    return bs.items
+    of their own, buffer by buffer, at the outer call that makes them: the inner net is
+    replayed as Caffe runs it - its ``Net::Init`` inside the outer LayerSetUp (the per-step
+    weight copies live until its ``ShareWeights``, net.cpp:255, 948-953: set-up
+    temporaries), ``ForwardTo`` the last layer before the pseudo-losses inside the outer
+    Forward, ``BackwardFrom`` there inside the outer Backward - and every memory it allocates
+    becomes a buffer of the outer layer with the call, side and kind of its first touch,
+    except what is the outer layer's own (its params, and the blobs the rule shares:
+    :meth:`~caffemem.layers.base.LayerRule.unrolled_io`)."""
+    io = layer.rule.unrolled_io(layer.ctx)
+    out: list[Buffer] = []
+    for n, inner in enumerate(layer.inner_nets):
+        memory = Memory()
+        sim = _sim(inner, env.with_(gpus=1), memory, 0, "unrolled")
+        memory.mark("setup")
+        sim.setup()
+        for name in io.zeroed_diffs:
+            memory.touch(sim.mem_of_blob(name, DIFF), "host")
+        last = len(inner.layers) - io.skipped
+        memory.mark("forward")
+        for li in range(last):
+            sim.forward_layer(li)
+        if env.scenario != "test":
+            memory.mark("backward")
+            for li in reversed(range(last)):
+                if inner.layers[li].need_backward:
+                    sim.backward_layer(li)
+        outer = {id(sim.mem_of_blob(b, a)) for b, attrs in io.shares for a in attrs}
+        outer |= {id(sim.param_mem(li, k, a)) for li, k in sim.learnable() for a in (DATA, DIFF)}
+        prefix = f"unrolled{n or ''} "
+        for i, m in enumerate(memory.mems):
+            if id(m) in outer:
+                continue
+            name = f"{prefix}{m.name} #{i}"
+            for side in ("host", "gpu"):
+                for at, freed in m.intervals(side):
+                    when = memory.moment_of(at)
+                    out.append(Buffer(name, m.kind, m.nbytes, side, when,
+                                      transient=freed is not None))
+    return out
 
 
 def _share_trained_layers(test: NetSim, train: NetSim, memory: Memory) -> None:

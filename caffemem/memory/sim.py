@@ -266,7 +266,8 @@ class NetSim:
                 st.notes.append(rule.unmodeled)
             if layer.inner_nets:
                 st.notes.append("includes the net it builds inside (a recurrent layer's unrolled "
-                                "net), modeled as a net of its own and counted as 'internal'")
+                                "net), replayed inside this layer's SetUp, Forward and Backward "
+                                "and counted here by kind")
             self.layers.append(st)
             for a, b in rule.shares(st.view):
                 uf.union(self._key(li, a), self._key(li, b))
@@ -369,6 +370,10 @@ class NetSim:
             if o is not None and o in self.param_data_override:
                 return self.param_data_override[o]
         return self._mem_for_key(self._key(li, ref))
+
+    def mem_of_blob(self, name: str, attr: str) -> Mem:
+        """The Mem of a blob of the net by name (its data or diff)."""
+        return self._mem_for_key(("blob", self.net.blob(name).id, attr))
 
     def param_mem(self, li: int, k: int, attr: str) -> Mem:
         return self.mem(li, (PARAM, k, attr))
