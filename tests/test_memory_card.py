@@ -85,7 +85,11 @@ def test_host_ram_beside_the_device_figure(nets):
     gpu = model_memory(nets, MemoryEnv(scenario="train", mode="gpu", engine="caffe"))
     assert gpu.host_heap_bytes == BOOKKEEPING_PER_LAYER * layers
     assert gpu.host_need_bytes == gpu.host_bytes + gpu.host_heap_bytes
-    assert Kind.BOOKKEEPING not in gpu.by_kind and Kind.BOOKKEEPING not in gpu.host_by_kind
+    assert Kind.BOOKKEEPING not in gpu.by_kind  # never on the device
+    # pinned: each Blob's shape_data_, 4 B per axis (blob.cpp:27-30): tops x, t, c, f (4, 2,
+    # 4, 2 axes; the loss is a scalar), params (4, 1, 2, 1), SGD's history/update/temp per
+    # param (3 x 8 axes)
+    assert gpu.host_by_kind[Kind.BOOKKEEPING] == 4 * (12 + 8 + 3 * 8)
     cpu = model_memory(nets, MemoryEnv(scenario="train", mode="cpu", engine="caffe"))
     none = model_memory(nets, MemoryEnv(scenario="train", mode="cpu", engine="caffe",
                                         bookkeeping_per_layer=0))

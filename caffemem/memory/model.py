@@ -76,6 +76,11 @@ class _Solver:
         for li, k in tr.learnable():
             p = tr.net.layers[li].params[k]
             size = count(p.shape) * DTYPE
+            if self.env.gpu:  # SGDSolver::PreSolve's history_, update_, temp_ Blobs (+ one
+                # more history_ for AdaDelta and Adam): each Blob's shape_data_, pinned
+                extra = 1 if self.env.solver_type in ("AdaDelta", "Adam") else 0
+                tr.shape_data(li, [p.shape] * (3 + extra), f"{tr.net.layers[li].name} solver "
+                                                           f"Blob shape_data_")
             mems = [m.new(size, Kind.HISTORY, tr.label, li,
                           f"{tr.net.layers[li].name} param {k} solver {name}", gpu=self.gpu)
                     for name in history_sets(self.env)]

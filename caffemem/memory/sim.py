@@ -436,6 +436,8 @@ class NetSim:
             for j, w in enumerate(layer.loss_weights):
                 if w:
                     mem.touch(self.mem(li, (TOP, j, DIFF)), "host")
+            if self.env.gpu:
+                self._shape_data(li)
             if not self.env.gpu and self.env.bookkeeping_per_layer:
                 # the layer's objects on the heap (BOOKKEEPING_PER_LAYER, an estimate); in gpu
                 # mode this is plain host RAM, not pinned: counted apart (bookkeeping_bytes)
@@ -445,6 +447,33 @@ class NetSim:
         for st in self.layers:
             for own in st.own_param_copies:
                 mem.free(own)
+
+    def _shape_data(self, li: int) -> None:
+        """``Blob::shape_data_``: every Blob's Reshape keeps its shape in a SyncedMemory of
+        4 B per axis, written on the host (blob.cpp:27-30): in gpu mode a cudaMallocHost of
+        its own.  The Blobs of a layer's SetUp: the tops it creates (Net::AppendTop), its
+        params (own copies of shared ones too), and for a prefetching data layer its
+        ``transformed_data_`` and every prefetch batch's data and label
+        (base_data_layer.cpp).  Layer-private helper Blobs (multipliers, Blob<int> geometry)
+        are not counted: a few bytes each."""
+        layer, st = self.net.layers[li], self.layers[li]
+        shapes = [self.net.blobs[t].shape for j, t in enumerate(layer.tops)
+                  if self.net.blobs[t].producer == li and not layer.in_place[j]]
+        shapes += [p.shape for p in layer.params]
+        if st.rule.external_tops == "prefetch" and layer.tops:
+            n = self.env.prefetch if self.env.prefetch is not None else \
+                int(layer.ctx.param.data_param.prefetch)
+            tops = [self.net.blobs[t].shape for t in layer.tops[:2]]
+            shapes += [tops[0]] + tops * n
+        self.shape_data(li, shapes, f"{layer.name} Blob shape_data_")
+
+    def shape_data(self, li: int, shapes, name: str) -> None:
+        """One pinned ``shape_data_`` per Blob shape in ``shapes`` (gpu mode), charged to
+        layer ``li`` as bookkeeping."""
+        for shape in shapes:
+            if shape:
+                self.memory.touch(self.memory.new(4 * len(shape), Kind.BOOKKEEPING, self.label,
+                                                  li, name, gpu=self.gpu), "host")
 
     def _filler_masks(self, li: int) -> None:
         """GaussianFiller with ``sparse >= 0`` keeps a host mask of count x sizeof(int)
