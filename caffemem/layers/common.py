@@ -335,6 +335,7 @@ class Crop(LayerRule):
 
     def flops(self, ctx: LayerCtx) -> Flops:
         return NONE  # copies
+
     def buffers(self, ctx: LayerCtx, env) -> list:
         """Three ``Blob<int>`` of [num_axes]: ``offsets``, ``src_strides_``,
         ``dest_strides_`` (crop_layer.hpp:44-46), written on the host in Reshape
