@@ -425,6 +425,9 @@ class DiffVerdict:
                f"Modeled total: old {human(o.total_bytes)} -> new {human(n.total_bytes)} "
                f"({sign}{human(self.delta_bytes)}); Caffe's log figure: {human(o.log_figure)} -> "
                f"{human(n.log_figure)}."]
+        if "gpu" in (o.mode, n.mode):
+            out.append(f"Host RAM: old {human(o.host_bytes)} -> new {human(n.host_bytes)} "
+                       f"(pinned bytes + the layers' heap bookkeeping, an estimate).")
         if o.capacity is not None:
             def one(v: Verdict) -> str:
                 return (f"fits ({human(v.margin)} to spare)" if v.fits else
