@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from typing import Optional, Sequence
 
 from .errors import NetError
+from .memory.card import LARGE_STEP, SMALL_LIMIT, SMALL_STEP, fixed_bytes
 
 GiB = 1 << 30
 #: the card sizes the report answers for (GiB)
@@ -87,7 +88,9 @@ def card_fits(loaded, options, env, capacities: Sequence[int], known=None, nets=
     if any(l.inner_nets for net in nets for l in net.layers):
         raise NoCardTable("a recurrent layer's data batch is its time axis, and every probe "
                           "unrolls it again: ask caffemem fit --gpu-mem SIZE for one card")
-    overhead = env.context_bytes if env.gpu else 0
+    # a GPU's total: the peak of the allocations as a real card takes them (rounded), plus
+    # the context and cuBLAS's workspace (caffemem.memory.card)
+    overhead = fixed_bytes(env) if env.gpu else 0
     if not (env.gpu and env.gpus > 1):
         try:
             got = _affine(loaded, options, env, capacities, overhead, known)
@@ -110,11 +113,13 @@ class _Curve:
     convex sizes every secant is a lower bound, so a predicted answer is never too small);
     the live bytes after every allocation and their peak."""
 
-    def __init__(self, signs) -> None:
+    def __init__(self, signs, rounding: bool = False) -> None:
         import numpy as np
 
         self.signs = np.array(signs, dtype=np.int64)
         self.lines: list = []  # [(sizes at batch p, growth per sample, p)]
+        #: take each allocation as a real card does (caffemem.memory.card.rounded)
+        self.rounding = rounding
 
     def sizes(self, n: int):
         import numpy as np
@@ -124,7 +129,11 @@ class _Curve:
     def peak(self, n: int, overhead: int) -> int:
         import numpy as np
 
-        return int(np.cumsum(self.signs * self.sizes(n)).max(initial=0)) + overhead
+        sizes = self.sizes(n)
+        if self.rounding:
+            step = np.where(sizes < SMALL_LIMIT, SMALL_STEP, LARGE_STEP)
+            sizes = -(-sizes // step) * step
+        return int(np.cumsum(self.signs * sizes).max(initial=0)) + overhead
 
 
 def _affine(loaded, options, env, capacities, overhead, known=None) -> Optional[list[CardFit]]:
@@ -148,7 +157,7 @@ def _affine(loaded, options, env, capacities, overhead, known=None) -> Optional[
     else:
         start = 2
     sig = probe(start)[0]
-    curve = _Curve([1 if up else -1 for _, up, _ in sig])
+    curve = _Curve([1 if up else -1 for _, up, _ in sig], rounding=env.gpu and env.card_addons)
 
     def add_line(p: int) -> bool:
         (s0, z0), (s1, z1) = probe(p), probe(p + 1)

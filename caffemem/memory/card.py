@@ -55,6 +55,12 @@ def cublas_workspace_bytes(cuda: int) -> int:
     return (2 * 4096 + 8 * 16) * KiB if cuda >= 11 else 0
 
 
+def fixed_bytes(env: MemoryEnv) -> int:
+    """The add-ons that do not depend on the allocations (per GPU): the CUDA context and
+    cuBLAS's workspace.  A GPU's total is its rounded peak plus these."""
+    return env.context_bytes + (cublas_workspace_bytes(env.cuda) if env.card_addons else 0)
+
+
 @dataclass
 class AddOn:
     """One add-on of a real card, per GPU: its bytes, how they are known and where from."""
