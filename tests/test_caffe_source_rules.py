@@ -284,3 +284,23 @@ def test_unrolled_net_step_weight_copies_are_setup_temporaries(tmp_path):
     # the unrolled net's memory comes by kind, charged to the outer layer, not one lump
     rnn = model_memory(nets, env).layer("rnn").host
     assert rnn.get("activations") and rnn.get("diffs") and rnn.get("params") == 4 * (20 + 5 + 25 + 25 + 5)
+
+
+def test_nd_convolution_geometry_on_the_device(tmp_path):
+    """Caffe's engine runs N-D im2col for a 3-D convolution: it reads kernel_shape_, pad_,
+    stride_, dilation_ [3], conv_input_shape_ [4] and col_buffer_'s shape [4] with gpu_data()
+    (base_conv_layer.hpp:128-155); a 2-D convolution reads them on the host."""
+    nets = _nets(tmp_path, """
+layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 1 dim: 1 dim: 4 dim: 4 dim: 4 } } }
+layer { name: "c" type: "Convolution" bottom: "x" top: "y" convolution_param { num_output: 1 kernel_size: 3 engine: CAFFE } }
+""")
+    report = _gpu_test(nets)
+    # x 256 B, weights 27 x 4, bias 4, top [1,1,2,2,2] 32, col_buffer [27 x 8] 864, the bias
+    # multiplier [8] 32, and the geometry: 4 x 3 ints, 4 + 4 ints
+    assert report.allocated_bytes == 256 + 108 + 4 + 32 + 864 + 32 + (4 * 3 + 4 + 4) * 4
+    flat = _nets(tmp_path, """
+layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 1 dim: 1 dim: 4 dim: 4 } } }
+layer { name: "c" type: "Convolution" bottom: "x" top: "y" convolution_param { num_output: 1 kernel_size: 3 engine: CAFFE } }
+""")
+    # x 64, weights 36, bias 4, top 16, col_buffer [9 x 4] 144, bias multiplier [4] 16
+    assert _gpu_test(flat).allocated_bytes == 64 + 36 + 4 + 16 + 144 + 16

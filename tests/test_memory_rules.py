@@ -279,7 +279,9 @@ def test_cudnn_conv_has_workspace_bound_and_no_col_buffer():
     assert kind_of(r, "c", Kind.WORKSPACE) == 3 * 2 * 8 * MiB
     assert r.layer("c").handles == 3 * 2
     assert r.layer("c").engine == CUDNN
-    assert host_kind(r, "c", Kind.INTERNAL) == 6 * 6 * F  # bias multiplier, host only
+    # the bias multiplier and the Blob<int> geometry (kernel, stride, pad, dilation [2],
+    # conv_input_shape [3]), host only
+    assert host_kind(r, "c", Kind.INTERNAL) == 6 * 6 * F + (4 * 2 + 3) * 4
     assert kind_of(r, "c", Kind.INTERNAL) == 0
 
 

@@ -332,13 +332,30 @@ def conv_buffers(ctx: LayerCtx, env, deconv: bool, engine: str) -> list:
       ``backward_*_gemm`` when propagating to its bottom.  Deconvolution's Forward is
       ``backward_*_gemm``: always;
     - cuDNN: the workspace, ``cudaMalloc``-ed in Reshape, at most 3 x group x 8 MiB (each
-      algorithm is picked under an 8 MiB limit); modeled at that bound.
+      algorithm is picked under an 8 MiB limit); modeled at that bound;
+    - gpu mode: the ``Blob<int>`` geometry (``kernel_shape_``, ``stride_``, ``pad_``,
+      ``dilation_`` [axes], ``conv_input_shape_`` [axes + 1]) written on the host in
+      LayerSetUp/Reshape (pinned); the CAFFE engine's N-D im2col (not 2-D, or
+      ``force_nd_im2col``) reads them and ``col_buffer_``'s shape with ``gpu_data()``
+      (base_conv_layer.hpp:128-155), so they reach the device at the first im2col (in cpu mode
+      they are part of the layer's bookkeeping estimate).
     """
 
     g = geometry(ctx)
     bs = BufferSet(env)
     top, bottom = ctx.top_shapes[0], ctx.bottom(0)
     first = g.axis + 1
+    if env.gpu:
+        n = len(g.kernel)
+        nd = (n != 2 or ctx.param.convolution_param.force_nd_im2col) and engine != CUDNN \
+            and not g.is_1x1
+        for name, axes in (("kernel_shape", n), ("stride", n), ("pad", n), ("dilation", n),
+                           ("conv_input_shape", n + 1)):
+            bs.host_then_compute(name, 4 * axes, then="forward" if nd else "",
+                                 note="Blob<int> geometry")
+        if nd:
+            bs.add("col_buffer shape", 4 * (n + 1), "forward", side="gpu",
+                   note="col_buffer_.gpu_shape(): its shape_data_ on the device")
     if g.bias:
         bs.host_then_compute("bias_multiplier", count(top[first:]) * 4,
                              then="forward" if engine != CUDNN else "",
