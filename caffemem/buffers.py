@@ -60,6 +60,19 @@ CUDNN_STREAMS_PER_GROUP = 3
 #: nets, held out of the fit (googlenet_train_val: 1.24 MB unexplained before, 0.26 MB after).
 BOOKKEEPING_PER_LAYER = 2900
 
+#: Net::Init holds its NetParameter three times while it builds the layers: the caller's
+#: (read from the file by Net's constructor or the solver, or written by RecurrentLayer::
+#: LayerSetUp), ``filtered_param`` and ``param`` with the splits inserted (net.cpp:45-58),
+#: freed when Init returns; counted for the nets a layer builds inside itself, whose Init runs
+#: while the outer net holds its memory.  Bytes per layer of one copy: an **estimate** from
+#: LayerParameter's generated C++ layout (60 fields: 49 sub-message pointers, 8 repeated
+#: fields, two strings: about 640 B of object) plus its name/type/bottom/top strings and its
+#: one set sub-message.  It matters when a net's peak is its set-up, as an unrolled
+#: recurrent net's is while every time step holds its own weights (oracle layers/rnn and
+#: layers/lstm: 711 and 623 B per layer-copy unexplained without it).
+NET_INIT_COPIES = 3
+NETPARAM_BYTES_PER_LAYER = 700
+
 SCENARIOS = ("train", "time", "test")
 MODES = ("gpu", "cpu")
 ENGINES = ("cudnn", "caffe")

@@ -139,8 +139,10 @@ def _label(net, default: str) -> str:
     return net.label or default
 
 
-def _sim(net, env: MemoryEnv, memory: Memory, gpu: int, label: str) -> NetSim:
-    return NetSim(net, env, memory, gpu, label, inner_buffers=_inner_net_buffers)
+def _sim(net, env: MemoryEnv, memory: Memory, gpu: int, label: str,
+         built_inside: bool = False) -> NetSim:
+    return NetSim(net, env, memory, gpu, label, inner_buffers=_inner_net_buffers,
+                  built_inside=built_inside)
 
 
 def _inner_net_buffers(layer, env: MemoryEnv) -> list[Buffer]:
@@ -157,7 +159,7 @@ def _inner_net_buffers(layer, env: MemoryEnv) -> list[Buffer]:
     out: list[Buffer] = []
     for n, inner in enumerate(layer.inner_nets):
         memory = Memory()
-        sim = _sim(inner, env.with_(gpus=1), memory, 0, "unrolled")
+        sim = _sim(inner, env.with_(gpus=1), memory, 0, "unrolled", built_inside=True)
         memory.mark("setup")
         sim.setup()
         for name in io.zeroed_diffs:

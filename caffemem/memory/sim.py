@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from ..blobshape import count
-from ..buffers import Buffer, Kind, MemoryEnv
+from ..buffers import NET_INIT_COPIES, NETPARAM_BYTES_PER_LAYER, Buffer, Kind, MemoryEnv
 from ..errors import NetError
 from ..layers.base import BOTTOM, BUFFER, DATA, DIFF, PARAM, TOP, LayerRule, Touch, View
 
@@ -244,8 +244,11 @@ class NetSim:
 
     def __init__(self, net, env: MemoryEnv, memory: Memory, gpu: int = 0,
                  label: Optional[str] = None,
-                 inner_buffers: Optional[InnerNetBuffers] = None) -> None:
+                 inner_buffers: Optional[InnerNetBuffers] = None,
+                 built_inside: bool = False) -> None:
         self.net, self.env, self.memory, self.gpu = net, env, memory, gpu
+        #: a net a layer builds inside itself (a recurrent layer's unrolled net)
+        self.built_inside = built_inside
         self.label = label or net.display_label
         self.layers: list[LayerState] = []
         self.param_data_override: dict[tuple[int, int], Mem] = {}
@@ -443,6 +446,15 @@ class NetSim:
                 # mode this is plain host RAM, not pinned: counted apart (bookkeeping_bytes)
                 mem.touch(mem.new(self.env.bookkeeping_per_layer, Kind.BOOKKEEPING, self.label,
                                   li, f"{layer.name} bookkeeping (estimate)", gpu=self.gpu), "host")
+        if self.built_inside and not self.env.gpu and self.env.bookkeeping_per_layer:
+            # Net::Init's NetParameter copies, freed when it returns (an estimate); counted for
+            # a net a layer builds inside, whose Init runs while the outer net holds memory
+            # (a top-level net's Init is part of the process's start-up, which the oracles'
+            # baselines measure)
+            mem.touch_transients([(mem.new(NET_INIT_COPIES * NETPARAM_BYTES_PER_LAYER *
+                                           len(self.net.layers), Kind.BOOKKEEPING, self.label, -1,
+                                           "NetParameter copies during Net::Init (estimate)",
+                                           transient=True, gpu=self.gpu), "host")])
         mem.context = f"{self.label}: ShareWeights"
         for st in self.layers:
             for own in st.own_param_copies:
