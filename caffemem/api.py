@@ -293,7 +293,8 @@ def analyze(net_or_solver: NetSource, *, input: InputShapes = None, batch: Optio
             scenario: Optional[str] = None, mode: Optional[str] = None,
             engine: Optional[str] = None, solver_type: Optional[str] = None, gpus: int = 1,
             gpu_mem: Optional[Size] = None, cudnn_workspace_mib: Optional[float] = None,
-            context_mib: Optional[int] = None, compare_estimates: bool = False) -> Analysis:
+            context_mib: Optional[int] = None, compare_estimates: bool = False,
+            host_mem: Optional[Size] = None, cuda: Optional[int] = None) -> Analysis:
     """Build the nets of a net or solver prototxt as Caffe would, and model their memory.
 
     The options are ``caffemem analyze``'s: ``input`` ({top: "N,C,H,W"} with ``*``/None for
@@ -301,8 +302,10 @@ def analyze(net_or_solver: NetSource, *, input: InputShapes = None, batch: Optio
     only), ``stage``, ``level``, ``until`` (the trunk up to a layer), ``scenario``
     ("train"/"time"/"test"; default as the command: a deploy net is modeled for inference),
     ``mode`` ("gpu"/"cpu"), ``engine`` ("cudnn"/"caffe"), ``solver_type``, ``gpus``,
-    ``gpu_mem`` (bytes or "11GiB"), ``cudnn_workspace_mib``, ``context_mib``."""
+    ``gpu_mem`` (bytes or "11GiB"), ``cudnn_workspace_mib``, ``context_mib``, ``host_mem``
+    (host RAM, bytes or "32GiB"), ``cuda`` (the CUDA major version)."""
     ns = _namespace(["analyze", "-"], compare_estimates=compare_estimates,
+                    host_mem=_size(host_mem, "host_mem"), cuda=cuda,
                     **_net_args(input, batch, test_batch, phase, stage, level, until),
                     **_memory_args(scenario, mode, engine, solver_type, gpus, gpu_mem,
                                    cudnn_workspace_mib, context_mib))

@@ -11,6 +11,7 @@ import pytest
 
 from conftest import SAMPLES
 
+import caffemem
 from caffemem.analysis import build_all
 from caffemem.buffers import BOOKKEEPING_PER_LAYER, CONTEXT_MIB_BY_CUDA, Kind, MemoryEnv
 from caffemem.cli import main
@@ -109,3 +110,11 @@ def test_host_mem_says_when_host_ram_not_the_card_is_the_limit(capsys):
     assert main(["analyze", solver, "--gpu-mem", "8GiB", "--host-mem", "64GiB"]) == 0
     out = capsys.readouterr().out
     assert "Host RAM fits in --host-mem" in out and "not the card" not in out
+
+
+def test_api_analyze_takes_host_mem_and_cuda():
+    a = caffemem.analyze(str(SAMPLES / "small_cnn_solver.prototxt"), host_mem="10MiB", cuda=12)
+    doc = a.to_dict()
+    assert doc["verdict"]["host_fits"] is False and doc["verdict"]["host_capacity_bytes"] == 10 << 20
+    assert {x["name"]: x["bytes"] for x in doc["memory"]["addons"]}["cuBLAS workspace"] == \
+        cublas_workspace_bytes(12)
