@@ -100,7 +100,7 @@ class Kind:
     WORKSPACE = "workspace"       # cuDNN convolution workspaces
     PREFETCH = "prefetch"         # data-layer prefetch batches
     BOOKKEEPING = "bookkeeping"   # host heap per layer (objects, protobuf copies): an estimate
-    RUNTIME = "runtime"           # a real card's add-ons: cudaMalloc rounding, cuBLAS workspace
+    RUNTIME = "card_addons"       # a real card's add-ons: cudaMalloc rounding, cuBLAS workspace
     CONTEXT = "context"           # CUDA context (a constant, reported on its own line)
 
     ALL = (ACTIVATIONS, DIFFS, PARAMS, PARAM_DIFFS, HISTORY, IM2COL, INTERNAL, WORKSPACE,

@@ -115,7 +115,7 @@ class GpuMemory:
 
     def to_dict(self) -> dict:
         return {"index": self.index, "role": self.role, "allocated_bytes": self.allocated,
-                "context_bytes": self.context, "runtime_bytes": self.runtime,
+                "context_bytes": self.context, "card_addons_bytes": self.runtime,
                 "total_bytes": self.total, "bytes": _clean(self.by_kind)}
 
 
@@ -241,7 +241,7 @@ class MemoryReport:
             d["host_bytes_by_kind"] = self.host_by_kind
             d["host_heap_bytes"] = self.host_heap_bytes
             d["host_need_bytes"] = self.host_need_bytes
-            d["runtime_bytes"] = self.runtime_bytes
+            d["card_addons_bytes"] = self.runtime_bytes
             d["addons"] = [a.to_dict() for a in self.addons]
             d["per_gpu"] = [g.to_dict() for g in self.gpus]
             d["cudnn_handles"] = sum(l.handles for l in self.layers())

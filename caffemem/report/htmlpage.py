@@ -62,8 +62,8 @@ def variant_dict(a, cards, batch: Optional[int]) -> dict:
 def _verdict_lines(v) -> list[str]:
     """The verdict's words the page shows besides its figures (the card table, the fit line
     and the assumptions are shown on their own)."""
-    return list(v.scope) + ([v.engines.line()] if v.engines is not None and v.engines.sensitive else []) \
-        + list(v.notes)
+    return list(v.scope) + v.host_lines() \
+        + ([v.engines.line()] if v.engines is not None and v.engines.sensitive else []) + list(v.notes)
 
 
 def _graphs(analysis, diff, failure_layers: dict) -> tuple[str, list[dict]]:
