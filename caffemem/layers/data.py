@@ -209,11 +209,22 @@ class DummyData(DataLayerRule):
             tops = [(ctx.batch_override,) + s[1:] if s else s for s in tops]
         return Setup(tops)
 
+    @staticmethod
+    def _constant(v: View) -> list[bool]:
+        """Per top: is its filler ``constant`` (the default when none is given)?"""
+        fillers = list(v.param.dummy_data_param.data_filler)
+        kinds = [f.type for f in fillers] or ["constant"]
+        return [(kinds[i] if len(kinds) > 1 else kinds[0]) == "constant" for i in range(v.n_tops)]
+
     def setup_touches(self, v: View) -> list[Touch]:
-        return touch_all(TOP, v.n_tops, DATA, "host")
+        """LayerSetUp runs Forward once with ``refill_`` inverted: only the tops with a
+        constant filler are filled then (dummy_data_layer.cpp:53-68, 89-94)."""
+        return [Touch(TOP, i, DATA, "host") for i, c in enumerate(self._constant(v)) if c]
 
     def forward_touches(self, v: View) -> list[Touch]:
-        return touch_all(TOP, v.n_tops, DATA, "host")
+        """Forward refills the tops whose filler is not constant, on the host
+        (dummy_data_layer.cpp:103-110)."""
+        return [Touch(TOP, i, DATA, "host") for i, c in enumerate(self._constant(v)) if not c]
 
 
 @register
