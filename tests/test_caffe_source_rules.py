@@ -304,3 +304,15 @@ layer { name: "c" type: "Convolution" bottom: "x" top: "y" convolution_param { n
 """)
     # x 64, weights 36, bias 4, top 16, col_buffer [9 x 4] 144, bias multiplier [4] 16
     assert _gpu_test(flat).allocated_bytes == 64 + 36 + 4 + 16 + 144 + 16
+
+
+def test_dummy_data_fills_only_constant_tops_at_setup(tmp_path):
+    """DummyDataLayer::LayerSetUp runs Forward with refill_ inverted: the constant-filled
+    top is filled then, the gaussian one at every Forward (dummy_data_layer.cpp:53-68, 89-110)."""
+    nets = _nets(tmp_path, """
+layer { name: "d" type: "DummyData" top: "x" top: "l" dummy_data_param { shape { dim: 2 dim: 8 } shape { dim: 2 } data_filler { type: "gaussian" } data_filler { type: "constant" } } }
+layer { name: "ip" type: "InnerProduct" bottom: "x" top: "f" inner_product_param { num_output: 2 } }
+""")
+    rp = replay(nets, MemoryEnv(scenario="test", mode="cpu", engine="caffe", bookkeeping_per_layer=0))
+    by = {m.name: m.host_by for m in rp.memory.mems}
+    assert by["l data"] == "net: d SetUp" and by["x data"] == "net: d Forward"
