@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ..blobshape import count
-from ..buffers import CUDNN, Buffer, BufferSet, Kind, MemoryEnv
+from ..buffers import CUDNN, Buffer, Kind, MemoryEnv
 from ..layers.base import DATA, DIFF
 from .card import AddOn, addons, rounded
 from .report import GpuMemory, LayerMemory, MemoryReport, NetMemory
