@@ -170,18 +170,18 @@ def add_memory_options(p: argparse.ArgumentParser, sides: tuple = ()) -> None:
     g = p.add_argument_group("memory model")
     for name, kw in _memory_side_specs():
         g.add_argument(f"--{name}", **kw)
-    g.add_argument("--gpu-mem", metavar="SIZE", type=typed_size,
-                   help="GPU capacity, e.g. 8G, 8GiB, 11GB, 12000MiB: says whether it fits, by "
+    for name, what in (
+            ("gpu-mem", "GPU capacity, e.g. 8G, 8GiB, 11GB, 12000MiB: says whether it fits, by "
                         "how much and the largest batch that fits; exit status 3 when it does "
-                        "not fit (default: no check)")
+                        "not fit (default: no check)"),
+            ("host-mem", "host RAM for the run, e.g. 32G: says whether the pinned and heap "
+                         "bytes fit, and when host RAM, not the card, is the limit; exit status "
+                         "3 when they do not fit (default: no check)")):
+        g.add_argument(f"--{name}", metavar="SIZE", type=typed_size, help=what)
     g.add_argument("--cudnn-workspace-mib", type=float, metavar="MIB",
                    help="workspace per cuDNN convolution op, in MiB: Caffe's limit, an upper "
                         "bound (cuDNN often needs less); 0 models the zero-workspace algorithms "
                         "(default 8)")
-    g.add_argument("--host-mem", metavar="SIZE", type=typed_size,
-                   help="host RAM for the run, e.g. 32G: says whether the pinned and heap bytes "
-                        "fit, and when host RAM, not the card, is the limit; exit status 3 when "
-                        "they do not fit (default: no check)")
     g.add_argument("--context-mib", type=int, metavar="MIB",
                    help="CUDA context per GPU, in MiB (default: by --cuda, %s MiB for CUDA %s; "
                         "measure an idle process with nvidia-smi on your setup)"
