@@ -1,21 +1,27 @@
 """The ``caffemem`` command line: argument parsing and dispatch, nothing else.
 
 Each subcommand lives in :mod:`caffemem.commands` as a module with ``add_parser(sub)`` and
-``run(args) -> int``.  Errors in the user's input (:class:`~caffemem.errors.UserError`) print
-one line and exit 1; anything else is a bug in caffemem and exits 2 (set CAFFEMEM_DEBUG=1
-for the traceback).
+``run(args) -> int``.  Whatever goes wrong ends in exactly one line on stderr,
+``caffemem: error: ...``, and an exit status (:data:`~caffemem.errors.EXIT_HELP`): usage
+mistakes and errors in the user's input (:class:`~caffemem.errors.UserError`) exit 1, with
+"did you mean" for a mistyped command, option or choice; anything else is a bug in caffemem
+and exits 2 with one line asking for a report (``--debug`` or ``CAFFEMEM_DEBUG=1`` shows
+the traceback).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
+import textwrap
 from importlib import import_module
-from typing import Optional, Sequence
+from typing import NoReturn, Optional, Sequence
 
 from . import __version__
-from .errors import EXIT_INTERNAL, EXIT_USER, UserError
+from .errors import (EXIT_HELP, EXIT_INTERNAL, EXIT_USER, UserError, did_you_mean, one_line, shown,
+                     take_notices)
 
 COMMANDS = ("analyze", "diff", "log", "plot", "fit", "report", "layers")
 
@@ -40,40 +46,105 @@ examples:
   caffemem fit net.prototxt --gpu-mem 11GB             largest batch that fits
   caffemem report net.prototxt -o report.html          the whole picture in one offline page
 
-run 'caffemem COMMAND --help' for each command's options.
+run 'caffemem COMMAND --help' for each command's options; --debug (anywhere) shows the
+traceback of an internal error.
+
+{SIZES}
+
+{EXITS}
 """
 
 
+class UsageError(UserError):
+    """A command line argparse cannot read (unknown option, bad value, missing argument)."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line and exit 1 (:class:`UsageError`), with the
+    close matches among the parser's options and choices."""
+
+    def error(self, message: str) -> NoReturn:
+        where = self.prog.split(" ", 1)[1] + ": " if " " in self.prog else ""
+        raise UsageError(f"{where}{message}{self._hint(message)} (see '{self.prog} --help')")
+
+    def _hint(self, message: str) -> str:
+        m = re.match(r"unrecognized arguments: (.*)", message)
+        if m:
+            options = [o for o in self._option_string_actions if o.startswith("--")]
+            for arg in m.group(1).split():
+                if arg.startswith("-"):
+                    hint = did_you_mean(arg.split("=")[0], options, cutoff=0.7)
+                    if hint:
+                        return hint
+            return ""
+        m = re.search(r"invalid choice: '(.*?)' \(choose from (.*)\)", message)
+        if m:
+            return did_you_mean(m.group(1), re.findall(r"'([^']*)'", m.group(2)), cutoff=0.6)
+        return ""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="caffemem", description=DESCRIPTION, epilog=EPILOG,
+    from .units import SIZE_HELP
+
+    parser = ArgumentParser(
+        prog="caffemem", description=DESCRIPTION,
+        epilog=EPILOG.replace("{SIZES}", textwrap.fill(SIZE_HELP, 88, initial_indent="sizes (--gpu-mem): "))
+                     .replace("{EXITS}", textwrap.fill(EXIT_HELP, 88)),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"caffemem {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="on an internal error, show the traceback (also CAFFEMEM_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         import_module(f".commands.{name}", __package__).add_parser(sub)
+    for p in sub.choices.values():
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="on an internal error, show the traceback (also CAFFEMEM_DEBUG=1)")
+        p.epilog = (p.epilog + "\n\n" if p.epilog else "") + EXIT_HELP
     return parser
 
 
+def _fail(message: str) -> int:
+    print(f"caffemem: error: {one_line(message)}", file=sys.stderr)
+    return EXIT_USER
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "command", None):
-        parser.print_help()
-        return EXIT_USER
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = bool(os.environ.get("CAFFEMEM_DEBUG")) or "--debug" in argv
     try:
-        return int(args.run(args) or 0)
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # said by the command's own parser, which knows its options
+            sub = parser._subparsers._group_actions[0].choices.get(getattr(args, "command", None))
+            (sub or parser).error(f"unrecognized arguments: {' '.join(extra)}")
+        if not getattr(args, "command", None):
+            parser.print_help()
+            return _fail("no command given: use one of " + ", ".join(COMMANDS))
+        status = int(args.run(args) or 0)
+        for message in take_notices():
+            print(f"caffemem: warning: {one_line(message)}", file=sys.stderr)
+        return status
     except UserError as e:
-        print(f"caffemem: {e}", file=sys.stderr)
-        return EXIT_USER
+        typos = [n for n in take_notices() if "did you mean" in n]
+        return _fail(str(e) + (f" (note: {typos[0]})" if typos else ""))
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return 0
-    except Exception as e:  # a bug in caffemem, not the user's fault
-        if os.environ.get("CAFFEMEM_DEBUG"):
+    except RecursionError as e:  # a net nested beyond what the parser follows: the user's input
+        if debug:
             raise
-        print(f"caffemem: internal error: {type(e).__name__}: {e}\n"
-              f"  this is a bug in caffemem; rerun with CAFFEMEM_DEBUG=1 for the traceback "
-              f"and please report it", file=sys.stderr)
+        return _fail(f"input nested too deeply to read ({e}); is the file damaged?")
+    except MemoryError:
+        if debug:
+            raise
+        return _fail("out of memory while reading the input; is it a net or a log, and not "
+                     "damaged (a size or count far too large)?")
+    except Exception as e:  # a bug in caffemem, not the user's fault
+        if debug:
+            raise
+        print(one_line(f"caffemem: internal error: {type(e).__name__}: {shown(str(e), 200)}; "
+                       f"this is a bug in caffemem: please report it with the command and input "
+                       f"(rerun with --debug for the traceback)"), file=sys.stderr)
         return EXIT_INTERNAL

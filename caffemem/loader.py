@@ -9,13 +9,14 @@ net, then one test net per ``test_iter`` entry, with states merged as Caffe merg
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .errors import UserError
+from .errors import UserError, notice
 from .netfilter import NetState
 from .pb import caffe_pb2
-from .prototxt import looks_like_solver, parse_text, read_text, resolve_path
+from .prototxt import looks_like_solver, parse_text, read_text, resolve_path, skipped_warning
 from .upgrade import upgrade_net
 
 SOLVER_TYPE_NAMES = {0: "SGD", 1: "Nesterov", 2: "AdaGrad", 3: "RMSProp", 4: "AdaDelta", 5: "Adam"}
@@ -60,11 +61,43 @@ def _state(phase: str, *merge) -> NetState:
     return NetState.from_proto(st)
 
 
+def _parse(text: str, message, path: str, notes: list[str]):
+    """Parse ``text``; a warning naming the fields a fork added (skipped) joins ``notes``."""
+    skipped: list = []
+    parse_text(text, message, path, skipped)
+    warning = skipped_warning(path, skipped)
+    if warning:
+        notes.append(warning)
+        notice(warning)
+    return message
+
+
+def _net_param(text: str, path: str, where: str = "") -> tuple["caffe_pb2.NetParameter", list[str]]:
+    """Parse and upgrade a net's text; a net with no layer at all is refused, naming why."""
+    notes: list[str] = []
+    param = _parse(text, caffe_pb2.NetParameter(), path, notes)
+    notes += upgrade_net(param, path)
+    check_has_layers(param, where or path, text)
+    return param, notes
+
+
+def check_has_layers(param: "caffe_pb2.NetParameter", where: str, text: Optional[str] = None) -> None:
+    """A net without a single layer is not a net: say so instead of reporting on nothing."""
+    if len(param.layer):
+        return
+    if text is not None and not re.sub(r"#[^\n]*", "", text).strip():
+        what = "only comments"
+    elif param.name:
+        what = f"a net named '{param.name}' without any layer"
+    else:
+        what = "no layer { ... } block"
+    raise UserError(f"{where}: no layers ({what}); expected a net prototxt (train_val, deploy) "
+                    f"or a solver naming one")
+
+
 def read_net(path: str) -> tuple["caffe_pb2.NetParameter", list[str]]:
     """Parse and upgrade one net file."""
-    param = parse_text(read_text(path), caffe_pb2.NetParameter(), path)
-    notes = upgrade_net(param, path)
-    return param, notes
+    return _net_param(read_text(path), path)
 
 
 def load(path: str, phase: Optional[str] = None, stages: tuple[str, ...] = (),
@@ -79,10 +112,12 @@ def load_text(text: str, path: str, phase: Optional[str] = None, stages: tuple[s
     """:func:`load` for prototxt text already in memory (``path`` names it in messages;
     a solver's relative net paths resolve against its directory)."""
     if looks_like_solver(text):
-        solver = parse_text(text, caffe_pb2.SolverParameter(), path)
-        return Loaded(path, solver, solver_nets(solver, path))
-    param = parse_text(text, caffe_pb2.NetParameter(), path)
-    notes = upgrade_net(param, path)
+        notes: list[str] = []
+        solver = _parse(text, caffe_pb2.SolverParameter(), path, notes)
+        nets = solver_nets(solver, path)
+        nets[0].notes[:0] = notes
+        return Loaded(path, solver, nets)
+    param, notes = _net_param(text, path)
     st = caffe_pb2.NetState()
     st.CopyFrom(param.state)
     st.phase = caffe_pb2.Phase.Value(phase or "TRAIN")
@@ -94,7 +129,14 @@ def load_text(text: str, path: str, phase: Optional[str] = None, stages: tuple[s
 
 def _net_from(solver_path: str, ref: str) -> tuple["caffe_pb2.NetParameter", str, list[str]]:
     file = resolve_path(ref, solver_path)
-    param, notes = read_net(file)
+    if os.path.abspath(file) == os.path.abspath(solver_path):
+        raise UserError(f"{solver_path}: the solver names itself as its net ('{ref}'); "
+                        f"point net: at the net prototxt (train_val)")
+    text = read_text(file)
+    if looks_like_solver(text):
+        raise UserError(f"{file}: a solver prototxt, named as a net by {solver_path}; "
+                        f"point net: at the net prototxt (train_val)")
+    param, notes = _net_param(text, file)
     return param, file, notes
 
 
@@ -102,6 +144,7 @@ def _inline(msg: "caffe_pb2.NetParameter", solver_path: str, what: str) -> tuple
     param = caffe_pb2.NetParameter()
     param.CopyFrom(msg)
     notes = upgrade_net(param, f"{solver_path} ({what})")
+    check_has_layers(param, f"{solver_path} ({what})")
     return param, f"{solver_path} ({what})", notes
 
 

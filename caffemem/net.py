@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from . import layers as _layers  # noqa: F401  (registers every rule)
-from .errors import NetError, UnsupportedLayerError
+from .errors import NetError, UnsupportedLayerError, close_matches, did_you_mean, notice, shown
 from .flops import Flops
 from .layers.base import LayerCtx, Setup, Shape, count
-from .layers.registry import lookup
-from .netfilter import NetState, filter_layers
+from .layers.registry import known_types, lookup
+from .netfilter import NetState, filter_layers, states_keeping
 from .pb import caffe_pb2
 from .splits import LayerDef, insert_splits
 
@@ -100,6 +100,9 @@ class Layer:
     notes: list[str] = field(default_factory=list)
     #: nets a layer builds inside itself (a recurrent layer's unrolled net)
     inner_nets: list["Net"] = field(default_factory=list)
+    #: a layer of a type caffemem has no rule for, modeled as shape-preserving (a fork's
+    #: layer with as many tops as bottoms): its figures are approximate
+    approximate: bool = False
 
     @property
     def phase(self) -> str:
@@ -153,6 +156,11 @@ class Net:
         raise KeyError(name)
 
     @property
+    def approximate_layers(self) -> list[str]:
+        """Layers of unknown types modeled as shape-preserving (their figures are guesses)."""
+        return [l.name for l in self.layers if l.approximate]
+
+    @property
     def learnable_params(self) -> list[ParamBlob]:
         return [p for l in self.layers for p in l.params if p.learnable]
 
@@ -179,6 +187,8 @@ def build_net(param: "caffe_pb2.NetParameter", state: NetState,
     """Build ``param`` (already upgraded) in ``state``; see the module docstring."""
     options = options or BuildOptions()
     kept = filter_layers(param.layer, state)
+    if len(param.layer) and not kept:
+        _refuse_all_filtered(param, state, source)
     filtered = caffe_pb2.NetParameter()
     filtered.name = param.name
     filtered.force_backward = param.force_backward
@@ -226,8 +236,12 @@ def build_net(param: "caffe_pb2.NetParameter", state: NetState,
                 tops.append(blob_by_name[tname])
                 in_place.append(True)
             elif tname in blob_by_name:
+                producer = net.blobs[blob_by_name[tname]].producer
+                by = (f"twice by layer '{ld.name}'" if producer == li
+                      else f"also by layer '{net.layers[producer].name}'")
                 raise NetError(f"layer '{ld.name}': top blob '{tname}' produced by multiple sources "
-                               f"(also by layer '{net.layers[net.blobs[blob_by_name[tname]].producer].name}')")
+                               f"({by}); Caffe stops with 'Top blob '{tname}' produced by multiple "
+                               f"sources'; give each top its own name")
             else:
                 b = Blob(len(net.blobs), tname, producer=li, is_split_top=ld.split_of is not None)
                 net.blobs.append(b)
@@ -272,6 +286,7 @@ def build_net(param: "caffe_pb2.NetParameter", state: NetState,
                            f"specified once per top blob ({len(weights)} given, {len(tops)} tops)")
         layer.loss_weights = [_float32(w) for w in weights] if weights else [0.0] * len(tops)
 
+        _check_shapes(ld.name, top_names, setup)
         for j, bid in enumerate(tops):
             blob = net.blobs[bid]
             blob.shape = tuple(setup.tops[j])
@@ -321,6 +336,15 @@ def build_net(param: "caffe_pb2.NetParameter", state: NetState,
         net.layers.append(layer)
 
     _backward_pass(net)
+    approx = net.approximate_layers
+    if approx:
+        types = sorted({l.type for l in net.layers if l.approximate})
+        warning = (f"approximate: {len(approx)} layer{'s' if len(approx) > 1 else ''} of unknown "
+                   f"type{'s' if len(types) > 1 else ''} ({', '.join(types[:5])}) assumed "
+                   f"shape-preserving ({', '.join(approx[:5])}{', ...' if len(approx) > 5 else ''}); "
+                   f"give --input TOP=... to correct")
+        net.warnings.append(warning)
+        notice(f"{source or 'net'}: {warning}")
     net.inputs_used = used_inputs
     if options.strict_inputs:
         check_inputs_used(options.inputs, [net])
@@ -334,8 +358,10 @@ def check_inputs_used(inputs, nets: list["Net"]) -> None:
     unused = sorted(set(inputs) - set().union(*(n.inputs_used for n in nets)))
     if unused:
         tops = sorted({t for n in nets for l in n.layers if not l.inserted_split for t in l.ctx.tops})
-        raise NetError(f"--input names blob(s) {', '.join(unused)} that no layer produces; "
-                       f"tops are: {', '.join(tops[:15])}{' ...' if len(tops) > 15 else ''}")
+        hint = did_you_mean(unused[0], tops, cutoff=0.6)
+        raise NetError(f"--input names blob(s) {', '.join(shown(u, 40) for u in unused)} that no layer "
+                       f"produces{hint or ''}; tops are: {', '.join(tops[:15])}"
+                       f"{' ...' if len(tops) > 15 else ''}")
 
 
 def _check_filtered_producers(all_layers, kept, state: NetState) -> None:
@@ -385,13 +411,82 @@ def _run_setup(layer: Layer, rule, options: BuildOptions, used_inputs: set) -> S
         layer.notes.append("top shapes from --input")
         return Setup([tuple(overrides[i]) for i in range(len(ctx.tops))], params)
     if rule is None:
-        raise UnsupportedLayerError(ctx.name, ctx.type)
+        return _unknown_type(layer, overrides)
     setup = rule.setup(ctx)
     layer.notes.extend(setup.notes)
     for i, shape in overrides.items():
         setup.tops[i] = tuple(shape)
         layer.notes.append(f"top '{ctx.tops[i]}' shape from --input")
     return setup
+
+
+def likely_typo(type_name: str) -> list[str]:
+    """Registered types that ``type_name`` is probably a typo of: a close spelling, or the
+    same letters in another case (Caffe's registry is case-sensitive).  A known name with
+    something added (``ReLU6``, ``ConvolutionDepthwise``) is a fork's own type, not a typo."""
+    names = list(known_types())
+    low = type_name.lower()
+    if any(len(n) >= 4 and n.lower() in low and n.lower() != low for n in names):
+        return []  # ReLU6, ConvolutionDepthwise, DepthwiseConvolution: a fork extends a type
+    return close_matches(type_name, names, n=2, cutoff=0.8)
+
+
+def _unknown_type(layer: Layer, overrides: dict) -> Setup:
+    """A layer type with no rule: a typo of a known type is refused with the name it
+    probably meant; a fork's layer with as many tops as bottoms is modeled as keeping its
+    bottoms' shapes (marked approximate); any other is refused, asking for ``--input``."""
+    ctx = layer.ctx
+    if not ctx.type:
+        raise NetError(f"layer {shown(ctx.name, 40)} has no type; give it one "
+                       f"(type: \"Convolution\", ...; 'caffemem layers' lists them)")
+    typo = likely_typo(ctx.type)
+    if typo:
+        raise NetError(f"layer {shown(ctx.name, 40)} has type {shown(ctx.type, 40)}, which is not a "
+                       f"layer type caffemem or Caffe knows; did you mean "
+                       f"{' or '.join(repr(t) for t in typo)}? (type names are case-sensitive)")
+    if ctx.bottoms and len(ctx.tops) == len(ctx.bottoms):
+        layer.approximate = True
+        layer.notes.append(f"type {ctx.type} has no rule in caffemem: assumed shape-preserving "
+                           f"(top i = bottom i), no parameters or buffers; give --input TOP=... "
+                           f"to correct")
+        tops = [tuple(overrides.get(i, ctx.bottom_shapes[i])) for i in range(len(ctx.tops))]
+        return Setup(tops, [])
+    missing = [t for i, t in enumerate(ctx.tops) if i not in overrides]
+    raise UnsupportedLayerError(ctx.name, ctx.type, missing)
+
+
+def _check_shapes(name: str, tops: list, setup: Setup) -> None:
+    """``Blob::Reshape``'s check (blob.cpp: CHECK_GE(shape[i], 0)): no negative dimension."""
+    for j, shape in enumerate(setup.tops):
+        for d in shape:
+            if d is None or d < 0:
+                top = tops[j] if j < len(tops) else str(j)
+                raise NetError(f"layer {shown(name, 40)}: top {shown(top, 40)} has a negative "
+                               f"dimension ({d}) in shape {list(shape)}; Caffe stops with 'Check "
+                               f"failed: shape[i] >= 0' (Blob::Reshape); fix the shape")
+    for shape in setup.params:
+        if any(d < 0 for d in shape):
+            raise NetError(f"layer {shown(name, 40)}: a parameter of shape {list(shape)} has a "
+                           f"negative dimension; Caffe stops with 'Check failed: shape[i] >= 0'")
+
+
+def _refuse_all_filtered(param, state: NetState, source: str) -> None:
+    """Every layer is filtered out by its include/exclude rules: name the rules and the
+    ``--phase``/``--stage``/``--level`` that keeps layers."""
+    rules = []
+    for l in param.layer:
+        for kind in ("include", "exclude"):
+            for r in getattr(l, kind):
+                text = f"{kind} {{ {' '.join(str(r).split())} }}"
+                if text not in rules:
+                    rules.append(text)
+    where = f"phase {state.phase}" + (f", stages {','.join(state.stages)}" if state.stages else "") + \
+        (f", level {state.level}" if state.level else "")
+    keep = states_keeping(param.layer, state)
+    hint = f"; try {keep}" if keep else ""
+    raise NetError(f"no layer of {source or 'the net'} is in the {state.phase} net ({where}): every "
+                   f"layer's include/exclude rules filter it out (rules: {'; '.join(rules[:4])}"
+                   f"{'; ...' if len(rules) > 4 else ''}){hint}")
 
 
 def _backward_pass(net: Net) -> None:

@@ -63,3 +63,42 @@ def filter_layers(layers, state: NetState) -> list:
         elif not any(rule_met(state, r) for r in layer.exclude):
             kept.append(layer)
     return kept
+
+
+def states_keeping(layers, state: NetState) -> str:
+    """The command-line options (``--phase``/``--stage``/``--level``) of a state that keeps
+    the most of ``layers``, tried from the values their rules name; "" when none keeps any."""
+    phases, stages, levels = {TRAIN, TEST}, set(), {state.level}
+    for layer in layers:
+        for r in list(layer.include) + list(layer.exclude):
+            stages.update(r.stage)
+            if r.HasField("min_level"):
+                levels.add(r.min_level)
+            if r.HasField("max_level"):
+                levels.add(r.max_level)
+    groups: dict[tuple, list] = {}  # layers with the same rules filter alike: try one of each
+    for layer in layers:
+        key = (tuple(r.SerializeToString() for r in layer.include),
+               tuple(r.SerializeToString() for r in layer.exclude))
+        groups.setdefault(key, [layer, 0])[1] += 1
+    reps = [g[0] for g in groups.values()]
+    weight = {id(g[0]): g[1] for g in groups.values()}
+    best, best_n = "", 0
+    for phase in sorted(phases, key=lambda p: p != state.phase):
+        for stage in [None] + sorted(stages)[:20]:
+            for level in sorted(levels)[:10]:
+                st = NetState(phase, level, tuple(state.stages) + ((stage,) if stage else ()))
+                try:
+                    n = sum(weight[id(l)] for l in filter_layers(reps, st))
+                except NetError:
+                    return ""
+                if n > best_n:
+                    opts = []
+                    if phase != state.phase:
+                        opts.append(f"--phase {phase}")
+                    if stage:
+                        opts.append(f"--stage {stage}")
+                    if level != state.level:
+                        opts.append(f"--level {level}")
+                    best, best_n = " ".join(opts), n
+    return best

@@ -115,10 +115,51 @@ def test_cycle_names_the_later_producer():
         build(text)
 
 
-def test_unknown_type_names_layer_and_suggests_input():
+def test_unknown_type_names_layer_and_suggests_input_by_top():
     with pytest.raises(UnsupportedLayerError) as e:
-        build(INPUT + 'layer { name: "weird" type: "MyFancyLayer" bottom: "x" top: "y" }')
-    assert "weird" in str(e.value) and "MyFancyLayer" in str(e.value) and "--input" in str(e.value)
+        build(INPUT + 'layer { name: "weird" type: "MyFancyLayer" bottom: "x" top: "y" top: "y2" }')
+    assert "weird" in str(e.value) and "MyFancyLayer" in str(e.value)
+    assert "--input y=N,C,H,W --input y2=N,C,H,W" in str(e.value)
+
+
+def test_unknown_type_as_many_tops_as_bottoms_is_shape_preserving_and_marked():
+    net = build(INPUT + 'layer { name: "crf" type: "MultiStageMeanfield" bottom: "x" top: "y" }\n'
+                        'layer { name: "r" type: "ReLU" bottom: "y" top: "z" }')
+    assert net.blob("z").shape == net.blob("x").shape
+    assert net.approximate_layers == ["crf"] and net.layer("crf").params == []
+    assert any(w.startswith("approximate: 1 layer of unknown type (MultiStageMeanfield)")
+               and "--input TOP=" in w for w in net.warnings)
+
+
+def test_typo_of_a_known_type_gets_did_you_mean_not_a_guess():
+    for typo, meant in (("Convolutoin", "Convolution"), ("relu", "ReLU"), ("Poolnig", "Pooling")):
+        with pytest.raises(NetError, match=f"did you mean '{meant}'"):
+            build(INPUT + f'layer {{ name: "l" type: "{typo}" bottom: "x" top: "y" }}')
+    # a known name with something added is a fork's own type, not a typo
+    net = build(INPUT + 'layer { name: "r6" type: "ReLU6" bottom: "x" top: "y" }')
+    assert net.approximate_layers == ["r6"]
+
+
+def test_negative_dimension_refused_as_blob_reshape_does():
+    with pytest.raises(NetError, match=r"layer 'in': top 'x' has a negative dimension \(-1\)"):
+        build('layer { name: "in" type: "Input" top: "x" input_param { shape { dim: -1 dim: 3 } } }')
+
+
+def test_top_produced_twice_by_one_layer():
+    with pytest.raises(NetError, match="produced by multiple sources \\(twice by layer 'd'\\)"):
+        build('layer { name: "d" type: "Input" top: "x" top: "x" '
+              'input_param { shape { dim: 1 } shape { dim: 1 } } }')
+
+
+def test_every_layer_filtered_out_names_rule_and_the_stage_that_keeps_them():
+    with pytest.raises(NetError, match=r'rules: include \{ stage: "deploy" \}\); try --stage deploy'):
+        build('layer { name: "d" type: "Input" top: "x" include { stage: "deploy" } '
+              'input_param { shape { dim: 1 } } }')
+
+
+def test_input_naming_no_top_gets_did_you_mean():
+    with pytest.raises(NetError, match="did you mean 'x'"):
+        build(INPUT, inputs={"xx": (1, 2)})
 
 
 def test_unknown_type_with_input_override_is_analyzed():

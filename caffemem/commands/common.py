@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, Optional, TextIO
 
 from ..errors import UserError
-from ..units import parse_size
+from .. import argtypes
+from ..units import SIZE_HELP
 
 if TYPE_CHECKING:
     from ..analysis import AnalysisOptions
@@ -51,7 +52,8 @@ class TypedSize(int):
 
 
 def typed_size(text: str) -> TypedSize:
-    return TypedSize(parse_size(text), text)
+    """``--gpu-mem``: the one size parser (binary units; card makers' GB), as typed."""
+    return TypedSize(argtypes.size("--gpu-mem")(text), text)
 
 
 def _phase(text: str) -> str:
@@ -69,10 +71,10 @@ def _net_option_specs():
                             "needed for data layers whose image size lives in a database, Python "
                             "layers, or unsupported layer types; '*' as N keeps the layer's batch "
                             "size (default: none)")),
-        ("batch", dict(type=int, metavar="N",
+        ("batch", dict(type=argtypes.integer(1, argtypes.INT32_MAX), metavar="N",
                        help="batch size of every data layer (Data, ImageData, Input, ...) "
                             "(default: the prototxt's)")),
-        ("test-batch", dict(type=int, metavar="N",
+        ("test-batch", dict(type=argtypes.integer(1, argtypes.INT32_MAX), metavar="N",
                             help="batch size of the test nets' data layers only (default: the "
                                  "prototxt's)")),
         ("phase", dict(type=_phase, metavar="TRAIN|TEST",
@@ -80,7 +82,8 @@ def _net_option_specs():
                             "itself)")),
         ("stage", dict(action="append", default=[], metavar="NAME",
                        help="NetState stage for include/exclude rules (repeatable; default: none)")),
-        ("level", dict(type=int, metavar="N",
+        ("level", dict(type=argtypes.integer(argtypes.INT32_MIN, argtypes.INT32_MAX,
+                                             "Caffe's NetState.level is an int32"), metavar="N",
                        help="NetState level for include/exclude rules (default 0)")),
         ("until", dict(metavar="LAYER",
                        help="build each net only up to this layer, as if the net ended there "
@@ -108,7 +111,7 @@ def _memory_side_specs():
         ("solver-type", dict(metavar="TYPE",
                              help="SGD, Nesterov, AdaGrad, RMSProp, AdaDelta or Adam, for a net "
                                   "file (default SGD; a solver prototxt says its own)")),
-        ("gpus", dict(type=int, metavar="N",
+        ("gpus", dict(type=argtypes.integer(1), metavar="N",
                       help="GPUs in data-parallel training, each holding a full solver "
                            "(default 1)")),
     ]
@@ -173,20 +176,21 @@ def add_memory_options(p: argparse.ArgumentParser, sides: tuple = ()) -> None:
     for name, what in (
             ("gpu-mem", "GPU capacity, e.g. 8G, 8GiB, 11GB, 12000MiB: says whether it fits, by "
                         "how much and the largest batch that fits; exit status 3 when it does "
-                        "not fit (default: no check)"),
+                        "not fit (default: no check). " + SIZE_HELP),
             ("host-mem", "host RAM for the run, e.g. 32G: says whether the pinned and heap "
                          "bytes fit, and when host RAM, not the card, is the limit; exit status "
                          "3 when they do not fit (default: no check)")):
         g.add_argument(f"--{name}", metavar="SIZE", type=typed_size, help=what)
-    g.add_argument("--cudnn-workspace-mib", type=float, metavar="MIB",
+    g.add_argument("--cudnn-workspace-mib", metavar="MIB",
+                   type=argtypes.number(0, 8, "Caffe's limit per cuDNN op"),
                    help="workspace per cuDNN convolution op, in MiB: Caffe's limit, an upper "
                         "bound (cuDNN often needs less); 0 models the zero-workspace algorithms "
                         "(default 8)")
-    g.add_argument("--context-mib", type=int, metavar="MIB",
+    g.add_argument("--context-mib", type=argtypes.integer(0, 2**40), metavar="MIB",
                    help="CUDA context per GPU, in MiB (default: by --cuda, %s MiB for CUDA %s; "
                         "measure an idle process with nvidia-smi on your setup)"
                         % (DEFAULT_CONTEXT_MIB, DEFAULT_CUDA))
-    g.add_argument("--cuda", type=int, metavar="MAJOR",
+    g.add_argument("--cuda", type=argtypes.integer(1, 99), metavar="MAJOR",
                    help="CUDA major version of the Caffe build (8-12): the default CUDA context "
                         "and whether cuBLAS keeps a workspace (default %s)" % DEFAULT_CUDA)
     for side in sides:
