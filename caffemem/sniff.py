@@ -43,6 +43,12 @@ _MAGIC = (
 )
 # control bytes that never occur in text (TAB, LF, VT, FF, CR and ESC can)
 _BINARY_BYTES = bytes(set(range(32)) - {9, 10, 11, 12, 13, 27})
+# a glog prefix (I0101 12:00:00.000000  1234 file.cpp:45]), possibly indented or quoted
+_GLOG = re.compile(r"^[\s>]*[IWEF]\d{4} +\d\d:\d\d:\d\d(\.\d+)? +\d+ +[\w.\-]+:\d+\]")
+# what Caffe's own lines say, for a log without glog prefixes
+_CAFFE_PHRASE = re.compile(r"Iteration \d+|Test net output|Train net output|Memory required for "
+                           r"data|Setting up |Creating layer|Top shape:|Initializing net from|"
+                           r"Check failed|Solving |Network initialization done")
 _LOG_HINT = {"prototxt": "expected a text prototxt (net or solver)", "log": "expected a Caffe log (text)"}
 
 
@@ -99,8 +105,12 @@ def describe_binary(head: bytes, path: str = "", whole: Optional[bytes] = None) 
     if not sample:
         return None
     control = sum(sample.count(bytes([b])) for b in _BINARY_BYTES)
-    if b"\x00" not in sample and control * 100 < len(sample):
+    # a few stray NULs or control bytes are damaged text (a log cut by a crash); binary data
+    # has them everywhere (~10% of random bytes)
+    if control * 100 < len(sample) * (3 if b"\x00" in sample else 10):
         return None
+    if _GLOG.search(sample.decode("latin-1")) and control * 100 < len(sample) * 30:
+        return None  # Caffe's lines, in a badly damaged file: the log reader skips the junk
     data = whole
     if data is None and path:
         try:
@@ -136,8 +146,8 @@ def _describe_protobuf(data: bytes) -> Optional[str]:
         more = f", ... ({len(weighted)} with weights)" if len(weighted) > 4 else ""
         name = f" '{net.name}'" if net.name else ""
         return (f"a trained .caffemodel weights file (binary NetParameter{name}, "
-                f"{len(layers)} layers; weights: {shown_layers or 'none'}{more}); "
-                f"give the net's .prototxt (train_val or deploy) instead")
+                f"{len(layers)} layer{'s' if len(layers) > 1 else ''}; weights: "
+                f"{shown_layers or 'none'}{more})")
     try:
         blob = caffe_pb2.BlobProto.FromString(data)
     except (DecodeError, ValueError, RuntimeError):
@@ -207,7 +217,7 @@ def read_text(path: str, expected: str = "prototxt") -> str:
                         f"{_LOG_HINT[expected]}")
     what = describe_binary(raw[:HEAD_BYTES], path, raw)
     if what:
-        raise UserError(f"{path}: binary file: {what}; {_LOG_HINT[expected]}")
+        raise UserError(f"{path}: {_binary_words(what)}; {_LOG_HINT[expected]}")
     return decode(raw, path)
 
 
@@ -224,4 +234,49 @@ def check_log(path: str) -> None:
                         f"to save one)")
     what = describe_binary(head, path)
     if what:
-        raise UserError(f"{path}: binary file: {what}; {_LOG_HINT['log']}")
+        raise UserError(f"{path}: {_binary_words(what)}; {_LOG_HINT['log']}")
+
+
+def _binary_words(what: str) -> str:
+    return "binary data, not text" if what == "a binary file" else f"binary file: {what}"
+
+
+def check_caffe_log(summary) -> None:
+    """A log in which nothing Caffe writes was recognised (no net, solver, iteration, test
+    pass, GPU line or failure) is not reported on: named, with what it looks like instead."""
+    s = summary
+    seen = (s.solver_echo or s.nets or len(s.train) or len(s.test) or s.failures or s.foreign
+            or s.gpus or s.snapshots or s.weights is not None or s.last_iteration is not None
+            or s.solving or s.frames or s.gpu_total_bytes)
+    if seen:
+        return
+    try:
+        with open(s.path, "rb") as f:
+            raw = f.read(HEAD_BYTES)
+        head = decode(raw[:len(raw) - len(raw) % 2] if raw.startswith((b"\xff\xfe", b"\xfe\xff"))
+                      else raw, s.path)
+    except (OSError, UserError):
+        raw, head = b"", ""
+    caffe_lines = [l for l in head.splitlines() if _GLOG.match(l) or _CAFFE_PHRASE.search(l)]
+    if caffe_lines and raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise UserError(f"{s.path}: a Caffe log saved as UTF-16 (as PowerShell's '>' writes it), "
+                        f"which caffemem cannot read yet; convert it: iconv -f UTF-16 -t UTF-8 "
+                        f"{s.path} > train.log")
+    if caffe_lines and all(l[:1] in " \t" for l in caffe_lines):
+        raise UserError(f"{s.path}: every Caffe line is indented (a log pasted as a code block?), "
+                        f"which caffemem cannot read yet; remove the indentation: "
+                        f"sed -E 's/^[ \\t]+//' {s.path} > train.log")
+    if caffe_lines:
+        return  # Caffe's output, damaged beyond reading: the report says what was skipped
+    head = head.lstrip()
+    if re.match(r"(name\s*:|layers?\s*\{|input\s*:)", head):
+        looks = "it looks like a net prototxt: give it to 'caffemem analyze'"
+    elif re.match(r"(net|train_net|base_lr|test_iter)\s*:", head):
+        looks = "it looks like a solver prototxt: give it to 'caffemem analyze'"
+    elif head.startswith(("{", "[")):
+        looks = "it looks like JSON"
+    else:
+        looks = "no glog line (I0101 12:00:00.000000 123 file.cpp:45] ...) from Caffe, no solver or net output recognised"
+    lines = s.stop.lines
+    raise UserError(f"{s.path}: not a Caffe log ({lines:,} line{'s' if lines != 1 else ''} read; "
+                    f"{looks}); give the output of caffe train (saved with 2>&1 | tee train.log)")

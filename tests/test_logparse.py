@@ -245,15 +245,17 @@ def test_lines_of_the_scripts_around_caffe(tmp_path):
 
 def test_damaged_logs_never_give_an_internal_error(tmp_path, capsys):
     """Seeded random damage to our logs, through the whole command (text and JSON, with the
-    diagnosis): exit 0, never 2."""
+    diagnosis): exit 0, or 1 with "not a Caffe log" when the damage leaves nothing Caffe wrote
+    (a PyTorch report with its key words garbled); never 2."""
     from caffemem.cli import main
 
     f = tmp_path / "m.log"
     for data in damaged_logs(5, 60):
         f.write_bytes(data)
         for fmt in ("text", "json"):
-            assert main(["log", str(f), "--format", fmt, "--gpu-mem", "2GiB"]) == 0
-    capsys.readouterr()
+            code = main(["log", str(f), "--format", fmt, "--gpu-mem", "2GiB"])
+            err = capsys.readouterr().err
+            assert code == 0 or (code == 1 and "not a Caffe log" in err), err
 
 
 def test_text_report_gives_duration_and_best_test_values():

@@ -57,7 +57,9 @@ def examine(args: argparse.Namespace):
     ``caffemem.read_log``) starts from."""
     from ..logparse import classify, summarize
     from ..progress import Progress
+    from ..sniff import check_caffe_log, check_log
 
+    check_log(args.logfile)  # missing, directory, empty, binary: named before reading
     progress = Progress(args.logfile, quiet=getattr(args, "quiet", False))
     try:  # number texts are kept for the curves' CSV and JSON only
         s = summarize(args.logfile, progress=progress, texts=getattr(args, "format", "text") != "text")
@@ -67,6 +69,7 @@ def examine(args: argparse.Namespace):
         raise UserError(f"{args.logfile}: is a directory") from None
     finally:
         progress.done()
+    check_caffe_log(s)
     failure = classify(s)
     diag, diag_text, cross, fixes = None, "", None, []
     if failure is not None and failure.is_oom:

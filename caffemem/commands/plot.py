@@ -74,12 +74,15 @@ def run(args: argparse.Namespace) -> int:
         from ..logparse import summarize
         from ..plot import plot_curves
         from ..progress import Progress
+        from ..sniff import check_caffe_log, check_log
 
+        check_log(args.files[0])
         progress = Progress(args.files[0], quiet=args.quiet)
         try:
             s = summarize(args.files[0], progress=progress, texts=False)
         finally:
             progress.done()
+        check_caffe_log(s)
         plot_curves(s, args.output)
     elif what == "diff":
         if len(args.files) != 2:
