@@ -32,13 +32,15 @@ class FitResult:
 
 
 def largest_fitting(total_at: Callable[[int], Optional[int]], capacity: int, start: int = 1,
-                    limit: int = 1 << 20, what: str = "batch", guess: Optional[int] = None) -> FitResult:
+                    limit: int = 1 << 20, what: str = "batch", guess: Optional[int] = None,
+                    known: Optional[dict[int, Optional[int]]] = None) -> FitResult:
     """Largest ``v >= start`` with ``total_at(v) <= capacity``; ``total_at`` returns None for a
     value that does not build (the search then treats it as not fitting).
 
     ``guess`` (e.g. from an affine extrapolation of two probes) only speeds the bracketing up:
-    the bracket grows from it by doubling steps, so the answer is exact whatever the guess."""
-    probes: dict[int, Optional[int]] = {}
+    the bracket grows from it by doubling steps, so the answer is exact whatever the guess.
+    ``known`` holds totals the caller has already computed (value -> total)."""
+    probes: dict[int, Optional[int]] = dict(known or {})
 
     def total(v: int) -> Optional[int]:
         if v not in probes:
@@ -56,7 +58,7 @@ def largest_fitting(total_at: Callable[[int], Optional[int]], capacity: int, sta
         return FitResult(what, None, None, start, total(start), capacity, probes)
     lo, hi = start, start * 2
     if guess is not None and start < guess <= limit:
-        step = max(1, guess // 64)
+        step = 1  # an exact guess (an affine model) is then confirmed in two probes
         if ok(guess):
             lo, hi = guess, guess + step
             while hi <= limit and ok(hi):
@@ -105,13 +107,29 @@ def fit_batch(loaded, options, env, capacity: int) -> FitResult:
 
     def total(b: int) -> int:
         nets = build_loaded(loaded, replace(options, batch=b, batch_train_only=True))
+        if b == 1:
+            _refuse_recurrent(nets)
         return fits(model_memory(nets, env), capacity).needed
 
     t1, t2 = total(1), total(2)
     guess = None
     if t2 > t1:
-        guess = max(1, (capacity - t1) // (t2 - t1) + 1)
-    return largest_fitting(total, capacity, guess=guess, what="batch")
+        guess = max(1, (capacity - t1) // (t2 - t1))  # the largest batch if the need is affine
+    return largest_fitting(total, capacity, guess=guess, what="batch", known={1: t1, 2: t2})
+
+
+def _refuse_recurrent(nets) -> None:
+    """A recurrent layer (RNN, LSTM) reads (T, N, ...) blobs: the data layers' first axis is
+    its time steps, not the batch, and Caffe unrolls the net once per step, so scaling the
+    first axis searches the sequence length (and unrolls millions of steps).  Say so."""
+    for net in nets:
+        for layer in net.layers:
+            if layer.inner_nets:
+                raise UserError(
+                    f"fit cannot search the batch of a net with a recurrent layer: layer "
+                    f"'{layer.name}' ({layer.type}) reads its bottoms as (T time steps, N streams, "
+                    f"...), so the data's first axis is T, not the batch; use 'caffemem analyze' "
+                    f"with --input to try sizes (--input TOP=T,N,... for its data)")
 
 
 def _spatial_inputs(net) -> dict[str, tuple]:

@@ -23,6 +23,7 @@ from typing import Optional
 from .errors import PrototxtError, UserError, close_matches, one_line
 from .pb import Message, caffe_pb2, text_format
 from .sniff import read_text as _read_checked
+from .textproto import fast_parse
 
 # Top-level fields that exist in SolverParameter but not in NetParameter: one of them at the
 # start of a line means the file is a solver.
@@ -87,6 +88,8 @@ def parse_text(text: str, message: Message, path: str = "<string>",
     Unknown fields are skipped and appended to ``skipped`` (:class:`SkippedField`) when a
     list is given; a syntax error, a bad value or an unknown enum value is an error."""
     notes: list = [] if skipped is None else skipped
+    if not message.ListFields() and fast_parse(text, message):
+        return message  # the common case, in one pass (see caffemem.textproto)
     try:
         _Parser(notes).ParseLines(text.split("\n"), message)
     except text_format.ParseError as e:
