@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .errors import UserError, notice
+from .errors import UserError, did_you_mean, notice, shown
 from .netfilter import NetState
 from .pb import caffe_pb2
 from .prototxt import looks_like_solver, parse_text, read_text, resolve_path, skipped_warning
@@ -118,6 +118,7 @@ def load_text(text: str, path: str, phase: Optional[str] = None, stages: tuple[s
         nets[0].notes[:0] = notes
         return Loaded(path, solver, nets)
     param, notes = _net_param(text, path)
+    _check_stages(param, stages, path, notes)
     st = caffe_pb2.NetState()
     st.CopyFrom(param.state)
     st.phase = caffe_pb2.Phase.Value(phase or "TRAIN")
@@ -125,6 +126,28 @@ def load_text(text: str, path: str, phase: Optional[str] = None, stages: tuple[s
     st.level = level or 0
     return Loaded(path, None, [NetSpec("net", param, NetState.from_proto(st), path,
                                        os.path.dirname(os.path.abspath(path)), notes)])
+
+
+def _check_stages(param: "caffe_pb2.NetParameter", stages, path: str, notes: list[str]) -> None:
+    """A ``--stage`` that no include/exclude rule of the net mentions changes nothing: a
+    close spelling of one that does is a typo (refused, with did-you-mean); any other is
+    said in a warning."""
+    known = set(param.state.stage)
+    for layer in param.layer:
+        for rule in list(layer.include) + list(layer.exclude):
+            known.update(rule.stage)
+            known.update(rule.not_stage)
+    for stage in stages:
+        if stage in known:
+            continue
+        hint = did_you_mean(stage, known, cutoff=0.7)
+        if hint:
+            raise UserError(f"--stage {shown(stage, 40)}: no layer rule of {path} names this "
+                            f"stage{hint}")
+        warning = (f"--stage {shown(stage, 40)} changes nothing: no layer rule of {path} names it"
+                   + (f" (stages named: {', '.join(sorted(known)[:8])})" if known else ""))
+        notes.append(warning)
+        notice(warning)
 
 
 def _net_from(solver_path: str, ref: str) -> tuple["caffe_pb2.NetParameter", str, list[str]]:

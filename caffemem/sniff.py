@@ -268,7 +268,7 @@ def check_caffe_log(summary) -> None:
                         f"sed -E 's/^[ \\t]+//' {s.path} > train.log")
     if caffe_lines:
         return  # Caffe's output, damaged beyond reading: the report says what was skipped
-    head = head.lstrip()
+    head = re.sub(r"(?m)^[ \t]*#.*\n?", "", head).lstrip()
     if re.match(r"(name\s*:|layers?\s*\{|input\s*:)", head):
         looks = "it looks like a net prototxt: give it to 'caffemem analyze'"
     elif re.match(r"(net|train_net|base_lr|test_iter)\s*:", head):

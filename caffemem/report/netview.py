@@ -81,6 +81,8 @@ def net_to_dict(net: Net) -> dict[str, Any]:
         "flops_not_counted": [{"layer": l.name, "type": l.type} for l in uncounted],
         "outputs": list(net.outputs),
         "warnings": list(net.warnings),
+        #: layers of unknown types modeled as shape-preserving: the figures are approximate
+        "approximate_layers": net.approximate_layers,
         "layers": layers,
     }
 
