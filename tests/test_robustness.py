@@ -197,7 +197,7 @@ REPROS: dict[str, Repro] = {
     "12-hang-many-gpus": Repro([
         Step(["analyze", "net.prototxt", "--gpus", "1000000"],
              lambda r: (one_line_error(r, "--gpus") if r.code else answered(r, cpu_limit=5), None)[1],
-             timeout=5, owner=13, process=True),
+             timeout=5, process=True),
     ]),
     "13-hang-plot-long-name": Repro([
         Step(["plot", "long_name.prototxt", "-o", "out.png"], answered, timeout=40, process=True),
@@ -206,8 +206,7 @@ REPROS: dict[str, Repro] = {
     "14-hang-big-nets": Repro([
         Step(["analyze", "chain100000.prototxt", "--format", "json", "-o", "out.json"], answered, timeout=90, process=True),
         Step(["fit", "chain30000.prototxt", "--gpu-mem", "8G"], answered, timeout=90, process=True),
-        Step(["plot", "chain10000.prototxt", "-o", "out.png"], answered, timeout=10, owner=11,
-             process=True),
+        Step(["plot", "chain10000.prototxt", "-o", "out.png"], answered, timeout=90, process=True),
     ], make_input=True),
     "15-multiline-error-raw-echo": Repro([
         # the BOM is read as a BOM: what is left is a net without layers, named as such

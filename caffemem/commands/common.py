@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, Optional, TextIO
 
-from ..errors import UserError
+from ..errors import UserError, did_you_mean, shown
 from .. import argtypes
 from ..units import SIZE_HELP
 
@@ -59,7 +59,8 @@ def typed_size(text: str) -> TypedSize:
 def _phase(text: str) -> str:
     up = text.strip().upper()
     if up not in ("TRAIN", "TEST"):
-        raise argparse.ArgumentTypeError(f"'{text}': the phase is TRAIN or TEST")
+        raise argparse.ArgumentTypeError(f"{shown(text)}: the phase is TRAIN or TEST"
+                                         + did_you_mean(up, ("TRAIN", "TEST"), cutoff=0.6))
     return up
 
 
