@@ -449,6 +449,11 @@ def _unknown_type(layer: Layer, overrides: dict) -> Setup:
         layer.notes.append(f"type {ctx.type} has no rule in caffemem: assumed shape-preserving "
                            f"(top i = bottom i), no parameters or buffers; give --input TOP=... "
                            f"to correct")
+        guessed = [t for i, t in enumerate(ctx.tops) if i not in overrides]
+        ctx.assumptions.append(("", "a type caffemem has no rule for (a fork's layer?), assumed "
+                                    "shape-preserving (each top shaped like its bottom), without "
+                                    "parameters or buffers",
+                                " ".join(f"--input {t}=N,C,H,W" for t in guessed)))
         tops = [tuple(overrides.get(i, ctx.bottom_shapes[i])) for i in range(len(ctx.tops))]
         return Setup(tops, [])
     missing = [t for i, t in enumerate(ctx.tops) if i not in overrides]

@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .units import human
+from .units import exact, human
 
 #: totals of the two engines further apart than this (relative to the smaller) are reported
 ENGINE_APART = 0.10
@@ -196,7 +196,7 @@ class EngineCheck:
 
 def capacity_text(capacity: int) -> str:
     typed = getattr(capacity, "typed", None)
-    return f"--gpu-mem {typed} = {human(capacity)}" if typed else human(capacity)
+    return f"--gpu-mem {typed} = {exact(capacity)}" if typed else exact(capacity)
 
 
 @dataclass
