@@ -152,6 +152,9 @@ CASES: list[tuple] = [
     ("every layer filtered out", {"f.prototxt": 'layer { name: "d" type: "Input" top: "d" include { stage: '
                                   '"deploy" } input_param { shape { dim: 1 } } }\n'}, ["analyze", "{d}/f.prototxt"],
      1, ["f.prototxt", 'stage: "deploy"', "try --stage deploy"]),
+    ("pooling stride zero", {"p.prototxt": INPUT + 'layer { name: "p" type: "Pooling" bottom: "x" top: "p" '
+                             'pooling_param { kernel_size: 2 stride: 0 } }\n'}, ["analyze", "{d}/p.prototxt"], 1,
+     ["layer 'p' (Pooling): stride 0", "stride >= 1"]),
     # solvers that point nowhere
     ("solver to a missing net", {"solver.prototxt": 'net: "nope.prototxt"\nbase_lr: 0.01\n'},
      ["analyze", "{d}/solver.prototxt"], 1, ["solver.prototxt", "'nope.prototxt' not found"]),

@@ -25,6 +25,9 @@ def pooled_size(ctx: LayerCtx, size: int, kernel: int, pad: int, stride: int, ce
     """One axis of ``PoolingLayer::Reshape``, float32 division included.  ``any_pad``: a pad
     is set on either axis (``pad_h_ || pad_w_``), which is what makes Caffe drop a last window
     starting in the padding, on **both** axes (pooling_layer.cpp:107-118)."""
+    if stride <= 0:  # Reshape divides by it (pooling_layer.cpp): no size comes out of that
+        raise ctx.fail(f"stride {stride}: the pooled size is (in + 2*pad - kernel) / stride + 1, "
+                       f"so Caffe cannot set this layer up; give stride >= 1")
     ratio = float(np.float32(np.float32(size + 2 * pad - kernel) / np.float32(stride)))
     out = int(math.ceil(ratio) if ceil_mode else math.floor(ratio)) + 1
     if pad or any_pad:
