@@ -86,5 +86,5 @@ def test_every_command_answers_and_says_so(fork, capsys, argv):
 def test_log_with_a_fork_net(fork, capsys):
     code, out, err = _run(capsys, "log", str(LOG), "--net", fork, "--gpu-mem", "2G")
     assert code == 0, err
-    assert "diagnosis (allocation model of" in out and "fork.prototxt" in out
+    assert f"model ({fork}, scenario train" in out and "modeled peak: 324.1 MiB" in out
     assert APPROX in err and SKIPPED in err

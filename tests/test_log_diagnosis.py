@@ -206,7 +206,7 @@ def test_log_net_takes_the_net_options_and_the_log_s_shapes(tmp_path):
 def test_a_net_that_cannot_be_modeled_leaves_the_log_s_diagnosis(tmp_path):
     net = tmp_path / "fork.prototxt"
     net.write_text('name: "f"\nlayer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }\n'
-                   'layer { name: "x" type: "SomeForkLayer" bottom: "data" top: "x" }\n')
+                   'layer { name: "x" type: "SomeForkLayer" bottom: "data" top: "x" top: "y" }\n')
     log = tmp_path / "l.log"
     log.write_text(OOM + "\n")
     d = run_log(log, tmp_path, "--net", str(net))

@@ -4,8 +4,8 @@ Each folder there is one crash, hang, traceback, wrong figure, multi-line error 
 report on junk that a mutation fuzz found, with the commands that show it (CMD.txt) and what
 a good tool does (EXPECT.txt).  The table below turns each EXPECT.txt into assertions on the
 exit status, stderr (one line, no traceback, no raw control character), what the message
-names, and time.  Reproducers whose fix belongs to another issue's branch are marked
-``xfail(strict=True)``: they flip to failures (and must be unmarked) when that work merges.
+names, and time.  A reproducer whose fix belongs to another issue's branch is marked with ``owner=N``
+(``xfail(strict=True)``): it flips to a failure, to be unmarked, when that work merges.
 A folder without an entry here fails :func:`test_every_reproducer_has_an_entry`.
 """
 
@@ -163,8 +163,7 @@ REPROS: dict[str, Repro] = {
     ]),
     "04-traceback-log-bottomless-layer": Repro([
         Step(["log", "crash.log"],
-             lambda r: (one_line_error(r, "ReLU") if r.code else answered(r), None)[1], owner=12,
-             process=True),
+             lambda r: (one_line_error(r, "ReLU") if r.code else answered(r), None)[1], process=True),
     ]),
     "05-traceback-log-huge-iteration": Repro([
         Step(["log", "train.log", "--format", "json"], answered),
@@ -173,7 +172,7 @@ REPROS: dict[str, Repro] = {
     ]),
     "06-traceback-log-huge-test-index": Repro([Step(["log", "train.log"], answered)]),
     "07-hang-log-echo-quadratic": Repro([
-        Step(["log", "deep_echo.log"], lambda r: answered(r, cpu_limit=5), timeout=5, owner=12, process=True),
+        Step(["log", "deep_echo.log"], lambda r: answered(r, cpu_limit=5), timeout=20, process=True),
     ], make_input=True),
     "08-wrong-negative-context-mib": Repro([
         Step(["analyze", "net.prototxt", "--context-mib", "-1000", "--gpu-mem", "8G"],

@@ -57,9 +57,11 @@ def examine(args: argparse.Namespace):
     ``caffemem.read_log``) starts from."""
     from ..logparse import classify, summarize
     from ..progress import Progress
-    from ..sniff import check_caffe_log, check_log
+    from ..sniff import check_caffe_log, check_log, check_path
 
     check_log(args.logfile)  # missing, directory, empty, binary: named before reading
+    if getattr(args, "net", None):  # a mistyped path is the user's to fix; a net that cannot be
+        check_path(args.net, "prototxt")  # modeled is not (the log's diagnosis stays)
     progress = Progress(args.logfile, quiet=getattr(args, "quiet", False))
     try:  # number texts are kept for the curves' CSV and JSON only
         s = summarize(args.logfile, progress=progress, texts=getattr(args, "format", "text") != "text")
