@@ -219,7 +219,7 @@ def build_net(param: "caffe_pb2.NetParameter", state: NetState,
             if bname not in available:
                 raise NetError(f"layer '{ld.name}' ({ld.type}): bottom '{bname}' (bottom index {j}) "
                                f"is not available: it was never produced, or an earlier layer "
-                               f"already consumed it")
+                               f"already consumed it{did_you_mean(bname, blob_by_name, cutoff=0.8)}")
             bid = blob_by_name[bname]
             bottoms.append(bid)
             available.discard(bname)
@@ -380,8 +380,8 @@ def _check_filtered_producers(all_layers, kept, state: NetState) -> None:
                         f"layer '{layer.name}' ({layer.type}): bottom '{b}' comes from layer '{d.name}', "
                         f"which is not in this net for phase {state.phase}"
                         f"{' and stages ' + ','.join(state.stages) if state.stages else ''} "
-                        f"(its rules: {rules or 'none'}); build the phase that has it, e.g. --phase "
-                        f"{'TEST' if state.phase == 'TRAIN' else 'TRAIN'}, or --stage NAME")
+                        f"(its rules: {rules or 'none'}); build the phase that has it"
+                        f"{', e.g. ' + keep if (keep := states_keeping([d], state)) else ''}")
         produced.update(layer.top)
 
 
