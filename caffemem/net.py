@@ -219,7 +219,7 @@ def build_net(param: "caffe_pb2.NetParameter", state: NetState,
             if bname not in available:
                 raise NetError(f"layer '{ld.name}' ({ld.type}): bottom '{bname}' (bottom index {j}) "
                                f"is not available: it was never produced, or an earlier layer "
-                               f"already consumed it{did_you_mean(bname, blob_by_name, cutoff=0.8)}")
+                               f"already consumed it")
             bid = blob_by_name[bname]
             bottoms.append(bid)
             available.discard(bname)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import NetError
+from .errors import NetError, did_you_mean
 
 
 @dataclass
@@ -98,4 +98,8 @@ def _dangling_hint(blob: str, layers: list[LayerDef], index: int) -> str:
     later = [l.name for l in layers[index + 1:] if blob in l.tops]
     if later:
         return f"; it is produced later by layer '{later[0]}' (layers must come in order; a cycle?)"
+    earlier = {t for l in layers[:index] for t in l.tops}
+    typo = did_you_mean(blob, earlier, cutoff=0.8)
+    if typo:
+        return typo
     return "; check the spelling, or whether its producer was filtered out by include/exclude rules for this phase"

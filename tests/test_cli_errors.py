@@ -138,6 +138,12 @@ CASES: list[tuple] = [
      ["analyze", "{d}/ft.prototxt"], 1, ["'a' has no type", "tpye (line 3; did you mean type?)"]),
     ("input blob typo", {}, ["analyze", NET, "--input", "dta=1,3,32,32"], 1,
      ["--input", "'dta'", "did you mean 'data'"]),
+    ("bottom typo", {"b.prototxt": INPUT.replace('"x"', '"conv1"') + 'layer { name: "r" type: "ReLU" '
+                     'bottom: "cnv1" top: "r" }\n'}, ["analyze", "{d}/b.prototxt"], 1,
+     ["layer 'r'", "bottom 'cnv1'", "did you mean 'conv1'"]),
+    ("bottom of a filtered layer", {"s.prototxt": INPUT.replace("} } }", "} } include { stage: \"train\" } }")
+                                    + 'layer { name: "r" type: "ReLU" bottom: "x" top: "r" }\n'},
+     ["analyze", "{d}/s.prototxt"], 1, ["layer 'r'", "bottom 'x'", "e.g. --stage train"]),
     ("input syntax", {}, ["analyze", NET, "--input", "data=a,b"], 1, ["--input 'data=a,b'"]),
     ("stage typo", {"s.prototxt": 'layer { name: "d" type: "Input" top: "x" include { stage: "deploy" } '
                     'input_param { shape { dim: 1 } } }\n'}, ["analyze", "{d}/s.prototxt", "--stage", "deplyo"],
