@@ -101,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     for p in sub.choices.values():
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help="on an internal error, show the traceback (also CAFFEMEM_DEBUG=1)")
-        p.epilog = (p.epilog + "\n\n" if p.epilog else "") + EXIT_HELP
+        if "exit status" not in (p.epilog or ""):  # a command may say it in its own words
+            p.epilog = (p.epilog + "\n\n" if p.epilog else "") + textwrap.fill(EXIT_HELP, 88)
     return parser
 
 
