@@ -117,6 +117,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # a net of 10^5 layers is millions of small objects that live to the end of the run:
     # collect young objects less often, so the collector does not rescan them (2x on big nets)
     gc.set_threshold(50_000, 20, 100)
+    take_notices()  # this run's warnings only (main may run several times in one process)
     try:
         parser = build_parser()
         args, extra = parser.parse_known_args(argv)

@@ -132,6 +132,8 @@ def _check_stages(param: "caffe_pb2.NetParameter", stages, path: str, notes: lis
     """A ``--stage`` that no include/exclude rule of the net mentions changes nothing: a
     close spelling of one that does is a typo (refused, with did-you-mean); any other is
     said in a warning."""
+    if not stages:
+        return
     known = set(param.state.stage)
     for layer in param.layer:
         for rule in list(layer.include) + list(layer.exclude):
