@@ -72,7 +72,7 @@ def _size(value: Optional[Size], what: str):
         return value
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise UserError(f"{what}: expected bytes (an int) or a size such as '11GiB', not {value!r}")
-    return typed_size(value if isinstance(value, str) else str(int(value)))
+    return typed_size(value if isinstance(value, str) else str(int(value)), what)
 
 
 def _inputs(value: InputShapes) -> list[str]:

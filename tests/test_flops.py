@@ -372,3 +372,25 @@ def test_lstm_unit_and_unrolled_lstm():
     assert gemms == 3 * 2 * 5 * 16 + 3 * 2 * 4 * 16
     units = [l for l in inner.layers if l.type == "LSTMUnit"]
     assert len(units) == 3 and all(u.flops == f for u in units)
+
+
+def test_pooling_window_sum_is_closed_form_and_exact():
+    """The clipped-window count is an arithmetic series, not a loop over the outputs: the
+    same figure as the loop, and no time growing with the blob (a fuzzed convolution pad of
+    2**31-1 made a pooling input 2**32 wide)."""
+    import random
+    import time
+
+    from caffemem.layers.pooling import window_elements
+
+    def loop(size, kernel, pad, stride, out):
+        return sum(min(p * stride - pad + kernel, size) - max(p * stride - pad, 0) for p in range(out))
+
+    rng = random.Random(17)
+    for _ in range(20000):
+        kernel = rng.randint(1, 12)
+        args = (rng.randint(1, 40), kernel, rng.randint(0, kernel - 1), rng.randint(1, 6), rng.randint(0, 20))
+        assert window_elements(*args) == loop(*args), args
+    t = time.process_time()
+    assert window_elements(2**32, 3, 1, 1, 2**32) == 3 * 2**32 - 2  # two windows clipped by one
+    assert time.process_time() - t < 0.1

@@ -318,7 +318,6 @@ def test_unknown_type_given_its_shape(browser, tmp_path):
     assert browser.eval("+document.getElementById('unmodelled-count').getAttribute('data-count')") == 1
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17: unknown layer types become non-fatal (shape-preserving, flagged)")
 def test_unknown_type_without_its_shape(browser, tmp_path):
     path = report(tmp_path, str(DATA / "unknown_type.prototxt"))
     open_page(browser, path)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Iterator, Optional, TextIO
 
 from ..errors import UserError, did_you_mean, shown
 from .. import argtypes
-from ..units import SIZE_HELP
+from ..units import SIZE_HELP, parse_size
 
 if TYPE_CHECKING:
     from ..analysis import AnalysisOptions
@@ -51,9 +51,10 @@ class TypedSize(int):
         return v
 
 
-def typed_size(text: str) -> TypedSize:
-    """``--gpu-mem``: the one size parser (binary units; card makers' GB), as typed."""
-    return TypedSize(argtypes.size("--gpu-mem")(text), text)
+def typed_size(text: str, option: str = "--gpu-mem") -> TypedSize:
+    """``--gpu-mem``: the one size parser (binary units; card makers' GB), as typed.  A bad
+    size is a UserError naming ``option`` (the CLI prints it in one line, exit 1)."""
+    return TypedSize(parse_size(text, option), text)
 
 
 def _phase(text: str) -> str:
