@@ -56,7 +56,7 @@ def _run(case, folder: Path) -> tuple[int, str, str]:
 def test_cases_are_seeded_and_cover_every_command():
     a = [(c.argv, c.files) for c in fuzz.cases(7, 40)]
     assert a == [(c.argv, c.files) for c in fuzz.cases(7, 40)]
-    assert {c.argv[0] for c in fuzz.cases(7, 40)} == {"analyze", "fit", "diff", "plot", "log"}
+    assert {c.argv[0] for c in fuzz.cases(7, 40)} == {"analyze", "fit", "diff", "plot", "report", "log"}
 
 
 def test_checker_catches_what_it_must():

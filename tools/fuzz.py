@@ -5,7 +5,7 @@ Each case is a set of files made from the project's own samples and test logs by
 mutations -- truncation, byte flips, deleted or doubled lines (duplicate tops), huge, zero and
 negative dimensions and counts, cycles, unknown fields and types, encodings (BOM, UTF-16,
 CRLF, Latin-1, NULs), garbage and binary files -- and one command line (analyze in every
-format, fit, diff, plot, log with and without --net).  A run is good when it:
+format, fit, diff, plot, report, log with and without --net).  A run is good when it:
 
 - exits 0, 1 (the input is wrong) or 3 (does not fit), never 2 or a signal;
 - on exit 1, writes exactly one line on stderr, ``caffemem: error: ...``, with no traceback
@@ -67,7 +67,7 @@ WORDS = ["layer {", "}", "top: \"x\"", "bottom: \"x\"", "type: \"Convolutoin\"",
 CONTROL = b"\x00\x01\x07\x08\x0b\x0c\x0d\x1b\x7f\x80\x9f\xff\xfe"
 SIZE_KEY = re.compile(r"(bytes|_count|^count|memory_required_for_data|total|needed|capacity)$")
 COMMANDS = ("analyze", "analyze-json", "analyze-csv", "fit", "diff", "log", "log-json", "log-csv",
-            "log-net", "plot")
+            "log-net", "plot", "report")
 
 
 @dataclass
@@ -211,7 +211,7 @@ def cases(seed: int, count: int, plots: bool = True) -> Iterator[Case]:
     rng = random.Random(seed)
     nets = [p.read_text() for p in sorted(SAMPLES.glob("*.prototxt")) if "solver" not in p.name] + SMALL_NETS
     logs = [p.read_bytes() for p in sorted(LOGS.glob("*.log"))]
-    commands = [c for c in COMMANDS if plots or c != "plot"]
+    commands = [c for c in COMMANDS if plots or c not in ("plot", "report")]
     for n in range(count):
         notes: list[str] = []
         command = commands[n % len(commands)] if rng.random() < 0.7 else rng.choice(commands)
@@ -247,6 +247,11 @@ def cases(seed: int, count: int, plots: bool = True) -> Iterator[Case]:
             elif command == "diff":
                 files["old.prototxt"] = SMALL_NETS[0].encode()
                 argv = ["diff", "old.prototxt", target] + (["--format", "json"] if rng.random() < 0.5 else [])
+            elif command == "report":
+                argv = ["report", target, "-o", "out.html"]
+                if rng.random() < 0.3:
+                    files["train.log"] = _log(rng, logs, notes)
+                    argv += ["--log", "train.log"]
             else:
                 argv = ["plot", target, "-o", "out.png"]
             if rng.random() < 0.25:
