@@ -210,6 +210,8 @@ def _kind_legend(fig, kinds, y: float) -> None:
     from matplotlib.patches import Patch
 
     handles = [Patch(color=KIND_COLORS.get(k, "#333333"), label=k) for k in KIND_ORDER if k in kinds]
+    if not handles:  # nothing allocated (a trunk of data layers, no context): no legend
+        return
     fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, y), ncol=len(handles),
                fontsize=8, frameon=False)
 

@@ -158,6 +158,9 @@ CASES: list[tuple] = [
     ("every layer filtered out", {"f.prototxt": 'layer { name: "d" type: "Input" top: "d" include { stage: '
                                   '"deploy" } input_param { shape { dim: 1 } } }\n'}, ["analyze", "{d}/f.prototxt"],
      1, ["f.prototxt", 'stage: "deploy"', "try --stage deploy"]),
+    ("plot of a refused net holding nothing", {"t.prototxt": INPUT + 'layer { name: "c" type: "Convolutoin" '
+                                               'bottom: "x" top: "c" }\n'},
+     ["plot", "{d}/t.prototxt", "-o", "{d}/t.png", "--context-mib", "0"], 1, ["did you mean 'Convolution'"]),
     ("pooling stride zero", {"p.prototxt": INPUT + 'layer { name: "p" type: "Pooling" bottom: "x" top: "p" '
                              'pooling_param { kernel_size: 2 stride: 0 } }\n'}, ["analyze", "{d}/p.prototxt"], 1,
      ["layer 'p' (Pooling): stride 0", "stride >= 1"]),
