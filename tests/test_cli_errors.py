@@ -183,8 +183,6 @@ CASES: list[tuple] = [
     ("prototxt as log", {}, ["log", NET], 1, ["small_cnn_train.prototxt", "not a Caffe log", "net prototxt"]),
     ("missing log", {}, ["log", "{d}/train.log"], 1, ["{d}/train.log", "no such file"]),
     ("directory as log", {}, ["log", "{d}"], 1, ["{d}", "directory"]),
-    ("UTF-16 log", {"u.log": GLOG.encode("utf-16")}, ["log", "{d}/u.log", "--format", "csv"], 1,
-     ["u.log", "UTF-16", "iconv"]),
     ("log with a missing --net", {"ok.log": GLOG}, ["log", "{d}/ok.log", "--net", "{d}/net.prototxt"], 1,
      ["{d}/net.prototxt", "no such file"]),
     ("curves plot of junk", {"t.log": "I0303 nothing\n"}, ["plot", "{d}/t.log", "-o", "{d}/c.png", "--what", "curves"],
