@@ -111,11 +111,38 @@ def fit_batch(loaded, options, env, capacity: int) -> FitResult:
             _refuse_recurrent(nets)
         return fits(model_memory(nets, env), capacity).needed
 
-    t1, t2 = total(1), total(2)
+    known: dict[int, Optional[int]] = {1: total(1)}
     guess = None
-    if t2 > t1:
-        guess = max(1, (capacity - t1) // (t2 - t1))  # the largest batch if the need is affine
-    return largest_fitting(total, capacity, guess=guess, what="batch", known={1: t1, 2: t2})
+    if known[1] <= capacity:  # else batch 1 is the answer's evidence already
+        guess = _secant_guess(total, capacity, known)
+    return largest_fitting(total, capacity, guess=guess, what="batch", known=known)
+
+
+#: the first slope is taken over this many batches, so that a card's allocation rounding
+#: (2 MiB pages: memory/card) cannot hide the per-sample bytes in the difference
+SLOPE_SPAN = 64
+
+
+def _secant_guess(total, capacity: int, known: dict) -> Optional[int]:
+    """Where the need crosses ``capacity``, from the secant through batch 1 and batch
+    ``SLOPE_SPAN``, refined once through batch 1 and that first guess (the need is nearly
+    affine in the batch; rounding makes it a staircase).  It only speeds the search up:
+    :func:`largest_fitting` finds the exact answer whatever the guess.  The totals computed
+    are left in ``known``."""
+    t1, b = known[1], SLOPE_SPAN
+    for _ in range(2):
+        try:
+            known[b] = tb = total(b)
+        except NetError:  # this batch does not build: no slope from it
+            known[b] = None
+            return None
+        if tb is None or tb <= t1:
+            return None
+        guess = max(1, 1 + (capacity - t1) * (b - 1) // (tb - t1))
+        if guess == b or guess in known:
+            return guess
+        b = guess
+    return b
 
 
 def _refuse_recurrent(nets) -> None:

@@ -182,7 +182,8 @@ def add_memory_options(p: argparse.ArgumentParser, sides: tuple = ()) -> None:
             ("host-mem", "host RAM for the run, e.g. 32G: says whether the pinned and heap "
                          "bytes fit, and when host RAM, not the card, is the limit; exit status "
                          "3 when they do not fit (default: no check)")):
-        g.add_argument(f"--{name}", metavar="SIZE", type=typed_size, help=what)
+        g.add_argument(f"--{name}", metavar="SIZE", help=what,
+                       type=lambda text, option=f"--{name}": typed_size(text, option))
     g.add_argument("--cudnn-workspace-mib", metavar="MIB",
                    type=argtypes.number(0, 8, "Caffe's limit per cuDNN op"),
                    help="workspace per cuDNN convolution op, in MiB: Caffe's limit, an upper "
