@@ -186,15 +186,7 @@ def build_net(param: "caffe_pb2.NetParameter", state: NetState,
               options: Optional[BuildOptions] = None, source: str = "") -> Net:
     """Build ``param`` (already upgraded) in ``state``; see the module docstring."""
     options = options or BuildOptions()
-    kept = filter_layers(param.layer, state)
-    if len(param.layer) and not kept:
-        _refuse_all_filtered(param, state, source)
-    filtered = caffe_pb2.NetParameter()
-    filtered.name = param.name
-    filtered.force_backward = param.force_backward
-    filtered.layer.extend(kept)
-    _check_filtered_producers(param.layer, kept, state)
-    layer_defs = insert_splits([LayerDef.from_proto(p) for p in kept])
+    filtered, layer_defs = _structure(param, state, source)
 
     net = Net(param.name, state, [], [], [], bool(param.force_backward), source=source,
               filtered=filtered)
@@ -350,6 +342,34 @@ def build_net(param: "caffe_pb2.NetParameter", state: NetState,
         check_inputs_used(options.inputs, [net])
     net.outputs = sorted(available)
     return net
+
+
+#: the last nets' structure (filtered layers, splits inserted), which does not depend on
+#: shapes: ``fit`` rebuilds one net at many batch sizes, and this part is a third of a build
+_STRUCTURES: dict = {}
+
+
+def _structure(param: "caffe_pb2.NetParameter", state: NetState, source: str) -> tuple:
+    """``FilterNet`` then ``InsertSplits`` (with their refusals), remembered for the same
+    NetParameter object in the same state, as long as its content has not changed."""
+    key = (id(param), state)
+    content = param.SerializeToString(deterministic=True)  # C-fast; any edit changes it
+    hit = _STRUCTURES.get(key)
+    if hit is not None and hit[0] is param and hit[1] == content:
+        return hit[2], hit[3]
+    kept = filter_layers(param.layer, state)
+    if len(param.layer) and not kept:
+        _refuse_all_filtered(param, state, source)
+    filtered = caffe_pb2.NetParameter()
+    filtered.name = param.name
+    filtered.force_backward = param.force_backward
+    filtered.layer.extend(kept)
+    _check_filtered_producers(param.layer, kept, state)
+    layer_defs = insert_splits([LayerDef.from_proto(p) for p in kept])
+    if len(_STRUCTURES) >= 16:
+        _STRUCTURES.clear()
+    _STRUCTURES[key] = (param, content, filtered, layer_defs)
+    return filtered, layer_defs
 
 
 def check_inputs_used(inputs, nets: list["Net"]) -> None:

@@ -204,3 +204,12 @@ def test_producer_filtered_out_names_rule_and_phase():
     with pytest.raises(NetError, match=r"comes from layer 'd'.*phase TRAIN.*--phase TEST"):
         build(text)
     assert build(text, "TEST").blob("y").shape == (1, 2)
+
+
+def test_structure_is_reused_only_while_the_param_is_unchanged():
+    p = parse_text(INPUT + 'layer { name: "r" type: "ReLU" bottom: "x" top: "r" }', caffe_pb2.NetParameter())
+    a = build_net(p, NetState("TRAIN"), BuildOptions(batch=2))
+    b = build_net(p, NetState("TRAIN"), BuildOptions(batch=5))
+    assert [l.name for l in a.layers] == [l.name for l in b.layers] and b.blob("r").shape[0] == 5
+    p.layer[1].name = "s"  # same size, other content: built anew
+    assert build_net(p, NetState("TRAIN")).layers[1].name == "s"
