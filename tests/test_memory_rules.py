@@ -456,6 +456,61 @@ def test_test_net_shares_params_and_has_own_activations():
     assert kind_of(never, "ip", Kind.ACTIVATIONS, "test net #0") == 0
 
 
+def _push_back_peak(n: int) -> int:
+    """Brute force: two vectors (float, int) filled in turn by push_back, each growing to
+    twice its capacity (from 1) and freeing the old storage after the copy; the largest
+    number of live bytes."""
+    cap = [0, 0]
+    peak = 0
+    for size in range(n):  # both vectors hold `size` elements; push one onto each
+        for v in (0, 1):
+            if size < cap[v]:
+                continue
+            grown = max(1, 2 * cap[v])  # old and new storage live together during the copy
+            peak = max(peak, 4 * (cap[1 - v] + cap[v] + grown))
+            cap[v] = grown
+    return max(peak, 4 * sum(cap))
+
+
+def test_test_score_vectors_grow_like_libstdcxx():
+    from caffemem.memory.model import test_score_bytes
+
+    assert [test_score_bytes(n) for n in range(4)] == [0, 8, 20, 40]
+    for n in list(range(1, 70)) + [1000, 1024, 1025]:
+        assert test_score_bytes(n) == _push_back_peak(n), n
+
+
+def test_solver_test_copies_the_test_nets_outputs_cpu():
+    """Solver::Test (solver.cpp:351-384) pushes every output element of the test net onto
+    two vectors: a host temporary of every test pass, which a test net leaving a big top
+    unconsumed (an output, net.cpp:242-246) makes large.  The later passes run with
+    everything else allocated, so the peak grows by exactly the vectors' peak."""
+    from caffemem.memory.model import test_score_bytes
+
+    sink = 'layer { name: "sink" type: "ReLU" bottom: "data" top: "big" include { phase: TEST } }\n'
+    silence = 'layer { name: "eat" type: "Silence" bottom: "big" include { phase: TEST } }\n'
+    env = MemoryEnv(scenario="train", mode="cpu", engine="caffe", test_iter=(1,),
+                    test_interval=1, bookkeeping_per_layer=0)
+
+    def nets(extra: str):
+        text = SOLVER_NET + "\n" + sink + extra
+        return [build(text, "TRAIN", "train net"), build(text, "TEST", "test net #0")]
+
+    out, eaten = model_memory(nets(""), env), model_memory(nets(silence), env)
+    assert out.nets[1].layers[-1].name == "sink" and eaten.nets[1].layers[-1].name == "eat"
+    big = 8 * 16  # the ReLU's top, an output of the test net unless Silence eats it
+    assert out.total_bytes - eaten.total_bytes == test_score_bytes(big + 1) - test_score_bytes(1)
+    assert out.peak_moment == "test net #0: test pass"
+    from caffemem.memory import replay
+
+    def scores(e):
+        return [m.nbytes for m in replay(nets(""), e).memory.mems if m.name.startswith("Solver::Test")]
+
+    assert scores(env) == [test_score_bytes(big + 1)]
+    # in gpu mode they are plain malloc, host RAM that is not pinned: not in the pinned figure
+    assert scores(env.with_(mode="gpu", engine="caffe")) == []
+
+
 def test_multi_gpu_root_runs_the_test_net():
     nets = nets_train_test(64)
     env = MemoryEnv(scenario="train", mode="gpu", engine="cudnn", test_iter=(1,),

@@ -60,6 +60,7 @@ class _Solver:
         self.tests = [_sim(n, env, memory, gpu, _label(n, f"test net #{i}"))
                       for i, n in enumerate(nets[1:])]
         self.history: dict[tuple[int, int], list[Mem]] = {}
+        self.scores: dict[str, Mem] = {}  # Solver::Test's vectors, per test net
 
     @property
     def side(self) -> str:
@@ -107,6 +108,8 @@ class _Solver:
             _share_trained_layers(t, self.train, self.memory)
             t.forward()
             t.read_outputs()
+            if not self.env.gpu:  # plain malloc: in gpu mode host RAM, never pinned
+                _test_scores(t, self.scores)
 
     def iteration(self) -> None:
         m, tr, side = self.memory, self.train, self.side
@@ -186,6 +189,40 @@ def _inner_net_buffers(layer, env: MemoryEnv) -> list[Buffer]:
                     out.append(Buffer(name, m.kind, m.nbytes, side, when,
                                       transient=freed is not None))
     return out
+
+
+def test_score_bytes(n: int) -> int:
+    """Peak bytes of ``Solver::Test``'s two score vectors for ``n`` output elements.
+
+    solver.cpp:351-352 declares ``vector<Dtype> test_score`` and ``vector<int>
+    test_score_output_id``; 377-384 push one element per output element onto each, in turn,
+    at the first test iteration.  libstdc++ grows a full vector to twice its size (1, 2, 4,
+    ...) and frees the old storage only after copying it, so the largest moment is the last
+    growth of ``test_score_output_id`` to C (the smallest power of two >= n): ``test_score``
+    (C floats) + its old (C/2 ints) and new (C ints) storage, 10 x C bytes.  Freed when Test
+    returns."""
+    if n <= 1:
+        return 8 * n
+    c = 1 << (n - 1).bit_length()
+    return DTYPE * c + 4 * (c // 2 + c)
+
+
+def _test_scores(test: NetSim, made: dict[str, Mem]) -> None:
+    """``Solver::Test`` copies every output element of the test net into two vectors (see
+    :func:`test_score_bytes`): a temporary of each test pass on the host, large when the
+    test net leaves a big top unconsumed (every unconsumed top is an output,
+    net.cpp:242-246).  ``made``: the Mem of each test net's vectors, once made."""
+    m = test.memory
+    mem = made.get(test.label)
+    if mem is None:
+        n = sum(test.net.blob(name).count for name in test.net.outputs)
+        mem = made[test.label] = m.new(test_score_bytes(n), Kind.INTERNAL, test.label, -1,
+                                       f"Solver::Test score vectors ({n:,} output elements)",
+                                       transient=True, gpu=test.gpu)
+    if mem.nbytes:
+        m.has_transients = True  # later test passes run with everything else allocated
+        m.context = f"{test.label}: Solver::Test"
+        m.touch_transients([(mem, "host")])
 
 
 def _share_trained_layers(test: NetSim, train: NetSim, memory: Memory) -> None:
