@@ -400,13 +400,15 @@ def diff(old: NetSource, new: NetSource, *, input: InputShapes = None, batch: Op
          old_batch: Optional[int] = None, new_batch: Optional[int] = None,
          scenario: Optional[str] = None, mode: Optional[str] = None, engine: Optional[str] = None,
          solver_type: Optional[str] = None, gpus: int = 1, gpu_mem: Optional[Size] = None,
-         cudnn_workspace_mib: Optional[float] = None, context_mib: Optional[int] = None) -> DiffResult:
+         cudnn_workspace_mib: Optional[float] = None, context_mib: Optional[int] = None,
+         host_mem: Optional[Size] = None, cuda: Optional[int] = None) -> DiffResult:
     """Where the extra bytes of ``new`` over ``old`` come from: ``caffemem diff``'s options,
     ``input``/``batch`` for both nets and ``old_*``/``new_*`` for one side (a side's shapes
-    win over the shared ones)."""
+    win over the shared ones); ``host_mem`` and ``cuda`` as in :func:`analyze`."""
     ns = _namespace(["diff", "-", "-"], input=_inputs(input), batch=batch,
                     old_input=_inputs(old_input), new_input=_inputs(new_input),
                     old_batch=old_batch, new_batch=new_batch,
+                    host_mem=_size(host_mem, "host_mem"), cuda=cuda,
                     **_memory_args(scenario, mode, engine, solver_type, gpus, gpu_mem,
                                    cudnn_workspace_mib, context_mib))
     return diff_args(ns, old, new)
@@ -459,11 +461,15 @@ def fit(net_or_solver: NetSource, gpu_mem: Size, *, scale: bool = False, input: 
         stage=None, level: Optional[int] = None, scenario: Optional[str] = None,
         mode: Optional[str] = None, engine: Optional[str] = None,
         solver_type: Optional[str] = None, gpus: int = 1,
-        cudnn_workspace_mib: Optional[float] = None, context_mib: Optional[int] = None) -> FitResult:
+        cudnn_workspace_mib: Optional[float] = None, context_mib: Optional[int] = None,
+        host_mem: Optional[Size] = None, cuda: Optional[int] = None) -> FitResult:
     """The largest train batch (``scale=True``: input size) that fits ``gpu_mem``, searched
-    exactly on the model; ``engine="both"`` answers for CAFFE and cuDNN."""
+    exactly on the model; ``engine="both"`` answers for CAFFE and cuDNN.  ``host_mem`` and
+    ``cuda`` as in :func:`analyze` (``cuda`` sets the default CUDA context, which the
+    search counts)."""
     capacity = _size(gpu_mem, "gpu_mem")
-    ns = _namespace(["fit", "-"], scale=scale, **_net_args(input, batch, test_batch, phase, stage, level),
+    ns = _namespace(["fit", "-"], scale=scale, host_mem=_size(host_mem, "host_mem"), cuda=cuda,
+                    **_net_args(input, batch, test_batch, phase, stage, level),
                     **_memory_args(scenario, mode, engine, solver_type, gpus, capacity,
                                    cudnn_workspace_mib, context_mib))
     return fit_args(ns, net_or_solver)

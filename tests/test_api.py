@@ -98,6 +98,21 @@ def test_fit_equals_cli_json(tmp_path):
     assert f.largest == f.answers[0]["largest"] and f.largest > 1
 
 
+def test_diff_and_fit_take_host_mem_and_cuda_as_analyze_does(tmp_path):
+    from caffemem.memory.card import cublas_workspace_bytes
+
+    d = caffemem.diff(SOLVER, SOLVER, host_mem="10MiB", cuda=12)
+    assert d.to_dict() == cli_json(tmp_path, "diff", SOLVER, SOLVER, "--host-mem", "10MiB",
+                                   "--cuda", "12")
+    assert d.old.verdict["host_capacity_bytes"] == 10 << 20 and d.new.verdict["host_fits"] is False
+    addons = {x["name"]: x["bytes"] for x in d.new.to_dict()["memory"]["addons"]}
+    assert addons["cuBLAS workspace"] == cublas_workspace_bytes(12)
+    f = caffemem.fit(SOLVER, "2GiB", host_mem="64GiB", cuda=12)
+    assert f.to_dict() == cli_json(tmp_path, "fit", SOLVER, "--gpu-mem", "2GiB", "--host-mem",
+                                   "64GiB", "--cuda", "12")
+    assert f.largest != caffemem.fit(SOLVER, "2GiB").largest  # CUDA 12's context is smaller
+
+
 def test_read_log_curves_failure_and_json(tmp_path):
     log = Path(__file__).with_name("data") / "logs"
     path = sorted(log.glob("*.log"))[0]
