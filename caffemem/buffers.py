@@ -154,6 +154,11 @@ class MemoryEnv:
     #: estimate; 0 leaves it out): part of the heap in cpu mode, host RAM beside the pinned
     #: bytes in gpu mode
     bookkeeping_per_layer: int = BOOKKEEPING_PER_LAYER
+    #: does the solver snapshot (``snapshot_after_train``, default true, or a ``snapshot``
+    #: interval within ``max_iter``): None (no), "binaryproto" or "hdf5"
+    #: (``snapshot_format``); ``snapshot_diff`` also writes the param diffs
+    snapshot: Optional[str] = None
+    snapshot_diff: bool = False
 
     def __post_init__(self) -> None:
         if self.context_bytes is None:  # the CUDA version's default (with_ re-derives it)
@@ -180,6 +185,8 @@ class MemoryEnv:
             raise ValueError(f"engine must be one of {ENGINES}, not {self.engine!r}")
         if self.solver_type not in SOLVER_TYPES:
             raise ValueError(f"solver type must be one of {SOLVER_TYPES}, not {self.solver_type!r}")
+        if self.snapshot not in (None, "binaryproto", "hdf5"):
+            raise ValueError(f"snapshot must be None, binaryproto or hdf5, not {self.snapshot!r}")
         if self.regularization not in ("L1", "L2"):
             raise ValueError(f"regularization must be L1 or L2, not {self.regularization!r}")
         if self.gpus < 1:
@@ -228,6 +235,9 @@ class MemoryEnv:
                   weight_decay=solver.weight_decay, test_interval=solver.test_interval,
                   test_iter=tuple(solver.test_iter),
                   test_initialization=solver.test_initialization)
+        if solver.snapshot_after_train or 0 < solver.snapshot <= solver.max_iter:
+            kw["snapshot"] = "hdf5" if solver.snapshot_format == 0 else "binaryproto"
+            kw["snapshot_diff"] = solver.snapshot_diff
         if solver.HasField("solver_mode") and "mode" not in overrides:
             kw["mode"] = "gpu" if solver.solver_mode == 1 else "cpu"
         kw.update(overrides)

@@ -511,6 +511,75 @@ def test_solver_test_copies_the_test_nets_outputs_cpu():
     assert scores(env.with_(mode="gpu", engine="caffe")) == []
 
 
+def _repeated_field_peak(counts: list[int], header: int = 8) -> int:
+    """Brute force: protobuf RepeatedField<float>s filled one Add at a time, each growing to
+    max(4, twice its capacity) and freeing the old storage after the copy."""
+    live = peak = 0
+    for n in counts:
+        cap = 0
+        for size in range(n):
+            if size == cap:
+                grown = max(4, 2 * cap)
+                old = header + 4 * cap if cap else 0
+                peak = max(peak, live + old + header + 4 * grown)
+                cap = grown
+        live += header + 4 * cap if cap else 0
+    return max(peak, live)
+
+
+def test_snapshot_proto_copies_grow_like_repeated_field():
+    from caffemem.memory.model import proto_copy_bytes
+
+    assert proto_copy_bytes([]) == 0 and proto_copy_bytes([1]) == 8 + 16
+    for counts in ([5], [4, 5], [100, 3, 17], [1000, 10], list(range(1, 40))):
+        assert proto_copy_bytes(counts) == _repeated_field_peak(counts), counts
+
+
+def test_snapshot_copies_weights_then_solver_state():
+    """Solver::Snapshot (solver.cpp:420-434, sgd_solver.cpp:271-287): in cpu mode a
+    NetParameter holding every layer's blobs, then a SolverState holding every history_ blob
+    (Adam: history and history2 of each param), each a temporary on top of the trained
+    state; in gpu mode reading the history on the host keeps its pinned copies."""
+    from caffemem.buffers import NETPARAM_BYTES_PER_LAYER
+    from caffemem.memory import replay
+    from caffemem.memory.model import proto_copy_bytes
+
+    nets = [build(SOLVER_NET, "TRAIN", "train net")]
+    env = MemoryEnv(scenario="train", mode="cpu", engine="caffe", solver_type="Adam",
+                    bookkeeping_per_layer=0)
+    w, b = 10 * 16, 10
+    snap = env.with_(snapshot="binaryproto")
+    copies = {m.name: m.nbytes for m in replay(nets, snap).memory.mems if m.name.startswith("snapshot")}
+    assert copies == {"snapshot: NetParameter (weights) copy":
+                      proto_copy_bytes([w, b]) + NETPARAM_BYTES_PER_LAYER * len(nets[0].layers),
+                      "snapshot: SolverState (history) copy": proto_copy_bytes([w, b, w, b])}
+    grown = model_memory(nets, snap).total_bytes - model_memory(nets, env).total_bytes
+    assert grown == max(copies.values())
+    assert model_memory(nets, snap).peak_moment == "train net: snapshot"
+    assert model_memory(nets, env.with_(snapshot="hdf5")).total_bytes == model_memory(nets, env).total_bytes
+
+    gpu = env.with_(mode="gpu", engine="caffe")
+    pinned = [m for m in replay(nets, gpu.with_(snapshot="binaryproto")).memory.mems
+              if "solver history" in m.name and m.host_at is not None]
+    assert sorted(m.nbytes for m in pinned) == sorted(F * n for n in (w, b, w, b))
+    assert not [m for m in replay(nets, gpu).memory.mems if "solver history" in m.name and m.host_at]
+    assert not [m for m in replay(nets, gpu.with_(snapshot="binaryproto")).memory.mems
+                if m.name.startswith("snapshot")]  # plain malloc in gpu mode: not pinned
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("max_iter: 10", ("binaryproto", False)),  # snapshot_after_train defaults to true
+    ("max_iter: 10 snapshot_after_train: false", (None, False)),
+    ("max_iter: 10 snapshot_after_train: false snapshot: 5", ("binaryproto", False)),
+    ("max_iter: 10 snapshot_after_train: false snapshot: 50", (None, False)),
+    ("max_iter: 10 snapshot_format: HDF5 snapshot_diff: true", ("hdf5", True)),
+])
+def test_solver_says_when_it_snapshots(text, expected):
+    solver = parse_text(text, caffe_pb2.SolverParameter())
+    env = MemoryEnv.for_solver(solver)
+    assert (env.snapshot, env.snapshot_diff) == expected
+
+
 def test_multi_gpu_root_runs_the_test_net():
     nets = nets_train_test(64)
     env = MemoryEnv(scenario="train", mode="gpu", engine="cudnn", test_iter=(1,),

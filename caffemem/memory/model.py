@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ..blobshape import count
-from ..buffers import CUDNN, Buffer, Kind, MemoryEnv
+from ..buffers import CUDNN, NETPARAM_BYTES_PER_LAYER, Buffer, Kind, MemoryEnv
 from ..layers.base import DATA, DIFF
 from .card import AddOn, addons, rounded
 from .report import GpuMemory, LayerMemory, MemoryReport, NetMemory
@@ -111,6 +111,47 @@ class _Solver:
             if not self.env.gpu:  # plain malloc: in gpu mode host RAM, never pinned
                 _test_scores(t, self.scores)
 
+    def snapshot(self) -> None:
+        """``Solver::Snapshot`` (solver.cpp:420-434), after an update (every ``snapshot``
+        iterations, solver.cpp:272-277, and when training ends, 306-309): the train net's
+        weights, then the solver state.
+
+        - ``Net::ToProto`` (net.cpp:845-854): every layer's blobs (shared and frozen ones
+          too) copied into a NetParameter with their ``cpu_data`` (and ``cpu_diff`` with
+          ``snapshot_diff``), one ``add_data`` per element (blob.cpp:537-554); written and
+          freed (``SnapshotToBinaryProto``, solver.cpp:462-469);
+        - ``SnapshotSolverStateToBinaryProto`` (sgd_solver.cpp:271-287): every ``history_``
+          blob copied the same way into a SolverState.
+
+        Reading on the host makes the host copies of the history (and diffs) in gpu mode
+        (pinned, kept); the protobuf copies are plain malloc, counted in cpu mode as two
+        temporaries (:func:`proto_copy_bytes`).  HDF5 snapshots read the same blobs; the HDF5
+        library's own buffers are not modeled."""
+        m, tr, env = self.memory, self.train, self.env
+        m.mark(f"{tr.label}: snapshot")
+        blobs: list[int] = []
+        for li, layer in enumerate(tr.net.layers):
+            for k, p in enumerate(layer.params):
+                for attr in (DATA, DIFF) if env.snapshot_diff else (DATA,):
+                    m.touch(tr.param_mem(li, k, attr), "host")
+                    blobs.append(count(p.shape))
+        net_copy = proto_copy_bytes(blobs) + NETPARAM_BYTES_PER_LAYER * len(tr.net.layers)
+        history = []
+        for name in history_sets(env):  # history_: every param's history, then history2
+            if name.startswith("history"):
+                for mems in self.history.values():
+                    h = mems[history_sets(env).index(name)]
+                    m.touch(h, "host")
+                    history.append(h.nbytes // DTYPE)
+        if env.gpu or env.snapshot != "binaryproto":
+            return
+        for what, nbytes in (("NetParameter (weights)", net_copy),
+                             ("SolverState (history)", proto_copy_bytes(history))):
+            m.has_transients = True
+            m.touch_transients([(m.new(nbytes, Kind.INTERNAL, tr.label, -1,
+                                       f"snapshot: {what} copy", transient=True, gpu=self.gpu),
+                                 "host")])
+
     def iteration(self) -> None:
         m, tr, side = self.memory, self.train, self.side
         m.mark(f"{tr.label}: ClearParamDiffs")
@@ -189,6 +230,30 @@ def _inner_net_buffers(layer, env: MemoryEnv) -> list[Buffer]:
                     out.append(Buffer(name, m.kind, m.nbytes, side, when,
                                       transient=freed is not None))
     return out
+
+
+#: protobuf 3's RepeatedField storage: an Arena pointer before the elements (none in 2.x)
+REPEATED_HEADER = 8
+
+
+def proto_copy_bytes(counts: list[int]) -> int:
+    """Peak bytes of protobuf messages holding blobs of ``counts`` floats, each filled by one
+    ``add_data`` per element (blob.cpp:545-547), in order.  RepeatedField grows to
+    max(4, twice its capacity) and frees the old storage after the copy (protobuf's
+    repeated_field.h, ``RepeatedField::Reserve``), so a blob of n > 4 floats peaks at its old and new storage
+    (C/2 + C floats, C the final capacity) and keeps C floats.  The message objects
+    themselves (about a hundred bytes per blob) are not counted."""
+    live = peak = 0
+    for n in counts:
+        if n <= 0:
+            continue
+        cap = 4
+        while cap < n:
+            cap *= 2
+        kept = REPEATED_HEADER + 4 * cap
+        peak = max(peak, live + kept + (REPEATED_HEADER + 2 * cap if cap > 4 else 0))
+        live += kept
+    return max(peak, live)
 
 
 def test_score_bytes(n: int) -> int:
@@ -317,6 +382,8 @@ def replay(nets: list, env: MemoryEnv) -> Replay:
         # Iteration 0 allocates; iteration 1 and the final test pass re-run the calls with
         # everything allocated, which is when per-call temporaries reach the peak.
         root.iteration()
+        if env.snapshot:
+            root.snapshot()
         if memory.has_transients:
             root.iteration()
             root.test_all()
