@@ -100,11 +100,12 @@ class Kind:
     WORKSPACE = "workspace"       # cuDNN convolution workspaces
     PREFETCH = "prefetch"         # data-layer prefetch batches
     BOOKKEEPING = "bookkeeping"   # host heap per layer (objects, protobuf copies): an estimate
+    SOLVER_COPIES = "solver_copies"  # the solver's temporary copies (Test's scores, snapshots)
     RUNTIME = "card_addons"       # a real card's add-ons: cudaMalloc rounding, cuBLAS workspace
     CONTEXT = "context"           # CUDA context (a constant, reported on its own line)
 
     ALL = (ACTIVATIONS, DIFFS, PARAMS, PARAM_DIFFS, HISTORY, IM2COL, INTERNAL, WORKSPACE,
-           PREFETCH, BOOKKEEPING, RUNTIME, CONTEXT)
+           PREFETCH, BOOKKEEPING, SOLVER_COPIES, RUNTIME, CONTEXT)
 
 
 @dataclass(frozen=True)

@@ -28,11 +28,13 @@ from .grouping import bins, fold, module_prefix
 #: more bars than this are folded (by module, then by runs of modules)
 MAX_BARS = 60
 KIND_ORDER = ["activations", "diffs", "params", "param_diffs", "history", "im2col",
-              "internal", "workspace", "prefetch", "bookkeeping", "card_addons", "context"]
+              "internal", "workspace", "prefetch", "bookkeeping", "solver_copies", "card_addons",
+              "context"]
 KIND_COLORS = {
     "activations": "#4C72B0", "diffs": "#55A868", "params": "#C44E52", "param_diffs": "#DD8452",
     "history": "#8172B3", "im2col": "#937860", "internal": "#DA8BC3", "workspace": "#8C8C8C",
     "prefetch": "#CCB974", "bookkeeping": "#8DA0CB", "card_addons": "#D3D3D3", "context": "#64B5CD",
+    "solver_copies": "#A6D854",
 }
 #: the deltas of a diff: colours no memory kind uses
 DELTA_COLORS = {"increase": "#222222", "decrease": "#FFFFFF"}

@@ -501,6 +501,7 @@ def test_solver_test_copies_the_test_nets_outputs_cpu():
     big = 8 * 16  # the ReLU's top, an output of the test net unless Silence eats it
     assert out.total_bytes - eaten.total_bytes == test_score_bytes(big + 1) - test_score_bytes(1)
     assert out.peak_moment == "test net #0: test pass"
+    assert kind_of(out, "sink", Kind.SOLVER_COPIES, "test net #0") == test_score_bytes(big + 1)
     from caffemem.memory import replay
 
     def scores(e):
@@ -528,34 +529,44 @@ def _repeated_field_peak(counts: list[int], header: int = 8) -> int:
 
 
 def test_snapshot_proto_copies_grow_like_repeated_field():
-    from caffemem.memory.model import proto_copy_bytes
+    from caffemem.memory.model import proto_copy_bytes, repeated_floats
 
     assert proto_copy_bytes([]) == 0 and proto_copy_bytes([1]) == 8 + 16
+    assert repeated_floats(160) == (8 + 256 * F, 8 + 256 * F + 8 + 128 * F)
     for counts in ([5], [4, 5], [100, 3, 17], [1000, 10], list(range(1, 40))):
         assert proto_copy_bytes(counts) == _repeated_field_peak(counts), counts
 
 
 def test_snapshot_copies_weights_then_solver_state():
     """Solver::Snapshot (solver.cpp:420-434, sgd_solver.cpp:271-287): in cpu mode a
-    NetParameter holding every layer's blobs, then a SolverState holding every history_ blob
-    (Adam: history and history2 of each param), each a temporary on top of the trained
-    state; in gpu mode reading the history on the host keeps its pinned copies."""
-    from caffemem.buffers import NETPARAM_BYTES_PER_LAYER
+    NetParameter holding every layer's layer_param_ and blobs, then a SolverState holding
+    every history_ blob (Adam: history and history2 of each param), each a temporary on top
+    of the trained state, charged to the layers whose blobs they copy; in gpu mode reading
+    the history on the host keeps its pinned copies."""
+    from caffemem.buffers import NETPARAM_BYTES_PER_LAYER as LP
     from caffemem.memory import replay
-    from caffemem.memory.model import proto_copy_bytes
+    from caffemem.memory.model import proto_copy_bytes, repeated_floats
 
     nets = [build(SOLVER_NET, "TRAIN", "train net")]
     env = MemoryEnv(scenario="train", mode="cpu", engine="caffe", solver_type="Adam",
                     bookkeeping_per_layer=0)
     w, b = 10 * 16, 10
     snap = env.with_(snapshot="binaryproto")
-    copies = {m.name: m.nbytes for m in replay(nets, snap).memory.mems if m.name.startswith("snapshot")}
-    assert copies == {"snapshot: NetParameter (weights) copy":
-                      proto_copy_bytes([w, b]) + NETPARAM_BYTES_PER_LAYER * len(nets[0].layers),
-                      "snapshot: SolverState (history) copy": proto_copy_bytes([w, b, w, b])}
-    grown = model_memory(nets, snap).total_bytes - model_memory(nets, env).total_bytes
-    assert grown == max(copies.values())
-    assert model_memory(nets, snap).peak_moment == "train net: snapshot"
+    copies: dict = {}
+    for m in replay(nets, snap).memory.mems:
+        if m.kind == Kind.SOLVER_COPIES:
+            copies[m.name] = m.nbytes
+    # the NetParameter peaks when full: every layer's layer_param_, ip's weight and bias
+    assert copies == {"data snapshot NetParameter copy": LP, "l snapshot NetParameter copy": LP,
+                      "ip snapshot NetParameter copy": LP + repeated_floats(w)[0] + repeated_floats(b)[0],
+                      "ip snapshot SolverState copy": proto_copy_bytes([w, b, w, b])}
+    net_param = sum(v for k, v in copies.items() if "NetParameter" in k)
+    assert net_param > proto_copy_bytes([w, b, w, b])  # three layer_param_ copies outweigh
+    r = model_memory(nets, snap)
+    assert r.total_bytes - model_memory(nets, env).total_bytes == net_param
+    assert r.peak_moment == "train net: snapshot"
+    assert kind_of(r, "ip", Kind.SOLVER_COPIES) == copies["ip snapshot NetParameter copy"]
+    assert kind_of(r, "data", Kind.SOLVER_COPIES) == LP
     assert model_memory(nets, env.with_(snapshot="hdf5")).total_bytes == model_memory(nets, env).total_bytes
 
     gpu = env.with_(mode="gpu", engine="caffe")
@@ -564,7 +575,7 @@ def test_snapshot_copies_weights_then_solver_state():
     assert sorted(m.nbytes for m in pinned) == sorted(F * n for n in (w, b, w, b))
     assert not [m for m in replay(nets, gpu).memory.mems if "solver history" in m.name and m.host_at]
     assert not [m for m in replay(nets, gpu.with_(snapshot="binaryproto")).memory.mems
-                if m.name.startswith("snapshot")]  # plain malloc in gpu mode: not pinned
+                if m.kind == Kind.SOLVER_COPIES]  # plain malloc in gpu mode: not pinned
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -23,6 +23,7 @@ _KIND_WORDS = {
     Kind.PARAM_DIFFS: "param diffs", Kind.HISTORY: "solver history", Kind.IM2COL: "im2col",
     Kind.INTERNAL: "layer buffers", Kind.WORKSPACE: "cuDNN workspace",
     Kind.PREFETCH: "prefetch", Kind.BOOKKEEPING: "layer bookkeeping (estimate)",
+    Kind.SOLVER_COPIES: "the solver's temporary copies (test scores, snapshot)",
     Kind.RUNTIME: "cudaMalloc rounding and cuBLAS (estimates)", Kind.CONTEXT: "CUDA context",
 }
 

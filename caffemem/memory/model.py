@@ -116,41 +116,43 @@ class _Solver:
         iterations, solver.cpp:272-277, and when training ends, 306-309): the train net's
         weights, then the solver state.
 
-        - ``Net::ToProto`` (net.cpp:845-854): every layer's blobs (shared and frozen ones
-          too) copied into a NetParameter with their ``cpu_data`` (and ``cpu_diff`` with
-          ``snapshot_diff``), one ``add_data`` per element (blob.cpp:537-554); written and
-          freed (``SnapshotToBinaryProto``, solver.cpp:462-469);
+        - ``Net::ToProto`` (net.cpp:845-854): every layer's ``layer_param_`` and blobs
+          (shared and frozen ones too) copied into a NetParameter with their ``cpu_data``
+          (and ``cpu_diff`` with ``snapshot_diff``), one ``add_data`` per element
+          (blob.cpp:537-554); written and freed (``SnapshotToBinaryProto``,
+          solver.cpp:462-469);
         - ``SnapshotSolverStateToBinaryProto`` (sgd_solver.cpp:271-287): every ``history_``
           blob copied the same way into a SolverState.
 
         Reading on the host makes the host copies of the history (and diffs) in gpu mode
         (pinned, kept); the protobuf copies are plain malloc, counted in cpu mode as two
-        temporaries (:func:`proto_copy_bytes`).  HDF5 snapshots read the same blobs; the HDF5
-        library's own buffers are not modeled."""
+        temporaries, each layer charged what it holds at their peak (:func:`proto_copies`).
+        HDF5 snapshots read the same blobs; the HDF5 library's own buffers are not modeled."""
         m, tr, env = self.memory, self.train, self.env
         m.mark(f"{tr.label}: snapshot")
-        blobs: list[int] = []
+        weights: list[tuple[int, int, int]] = []  # (layer, bytes kept, bytes while growing)
         for li, layer in enumerate(tr.net.layers):
+            weights.append((li, NETPARAM_BYTES_PER_LAYER, 0))  # its layer_param_ (estimate)
             for k, p in enumerate(layer.params):
                 for attr in (DATA, DIFF) if env.snapshot_diff else (DATA,):
                     m.touch(tr.param_mem(li, k, attr), "host")
-                    blobs.append(count(p.shape))
-        net_copy = proto_copy_bytes(blobs) + NETPARAM_BYTES_PER_LAYER * len(tr.net.layers)
+                    weights.append((li, *repeated_floats(count(p.shape))))
+        names = history_sets(env)
         history = []
-        for name in history_sets(env):  # history_: every param's history, then history2
+        for name in names:  # history_: every param's history, then every history2
             if name.startswith("history"):
-                for mems in self.history.values():
-                    h = mems[history_sets(env).index(name)]
+                for (li, _), mems in self.history.items():
+                    h = mems[names.index(name)]
                     m.touch(h, "host")
-                    history.append(h.nbytes // DTYPE)
+                    history.append((li, *repeated_floats(h.nbytes // DTYPE)))
         if env.gpu or env.snapshot != "binaryproto":
             return
-        for what, nbytes in (("NetParameter (weights)", net_copy),
-                             ("SolverState (history)", proto_copy_bytes(history))):
+        for what, items in (("NetParameter", weights), ("SolverState", history)):
             m.has_transients = True
-            m.touch_transients([(m.new(nbytes, Kind.INTERNAL, tr.label, -1,
-                                       f"snapshot: {what} copy", transient=True, gpu=self.gpu),
-                                 "host")])
+            m.touch_transients([(m.new(nbytes, Kind.SOLVER_COPIES, tr.label, li,
+                                       f"{tr.net.layers[li].name} snapshot {what} copy",
+                                       transient=True, gpu=self.gpu), "host")
+                                for li, nbytes in proto_copies(items)[1].items()])
 
     def iteration(self) -> None:
         m, tr, side = self.memory, self.train, self.side
@@ -236,24 +238,42 @@ def _inner_net_buffers(layer, env: MemoryEnv) -> list[Buffer]:
 REPEATED_HEADER = 8
 
 
-def proto_copy_bytes(counts: list[int]) -> int:
-    """Peak bytes of protobuf messages holding blobs of ``counts`` floats, each filled by one
-    ``add_data`` per element (blob.cpp:545-547), in order.  RepeatedField grows to
+def repeated_floats(n: int) -> tuple[int, int]:
+    """(bytes kept, bytes live at the last growth) of a protobuf ``RepeatedField<float>``
+    filled with ``n`` floats by one ``add_data`` each (blob.cpp:545-547).  It grows to
     max(4, twice its capacity) and frees the old storage after the copy (protobuf's
-    repeated_field.h, ``RepeatedField::Reserve``), so a blob of n > 4 floats peaks at its old and new storage
-    (C/2 + C floats, C the final capacity) and keeps C floats.  The message objects
+    repeated_field.h, ``RepeatedField::Reserve``): it keeps C floats (C the final capacity)
+    and holds C/2 more while it last grows."""
+    if n <= 0:
+        return 0, 0
+    cap = 4
+    while cap < n:
+        cap *= 2
+    kept = REPEATED_HEADER + 4 * cap
+    return kept, kept + (REPEATED_HEADER + 2 * cap if cap > 4 else 0)
+
+
+def proto_copies(items: list[tuple[int, int, int]]) -> tuple[int, dict[int, int]]:
+    """(peak bytes, bytes per layer at that peak) of a message filled in the order of
+    ``items`` ((layer, bytes kept, bytes while growing, 0 for none)).  The message objects
     themselves (about a hundred bytes per blob) are not counted."""
-    live = peak = 0
-    for n in counts:
-        if n <= 0:
-            continue
-        cap = 4
-        while cap < n:
-            cap *= 2
-        kept = REPEATED_HEADER + 4 * cap
-        peak = max(peak, live + kept + (REPEATED_HEADER + 2 * cap if cap > 4 else 0))
-        live += kept
-    return max(peak, live)
+    live: dict[int, int] = {}
+    total, peak, at_peak = 0, 0, {}
+    for li, kept, growing in items:
+        if total + growing > peak:
+            peak = total + growing
+            at_peak = dict(live)
+            at_peak[li] = at_peak.get(li, 0) + growing
+        total += kept
+        live[li] = live.get(li, 0) + kept
+        if total > peak:
+            peak, at_peak = total, dict(live)
+    return peak, at_peak
+
+
+def proto_copy_bytes(counts: list[int]) -> int:
+    """Peak bytes of a message holding blobs of ``counts`` floats, filled in order."""
+    return proto_copies([(0, *repeated_floats(n)) for n in counts])[0]
 
 
 def test_score_bytes(n: int) -> int:
@@ -276,14 +296,17 @@ def _test_scores(test: NetSim, made: dict[str, Mem]) -> None:
     """``Solver::Test`` copies every output element of the test net into two vectors (see
     :func:`test_score_bytes`): a temporary of each test pass on the host, large when the
     test net leaves a big top unconsumed (every unconsumed top is an output,
-    net.cpp:242-246).  ``made``: the Mem of each test net's vectors, once made."""
+    net.cpp:242-246), charged to the layer of its largest output.  ``made``: the Mem of each
+    test net's vectors, once made."""
     m = test.memory
     mem = made.get(test.label)
     if mem is None:
-        n = sum(test.net.blob(name).count for name in test.net.outputs)
-        mem = made[test.label] = m.new(test_score_bytes(n), Kind.INTERNAL, test.label, -1,
-                                       f"Solver::Test score vectors ({n:,} output elements)",
-                                       transient=True, gpu=test.gpu)
+        outputs = [test.net.blob(name) for name in test.net.outputs]
+        n = sum(b.count for b in outputs)
+        owner = max(outputs, key=lambda b: b.count).producer if outputs else -1
+        mem = made[test.label] = m.new(test_score_bytes(n), Kind.SOLVER_COPIES, test.label,
+                                       owner, f"Solver::Test score vectors ({n:,} output "
+                                       f"elements)", transient=True, gpu=test.gpu)
     if mem.nbytes:
         m.has_transients = True  # later test passes run with everything else allocated
         m.context = f"{test.label}: Solver::Test"

@@ -23,9 +23,10 @@ KIND_COLORS = {
     "context": "#9e9e9e", "prefetch": "#8c6d31", "params": "#3182bd", "param_diffs": "#6baed6",
     "history": "#9ecae1", "activations": "#31a354", "diffs": "#a1d99b", "im2col": "#e6550d",
     "workspace": "#fd8d3c", "internal": "#756bb1", "card_addons": "#c7c7c7", "bookkeeping": "#d9d9d9",
+    "solver_copies": "#e7ba52",
 }
 KIND_ORDER = ("context", "card_addons", "prefetch", "params", "param_diffs", "history", "activations",
-              "diffs", "im2col", "internal", "workspace", "bookkeeping")
+              "diffs", "im2col", "internal", "workspace", "bookkeeping", "solver_copies")
 
 
 def kind_color(kind: str) -> str:

@@ -11,7 +11,8 @@ from .netview import format_table
 
 SHORT = {"activations": "act", "diffs": "diff", "params": "param", "param_diffs": "pdiff",
          "history": "hist", "im2col": "im2col", "internal": "buf", "workspace": "wksp",
-         "prefetch": "prefetch", "bookkeeping": "book", "card_addons": "card", "context": "ctx"}
+         "prefetch": "prefetch", "bookkeeping": "book", "solver_copies": "copies",
+         "card_addons": "card", "context": "ctx"}
 
 
 def memory_rows(report, net_label: str, group: bool = False,
