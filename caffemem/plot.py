@@ -34,7 +34,7 @@ KIND_COLORS = {
     "activations": "#4C72B0", "diffs": "#55A868", "params": "#C44E52", "param_diffs": "#DD8452",
     "history": "#8172B3", "im2col": "#937860", "internal": "#DA8BC3", "workspace": "#8C8C8C",
     "prefetch": "#CCB974", "bookkeeping": "#8DA0CB", "card_addons": "#D3D3D3", "context": "#64B5CD",
-    "solver_copies": "#A6D854",
+    "solver_copies": "#FFD92F",
 }
 #: the deltas of a diff: colours no memory kind uses
 DELTA_COLORS = {"increase": "#222222", "decrease": "#FFFFFF"}
