@@ -7,8 +7,10 @@ Caffe's order:
   first iteration: ``ClearParamDiffs``, the test pass at iteration 0 (``TestAll``: test
   params ``ShareData`` with the train net, freeing their own copies, then a forward pass and
   the outputs read on the host), ``ForwardBackward``, ``ApplyUpdate`` (regularization,
-  the solver type's update, ``Net::Update``); then iteration 1 and the final test pass,
-  which allocate nothing new but put per-call temporaries (CPU LRN) on top of everything.
+  the solver type's update, ``Net::Update``); the snapshot when the solver takes one
+  (:meth:`_Solver.snapshot`); then iteration 1 and the final test pass, which allocate
+  nothing new but put per-call temporaries (CPU LRN, ``Solver::Test``'s score vectors) on
+  top of everything.
   With ``gpus > 1`` each extra GPU runs the same solver (its test nets set up but never run)
   and every GPU holds the params' data and diff in contiguous buffers (``GPUParams``).
 - ``time`` (``caffe time``): the net set up, ``Forward``, ``Backward``, then the timed loop:
