@@ -316,3 +316,26 @@ layer { name: "ip" type: "InnerProduct" bottom: "x" top: "f" inner_product_param
     rp = replay(nets, MemoryEnv(scenario="test", mode="cpu", engine="caffe", bookkeeping_per_layer=0))
     by = {m.name: m.host_by for m in rp.memory.mems}
     assert by["l data"] == "net: d SetUp" and by["x data"] == "net: d Forward"
+
+
+def test_dummy_data_keeps_its_sparse_gaussian_mask(tmp_path):
+    """DummyData keeps its fillers (fillers_, dummy_data_layer.cpp:63-74) and a gaussian
+    filler with sparse >= 0 keeps its mask (rand_vec_, count ints written on the host,
+    filler.hpp:76-90): from the first Forward's refill on, one mask per such top; a filler
+    shared by the tops keeps the last top's, and holds the largest one's while filling it."""
+    def heap(fillers: str, sparse: bool) -> tuple:
+        g = 'data_filler { type: "gaussian"%s }' % (" sparse: 2" if sparse else "")
+        nets = _nets(tmp_path, f"""
+layer {{ name: "d" type: "DummyData" top: "x" top: "y" dummy_data_param {{ shape {{ dim: 4 dim: 100 }} shape {{ dim: 4 dim: 10 }} {fillers.replace("G", g)} }} }}
+layer {{ name: "s" type: "Silence" bottom: "x" bottom: "y" }}
+""")
+        env = MemoryEnv(scenario="test", mode="cpu", engine="caffe", bookkeeping_per_layer=0)
+        rp = replay(nets, env)
+        kept = sum(m.nbytes for m in rp.memory.live_at("host", rp.memory.t))
+        return model_memory(nets, env).total_bytes, kept
+
+    tops = 4 * (400 + 40)
+    assert heap("G G", False) == (tops, tops)
+    assert heap("G G", True) == (tops + 4 * (400 + 40), tops + 4 * (400 + 40))
+    assert heap("G", True) == (tops + 4 * 400, tops + 4 * 40)  # one shared filler
+    assert heap('G data_filler { type: "constant" }', True) == (tops + 4 * 400, tops + 4 * 400)

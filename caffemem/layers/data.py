@@ -15,7 +15,7 @@ from ..buffers import BufferSet, Kind
 from ..datasource import first_datum_shape
 from ..pb import caffe_pb2
 from .base import (DATA, NONE, TOP, Flops, LayerCtx, LayerRule, NeedsInputShape, Setup, Touch, View,
-                   touch_all)
+                   count, touch_all)
 from .registry import register
 
 
@@ -215,6 +215,28 @@ class DummyData(DataLayerRule):
         fillers = list(v.param.dummy_data_param.data_filler)
         kinds = [f.type for f in fillers] or ["constant"]
         return [(kinds[i] if len(kinds) > 1 else kinds[0]) == "constant" for i in range(v.n_tops)]
+
+    def buffers(self, ctx: LayerCtx, env) -> list:
+        """A ``gaussian`` filler with ``sparse >= 0`` keeps its mask (``rand_vec_``, count x
+        sizeof(int), written on the host: filler.hpp:76-90) in the filler, and DummyData keeps
+        its fillers for good (``fillers_``, dummy_data_layer.cpp:63-74): the mask of the last
+        top it filled stays, from the first Forward that refills it (103-108).  Each refill
+        resets the mask before allocating the next one, so one filler shared by several tops
+        holds the largest top's mask only while filling it."""
+        fillers = list(ctx.param.dummy_data_param.data_filler)
+        sparse = [f.type == "gaussian" and f.sparse >= 0 for f in fillers]
+        counts = [count(s) for s in ctx.top_shapes]
+        bs = BufferSet(env)
+        if len(fillers) > 1:
+            for i, n in enumerate(counts):
+                if sparse[i]:
+                    bs.add(f"top {i} sparse filler mask", 4 * n, "forward", side="host")
+        elif sparse and sparse[0] and counts:
+            bs.add("sparse filler mask", 4 * counts[-1], "forward", side="host")
+            if max(counts) > counts[-1]:
+                bs.add("sparse filler mask (largest top)", 4 * (max(counts) - counts[-1]),
+                       "forward", side="host", transient=True)
+        return bs.items
 
     def setup_touches(self, v: View) -> list[Touch]:
         """LayerSetUp runs Forward once with ``refill_`` inverted: only the tops with a
