@@ -160,6 +160,9 @@ class MemoryEnv:
     #: (``snapshot_format``); ``snapshot_diff`` also writes the param diffs
     snapshot: Optional[str] = None
     snapshot_diff: bool = False
+    #: the solver's ``display`` interval: Solver::Step then prints every output of the train
+    #: net, reading it on the host (0: never)
+    display: int = 0
 
     def __post_init__(self) -> None:
         if self.context_bytes is None:  # the CUDA version's default (with_ re-derives it)
@@ -235,7 +238,7 @@ class MemoryEnv:
         kw = dict(solver_type=stype, regularization=solver.regularization_type or "L2",
                   weight_decay=solver.weight_decay, test_interval=solver.test_interval,
                   test_iter=tuple(solver.test_iter),
-                  test_initialization=solver.test_initialization)
+                  test_initialization=solver.test_initialization, display=solver.display)
         if solver.snapshot_after_train or 0 < solver.snapshot <= solver.max_iter:
             kw["snapshot"] = "hdf5" if solver.snapshot_format == 0 else "binaryproto"
             kw["snapshot_diff"] = solver.snapshot_diff

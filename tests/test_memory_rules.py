@@ -591,6 +591,27 @@ def test_solver_says_when_it_snapshots(text, expected):
     assert (env.snapshot, env.snapshot_diff) == expected
 
 
+def test_display_reads_the_train_nets_outputs_on_the_host():
+    """With ``display``, Solver::Step prints every output of the train net from its
+    ``cpu_data`` (solver.cpp:236-262): in gpu mode an output computed on the device gets its
+    pinned host copy; in cpu mode it is on the host already."""
+    from caffemem.memory import replay
+
+    text = SOLVER_NET + '\nlayer { name: "sink" type: "ReLU" bottom: "data" top: "big" }\n'
+    nets = [build(text, "TRAIN", "train net")]
+    env = MemoryEnv(scenario="train", mode="gpu", engine="caffe", bookkeeping_per_layer=0)
+
+    def big(e):
+        return [m for m in replay(nets, e).memory.mems if m.name == "big data"][0]
+
+    assert "big" in nets[0].outputs
+    assert big(env).host_at is None and big(env).dev_at is not None
+    shown = big(env.with_(display=20))
+    assert shown.host_at is not None and shown.host_by == "train net: display"
+    solver = parse_text("display: 20", caffe_pb2.SolverParameter())
+    assert MemoryEnv.for_solver(solver).display == 20
+
+
 def resnet_style(blocks=((8, 1, False), (16, 2, True), (32, 2, True))) -> str:
     """A small ResNet of issue 14's held-out kind: DummyData with a gaussian filler,
     Convolution + BatchNorm + Scale in place, Eltwise sums, stride-2 1x1 projections, global

@@ -167,6 +167,9 @@ class _Solver:
         tr.forward()
         m.mark(f"{tr.label}: backward")
         tr.backward()
+        if self.env.display and self.root:  # Solver::Step prints the train net's outputs
+            m.mark(f"{tr.label}: display")  # with cpu_data (solver.cpp:236-262)
+            tr.read_outputs()
         m.mark(f"{tr.label}: update")
         for (li, k), mems in self.history.items():
             for h in mems:
