@@ -627,6 +627,17 @@ def report_args(ns: argparse.Namespace, source: NetSource, *, log=None, old=None
 
     if variants not in ("engines", "all"):
         raise UserError(f"variants={variants!r}: expected 'engines' or 'all'")
+    lg = None
+    engine_line = ""
+    if log is not None:
+        lg = read_log(log, gpu_mem=ns.gpu_mem, scenario=ns.scenario, mode=ns.mode, engine=ns.engine,
+                      context_mib=ns.context_mib)
+        logged = (lg.failure or {}).get("engine")
+        if logged and ns.engine is None and ns.mode in (None, "gpu"):
+            # the crash's own stack names the engine the run used: the page models that one
+            ns = argparse.Namespace(**{**vars(ns), "engine": logged.lower()})
+            engine_line = (f"engine {logged}, read from the log ({lg.failure.get('engine_evidence')}), "
+                           f"instead of the default CUDNN")
     main = analyze_args(ns, source, trunk=trunk)
     engines = [main.engine] + ([e for e in ("cudnn", "caffe") if e != main.engine] if main.mode == "gpu" else [])
     scenarios = [main.scenario] + ([x for x in ("train", "time", "test") if x != main.scenario]
@@ -649,15 +660,13 @@ def report_args(ns: argparse.Namespace, source: NetSource, *, log=None, old=None
         pages.append(variant_dict(a, table, batch_now))
     if cards_note:
         pages[0]["cards_note"] = cards_note
+    if engine_line:
+        pages[0]["verdict_lines"].insert(0, engine_line)
     d = None
     if old is not None:
         d = diff(old, source, old_input=old_input, old_batch=old_batch, new_input=ns.input,
                  new_batch=ns.batch, scenario=ns.scenario, mode=ns.mode, engine=main.engine,
                  solver_type=ns.solver_type, gpus=ns.gpus, gpu_mem=ns.gpu_mem,
                  cudnn_workspace_mib=ns.cudnn_workspace_mib, context_mib=ns.context_mib)
-    lg = None
-    if log is not None:
-        lg = read_log(log, gpu_mem=ns.gpu_mem, scenario=ns.scenario, mode=ns.mode, engine=ns.engine,
-                      context_mib=ns.context_mib)
     page = render(main, pages, diff=d, log=lg, gpu_mem=main.gpu_mem, title=f"caffemem: {main.source}")
     return page, main.error

@@ -141,12 +141,21 @@ def find_culprit(rp, r: FailureReport, capacity: Optional[int], overhead: int = 
         return Culprit(cands[0], ranked, over, "the only allocation of the model that fits the log's evidence")
     note = ""
     if over is not None:
-        where = "later" if cands and over.order > cands[0].order else "earlier"
-        note = (f"with this capacity the model runs out {where} than the log shows ({over.what} in "
-                f"{over.net}, {over.call}): " + (
-                    "memory the model does not count was in use (another process, a second net, the "
-                    "context)" if where == "later" else "the model's bound is loose here (cuDNN "
-                    "workspaces, the CUDA context: --context-mib, --cudnn-workspace-mib)"))
+        if cands and over.order > max(a.order for a in cands):
+            where = "later"
+        elif not cands or over.order < min(a.order for a in cands):
+            where = "earlier"
+        else:
+            where = "between"
+        why = {"later": "memory the model does not count was in use (another process, a second net, "
+                        "the context)",
+               "earlier": "the model's bound is loose here (cuDNN workspaces, the CUDA context: "
+                          "--context-mib, --cudnn-workspace-mib)",
+               "between": "within the allocations the log allows; which side the run fell on is "
+                          "set by what the model estimates (the CUDA context: --context-mib; cuDNN "
+                          "workspaces: --cudnn-workspace-mib)"}[where]
+        at = "between the log's candidates" if where == "between" else f"{where} than the log shows"
+        note = f"with this capacity the model runs out {at} ({over.what} in {over.net}, {over.call}): {why}"
     same = {(a.what, a.nbytes) for a in cands}
     if len(same) == 1 and cands:  # the same memory (e.g. iterations) counts once
         return Culprit(cands[0], ranked[:1], over, note or "the only allocation of the model that fits the log's evidence")

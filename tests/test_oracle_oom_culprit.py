@@ -170,3 +170,15 @@ def test_batch_estimate_from_the_log_alone_is_near_the_model_s(tmp_path):
                    if f["action"] == "reduce_batch")
     b, m = estimate["values"]["batch_size"], modeled["values"]["batch_size"]
     assert abs(b - m) <= 0.3 * m, (b, m)
+
+
+def test_a_model_that_runs_out_between_the_candidates_says_so(tmp_path):
+    """The 3 GB run died in one of the two LRN layers (the log does not say which); with the
+    default 300 MiB CUDA context the model runs out at conv2, which Caffe runs between norm1
+    and norm2: neither 'later' nor 'earlier' than the log, and the note says that."""
+    folder = shared_or_skip("oracle-gpu", "alexnet_oom_3000000000")
+    doc = run_log([str(folder / "caffe.log"), "--gpu-mem", "3000000000"], tmp_path)
+    order = [c["layer"] for c in doc["failure"]["buffer_candidates"]]
+    note = doc["diagnosis"]["culprit_note"]
+    assert {"norm1", "norm2"} <= set(order)
+    assert "runs out between the log's candidates (conv2 data in train net, Forward)" in note, note

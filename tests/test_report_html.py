@@ -200,3 +200,22 @@ def test_a_net_caffe_refuses_gives_the_trunk_and_exit_1(tmp_path, capsys):
     assert drawn == [l["name"] for l in data["analysis"]["nets"][0]["layers"]] == ["data", "conv1"]
     with pytest.raises(caffemem.errors.UserError):
         caffemem.html_report(str(refused))
+
+
+def test_a_log_whose_stack_names_the_engine_sets_the_page_s_engine(tmp_path):
+    """The 3 GB AlexNet run of oracle-gpu died in caffe::LRNLayer::CrossChannelForward_gpu (a
+    build without cuDNN): the page models that engine, says why, and still offers cuDNN; an
+    explicit --engine wins over the log."""
+    from conftest import shared_or_skip
+
+    folder = shared_or_skip("oracle-gpu", "alexnet_oom_3000000000")
+    args = [str(folder / "solver.prototxt"), "--input", "data=*,3,227,227", "--log", str(folder / "caffe.log"),
+            "--gpu-mem", "3000000000"]
+    first, *others = page_data(_report(tmp_path, *args))["variants"]
+    assert first["engine"] == "caffe" and [v["engine"] for v in others] == ["cudnn"]
+    assert first["verdict_lines"][0].startswith("engine CAFFE, read from the log (")
+    a = caffemem.analyze(str(folder / "solver.prototxt"), input={"data": "*,3,227,227"}, engine="caffe",
+                         gpu_mem=3_000_000_000)
+    assert first["total_bytes"] == a.total_bytes
+    chosen = page_data(_report(tmp_path, *args, "--engine", "cudnn"))["variants"][0]
+    assert chosen["engine"] == "cudnn" and not any("read from the log" in x for x in chosen["verdict_lines"])
