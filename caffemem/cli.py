@@ -117,6 +117,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # a net of 10^5 layers is millions of small objects that live to the end of the run:
     # collect young objects less often, so the collector does not rescan them (2x on big nets)
     gc.set_threshold(50_000, 20, 100)
+    # numpy's OpenBLAS starts a pool of threads when numpy is imported; caffemem does no
+    # linear algebra, so the command asks for none (a fifth of numpy's import time, more on
+    # a busy machine).  The caller's own setting wins.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     take_notices()  # this run's warnings only (main may run several times in one process)
     try:
         parser = build_parser()

@@ -42,3 +42,44 @@ def damaged_logs(seed: int, count: int) -> Iterator[bytes]:
             else:
                 data[i:i] = data[i:i + rng.randint(1, 30)]
         yield bytes(data[:rng.randint(len(data) // 2, len(data))])
+
+
+@pytest.fixture(scope="session")
+def built_cscan(tmp_path_factory):
+    """The C scanner and writer (caffemem/logparse/_cscan.c) as ``pip install`` builds it
+    (setup.py's extension): the copy built in place next to the sources if there is one, else
+    built now into a temporary folder.  None where it cannot be built (no C compiler)."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    from caffemem.logparse import fastscan
+
+    if fastscan.cscan is not None:
+        return fastscan.cscan
+    out = tmp_path_factory.mktemp("cscan")
+    done = subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--build-lib", str(out / "lib"),
+                           "--build-temp", str(out / "tmp")], cwd=ROOT, capture_output=True, text=True)
+    built = sorted((out / "lib" / "caffemem" / "logparse").glob("_cscan.*"))
+    if done.returncode != 0 or not built:
+        return None
+    spec = importlib.util.spec_from_file_location("caffemem.logparse._cscan", built[0])
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(params=["numpy", "c"])
+def engine(request, built_cscan, monkeypatch) -> str:
+    """Runs a test with each scanner and writer: numpy's, then the C extension's (skipped,
+    saying so, where it cannot be built)."""
+    from caffemem.logparse import fastscan
+
+    if request.param == "c":
+        if built_cscan is None:
+            pytest.skip("the C extension (caffemem/logparse/_cscan.c) cannot be built here (no C compiler?): "
+                        "the numpy scanner and writers are tested")
+        monkeypatch.setattr(fastscan, "cscan", built_cscan)
+    else:
+        monkeypatch.setattr(fastscan, "cscan", None)
+    return request.param

@@ -18,6 +18,12 @@ from reference_log_parser import parse
 from caffemem.logparse import export, summarize
 
 DATA = Path(__file__).with_name("data") / "logs"
+
+
+@pytest.fixture(autouse=True)
+def _each_engine(engine):
+    """Every test here runs with the numpy scanner and writers and with the C extension's."""
+    return engine
 SAMPLE = ROOT / "bench" / "data" / "bvlc_train_sample.log"
 
 

@@ -25,6 +25,7 @@ from typing import Iterator, TextIO
 
 import numpy as np
 
+from . import fastscan
 from .curves import CurveTable, missing
 from .textcols import Cells, float_cells, int_cells, join_rows, micro_cells
 
@@ -109,6 +110,8 @@ def write_csv(out: TextIO, train: CurveTable, test: CurveTable) -> None:
     for phase, table in (("train", train), ("test", test)):
         def render(block, phase=phase, table=table) -> bytes:
             values, texts = block
+            if fastscan.cscan is not None:
+                return _csv_block_c(fastscan.cscan, phase, columns, table, values, texts)
             pieces: list = [phase.encode() + b","]
             run = b""  # separators of the columns this table does not have
             for i, c in enumerate(columns):
@@ -126,7 +129,69 @@ def write_csv(out: TextIO, train: CurveTable, test: CurveTable) -> None:
             return join_rows(pieces)
 
         for text in _rendered(_blocks(table), render):
-            out.write(text.decode("utf-8"))
+            _write(out, text)
+
+
+def _c_piece(table: CurveTable, name: str, values: dict, texts: dict, present, json_null: bool = False) -> tuple:
+    """A column as a piece of the C renderer (``_cscan.render``): integers, or values with
+    their kept texts (the renderer formats the others as repr does)."""
+    v = values[name]
+    if name == "iteration" or name in table.whole:
+        return 1, present, (np.where(missing(v), 0, v).astype(np.int64) if v.dtype.kind == "f"
+                            else np.ascontiguousarray(v, np.int64))
+    flags = 2 if json_null else 0
+    if name == "seconds":
+        return 2, present, v, None, None, flags | 1
+    words, sizes = texts[name]
+    return 2, present, v, np.ascontiguousarray(words), np.ascontiguousarray(sizes), flags
+
+
+def _c_render(cscan, pieces: list, n: int) -> bytes:
+    """Consecutive constant pieces joined, then the rows rendered in C."""
+    merged: list = []
+    for p in pieces:
+        if p[0] == 0 and p[1] is None and merged and merged[-1][0] == 0 and merged[-1][1] is None:
+            merged[-1] = (0, None, merged[-1][2] + p[2])
+        else:
+            merged.append(p)
+    return cscan.render(merged, n)
+
+
+def _csv_block_c(cscan, phase: str, columns: list, table: CurveTable, values: dict, texts: dict) -> bytes:
+    """A block of CSV rows (as ``write_csv``'s numpy rendering lays them out), in C."""
+    pieces: list = [(0, None, phase.encode() + b",")]
+    for i, c in enumerate(columns):
+        sep = b"\n" if i == len(columns) - 1 else b","
+        if c in values:
+            present = None if c == "iteration" else ~missing(values[c])
+            pieces.append(_c_piece(table, c, values, texts, present))
+        pieces.append((0, None, sep))
+    return _c_render(cscan, pieces, len(values["iteration"]))
+
+
+def _json_block_c(cscan, table: CurveTable, values: dict, texts: dict) -> bytes:
+    """A block of JSON rows (as ``write_json_rows``' numpy rendering lays them out), in C."""
+    pieces: list = [(0, None, b",\n  {" + json.dumps("iteration").encode() + b": "),
+                    _c_piece(table, "iteration", values, texts, None)]
+    for name in table.names[1:]:
+        keep = ~missing(values[name])
+        pieces += [(0, keep, b", " + json.dumps(name).encode() + b": "),
+                   _c_piece(table, name, values, texts, keep, json_null=True)]
+    pieces.append((0, None, b"}"))
+    return _c_render(cscan, pieces, len(values["iteration"]))
+
+
+def _write(out: TextIO, data: bytes) -> None:
+    """UTF-8 text into ``out``: straight into its byte stream when it has one that takes
+    UTF-8 as is (stdout, a file opened for text: no decoding and encoding again)."""
+    raw = getattr(out, "buffer", None)
+    encoding = (getattr(out, "encoding", None) or "").lower().replace("-", "").replace("_", "")
+    if raw is not None and encoding == "utf8" and os.linesep == "\n" and getattr(out, "errors", "strict") in (
+            "strict", "surrogateescape"):
+        out.flush()
+        raw.write(data)
+    else:
+        out.write(data.decode("utf-8"))
 
 
 def _csv_field(name: str) -> str:
@@ -139,6 +204,8 @@ def write_json_rows(out: TextIO, table: CurveTable) -> None:
 
     def render(block) -> bytes:
         values, texts = block
+        if fastscan.cscan is not None:
+            return _json_block_c(fastscan.cscan, table, values, texts)
         pieces: list = [b",\n  {", json.dumps("iteration").encode() + b": ",
                         _cells(table, "iteration", values["iteration"], texts)]
         present: list = [None, None, None]
@@ -157,6 +224,6 @@ def write_json_rows(out: TextIO, table: CurveTable) -> None:
     out.write("[")
     first = True
     for text in _rendered(_blocks(table), render):
-        out.write(text[1:].decode("utf-8") if first else text.decode("utf-8"))
+        _write(out, text[1:] if first else text)
         first = False
     out.write("\n ]")

@@ -25,6 +25,10 @@ number well formed, nothing left over where the template ends the line) are take
 anything else is left to :class:`~caffemem.logparse.parser.LineParser`, which understands
 every line.  So this is purely a fast path: it never changes what a line means.
 
+Where the C extension is built (``_cscan.c``, by ``pip install``), :func:`scan_chunk` runs
+the same scan there, line by line without the GIL: the same lines, values, texts and names
+(tested against :func:`scan_numpy` on every log), about ten times faster.
+
 Decimal values are parsed exactly as Python's ``float`` would: a mantissa below 2**53 and a
 power of ten up to 10**22 are both exact doubles, so one multiplication or division rounds
 correctly (Clinger's fast path).  Values outside it (and ``nan``/``inf``) go through
@@ -493,11 +497,60 @@ class _Lines:
         self.name = np.full(m, -1, np.int64)
 
 
+def _load_c():
+    """The C scanner (``_cscan.c``, built by ``pip install`` where a compiler is at hand), or
+    None: then the numpy scanner below does the same work."""
+    try:
+        from . import _cscan
+    except ImportError:
+        return None
+    return _cscan if getattr(_cscan, "PAD", None) == PAD else None
+
+
+#: the compiled scanner, or None (tests swap it for one they build, or for None)
+cscan = _load_c()
+
+
+def engine() -> str:
+    """Which scanner :func:`scan_chunk` runs: "c" or "numpy"."""
+    return "c" if cscan is not None else "numpy"
+
+
 def scan_chunk(a: np.ndarray, size: int, nul: bool = True, texts: bool = True) -> ChunkScan:
     """Recognise the curve lines of ``a[:size]``, which ends with a newline and is followed by
     at least :data:`PAD` zero bytes.  ``nul``: the chunk may hold NUL bytes, whose lines are
     junk, not curve lines (False lets a caller that knows skip looking); ``texts``: keep
-    the numbers' :class:`Text` (None in the result without)."""
+    the numbers' :class:`Text` (None in the result without).  The C scanner runs when it is
+    built (the same lines, values and texts: tested on every log), else numpy's."""
+    if cscan is not None:
+        return _from_c(cscan.scan(a, size, nul), texts)
+    return scan_numpy(a, size, nul, texts)
+
+
+def _from_c(got: tuple, texts: bool) -> ChunkScan:
+    """:class:`ChunkScan` of the C scanner's columns (bytearrays, in its order)."""
+    (ends, lines, kind, iteration, value, interval, time, index, name, lo, hi, size,
+     ilo, ihi, isize, quiet, raw_names) = got
+    i8 = np.int64
+    name = np.frombuffer(name, i8)
+    names = [n.decode("utf-8", "replace") for n in raw_names]
+    if len(set(names)) < len(names):  # byte strings that decode alike: one name, as numpy's
+        decoded, names = names, list(dict.fromkeys(names))
+        remap = np.array([names.index(n) for n in decoded], i8)
+        name = np.where(name >= 0, remap[np.maximum(name, 0)], -1)
+    return ChunkScan(np.frombuffer(ends, i8), np.frombuffer(lines, i8), np.frombuffer(kind, np.uint8),
+                     np.frombuffer(iteration, i8), np.frombuffer(value, np.float64),
+                     np.frombuffer(interval, np.float64), np.frombuffer(time, i8), np.frombuffer(index, i8),
+                     name, names,
+                     Text(np.frombuffer(lo, np.uint64), np.frombuffer(hi, np.uint64), np.frombuffer(size, np.int8))
+                     if texts else None,
+                     Text(np.frombuffer(ilo, np.uint64), np.frombuffer(ihi, np.uint64), np.frombuffer(isize, np.int8))
+                     if texts else None,
+                     np.frombuffer(quiet, i8))
+
+
+def scan_numpy(a: np.ndarray, size: int, nul: bool = True, texts: bool = True) -> ChunkScan:
+    """:func:`scan_chunk` with numpy (the reference the C scanner is tested against)."""
     body = a[:size]
     marks = np.flatnonzero((body == 10) | (body == 93))  # line ends and "]", in one pass
     newline = a[marks] == 10
