@@ -26,20 +26,25 @@ from .scanahead import default_workers, scanned
 
 def iter_events(source: Union[str, BinaryIO], stop: Stop = None, fast: bool = True,
                 workers: Optional[int] = None, chunk: int = 0,
-                progress: Optional[Callable[[int], None]] = None, texts: bool = True) -> Iterator[ev.Event]:
+                progress: Optional[Callable[[int], None]] = None, texts: bool = True,
+                commute: tuple = ()) -> Iterator[ev.Event]:
     """Events of a log file (path or binary file object), in order.  Curve lines come as
     :class:`~.events.CurveBatch` events.  ``fast=False`` sends every line through
     :class:`LineParser` (the reference the fast path is tested against); ``workers``
     threads scan a big file's chunks ahead (None: 2 on a multi-core machine for files of
     32 MiB and more; 0: none); ``chunk`` is the read size in bytes; ``progress`` is called
     with the bytes read after each chunk; ``texts=False`` keeps no number texts in the
-    batches (the text report does not write the curves out)."""
+    batches (the text report does not write the curves out); events of the types in
+    ``commute`` (those whose consumer does not care where they fall among curve lines, as
+    :func:`~.summary.summarize` does not for snapshots) do not cut a batch: they may come
+    before curve lines of the same chunk that were logged ahead of them."""
     stop = stop if stop is not None else Stop()
     if isinstance(source, str):
         with open(source, "rb") as f:
-            yield from _iter(f, stop, fast, chunk, source, workers, progress, texts)
+            yield from _iter(f, stop, fast, chunk, source, workers, progress, texts, commute)
     else:
-        yield from _iter(source, stop, fast, chunk, None, 0 if workers is None else workers, progress, texts)
+        yield from _iter(source, stop, fast, chunk, None, 0 if workers is None else workers, progress, texts,
+                         commute)
 
 
 _CURVE_EVENTS = (ev.Iteration, ev.LearningRate, ev.Output, ev.TestStart)
@@ -120,7 +125,7 @@ def _curves(sc: Optional[fs.ChunkScan], extra: list, extra_lines: list) -> tuple
 
 
 def _iter(f: BinaryIO, stop: Stop, fast: bool = True, chunk: int = 0, path: Optional[str] = None,
-          workers: Optional[int] = None, progress=None, texts: bool = True) -> Iterator[ev.Event]:
+          workers: Optional[int] = None, progress=None, texts: bool = True, commute: tuple = ()) -> Iterator[ev.Event]:
     """The file a chunk at a time (:mod:`.reader`), each chunk's events in line order."""
     p = LineParser(stop)
     n = 0  # lines before the current chunk
@@ -134,7 +139,7 @@ def _iter(f: BinaryIO, stop: Stop, fast: bool = True, chunk: int = 0, path: Opti
     for c, sc in pairs:
         n += c.junk
         if c.size:
-            n += yield from _chunk_events(c.data, c.size, sc, n, p)
+            n += yield from _chunk_events(c.data, c.size, sc, n, p, commute)
         stop.lines = n
         if progress is not None:
             progress(stop.bytes)
@@ -142,13 +147,16 @@ def _iter(f: BinaryIO, stop: Stop, fast: bool = True, chunk: int = 0, path: Opti
     stop.lines = n
 
 
-def _chunk_events(arr: np.ndarray, size: int, sc: Optional[fs.ChunkScan], n: int, p: LineParser):
+def _chunk_events(arr: np.ndarray, size: int, sc: Optional[fs.ChunkScan], n: int, p: LineParser,
+                  commute: tuple = ()):
     """The events of one chunk (``arr[:size]``, whole lines, zero padding after) whose curve
     lines ``sc`` recognised (None: none were).  Every other line goes through the line
     parser; a scanned line (a curve line, or chatter known to mean nothing) is a glog line,
     so it ends an echo block or a wrapped failure the parser holds open
     (:meth:`LineParser.interrupt`) as the line itself would.
-    Events are ordered by line; curve lines between two other events form one batch.
+    Events are ordered by line; curve lines between two other events form one batch (events
+    of the ``commute`` types cut none: they come before the batch that holds curve lines
+    logged ahead of them).
     Returns the chunk's number of lines."""
     if sc is not None:
         ends, curve = sc.ends, sc.lines
@@ -198,7 +206,7 @@ def _chunk_events(arr: np.ndarray, size: int, sc: Optional[fs.ChunkScan], n: int
     if events:
         cuts = np.searchsorted(2 * lines, keys).tolist() if len(lines) else [0] * len(events)
         for cut, e in zip(cuts, events):
-            if cut > done:
+            if cut > done and type(e) not in commute:
                 yield _batch(n, lines, cols, done, cut)
                 done = cut
             yield e

@@ -230,7 +230,7 @@ def summarize(path: str, fast: bool = True, workers: Optional[int] = None, chunk
     by_name: dict[str, LayerSeen] = {}
     held: list[ev.CurveBatch] = []  # curve batches not folded yet (see _COMMUTES)
     rows = 0
-    for e in iter_events(path, s.stop, fast, workers, chunk, progress, texts):
+    for e in iter_events(path, s.stop, fast, workers, chunk, progress, texts, _COMMUTES):
         t = type(e)
         if t is ev.CurveBatch:
             held.append(e)
