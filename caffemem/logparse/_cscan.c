@@ -44,12 +44,19 @@ typedef struct {
     double value, interval;
     text_t text, itext;
     int kind;
-    unsigned char name_bytes[NAME_BYTES];
 } row_t;
+
+/* an output line's name, apart from the rows (only the output numbering reads it) */
+typedef struct {
+    int64_t row, index;
+    int kind;
+    unsigned char name[NAME_BYTES];
+} named_t;
 
 typedef struct {
     const unsigned char *a;
     PyThreadState *ts; /* the saved thread state while the GIL is released */
+    unsigned char name[NAME_BYTES]; /* the name of the output line last matched */
 } ctx_t;
 
 static inline int is_digit(unsigned char c) { return (unsigned char)(c - 48) < 10; }
@@ -280,8 +287,16 @@ static int float_token(ctx_t *c, int64_t pos, double *value, int64_t *end, text_
     return float_general(c, pos, value, end, tx);
 }
 
+/* whether the literal (len bytes, at most 24) stands at pos: compared 8 bytes at a time */
 static inline int lit(const unsigned char *a, int64_t pos, const char *text, size_t len) {
-    return memcmp(a + pos, text, len) == 0;
+    size_t k = 0;
+    for (; k + 8 <= len; k += 8)
+        if (word_at(a + pos + k) != word_at((const unsigned char *)text + k))
+            return 0;
+    for (; k < len; k++)
+        if (a[pos + k] != (unsigned char)text[k])
+            return 0;
+    return 1;
 }
 #define LIT(a, pos, s) lit((a), (pos), (s), sizeof(s) - 1)
 
@@ -325,15 +340,19 @@ typedef struct {
     size_t n, cap, item;
 } vec_t;
 
-static int vec_push(vec_t *v, const void *x) {
-    if (v->n == v->cap) {
-        size_t cap = v->cap ? 2 * v->cap : 1024;
-        void *q = realloc(v->p, cap * v->item);
-        if (!q)
-            return -1;
-        v->p = q;
-        v->cap = cap;
-    }
+static int vec_grow(vec_t *v) {
+    size_t cap = v->cap ? 2 * v->cap : 1024;
+    void *q = realloc(v->p, cap * v->item);
+    if (!q)
+        return -1;
+    v->p = q;
+    v->cap = cap;
+    return 0;
+}
+
+static inline int vec_push(vec_t *v, const void *x) {
+    if (v->n == v->cap && vec_grow(v) < 0)
+        return -1;
     memcpy((char *)v->p + v->n * v->item, x, v->item);
     v->n++;
     return 0;
@@ -343,7 +362,7 @@ static int vec_push(vec_t *v, const void *x) {
  * megabytes for every chunk would cost a page fault per 4 KiB.  At most SCRATCH_KEPT sets
  * are kept (one per scanning thread). */
 typedef struct {
-    vec_t ends, rows, quiet, names;
+    vec_t ends, rows, quiet, names, named;
     char *out;
     size_t out_cap;
 } scratch_t;
@@ -366,6 +385,7 @@ static void scratch_give(scratch_t *sc) {
     }
     free(sc->ends.p);
     free(sc->rows.p);
+    free(sc->named.p);
     free(sc->quiet.p);
     free(sc->names.p);
     free(sc->out);
@@ -464,120 +484,92 @@ static void match_line(ctx_t *c, int64_t b, int64_t e, row_t *r) {
     r->kind = kind;
     r->value = v;
     r->index = idx;
-    memset(r->name_bytes, 0, NAME_BYTES);
-    memcpy(r->name_bytes, a + ns, nlen);
+    memset(c->name, 0, NAME_BYTES);
+    memcpy(c->name, a + ns, nlen);
 }
 
-static int cmp_name(const void *x, const void *y) { return memcmp(x, y, NAME_BYTES); }
 
 /* Output names as fastscan._name_ids numbers them: per kind (train, then test), by output
  * number when every number has one name (Caffe's case), else in byte order; ids index the
  * chunk's list of distinct names in the order they are first numbered. */
-static int number_names(row_t *rows, size_t m, vec_t *names) {
+static int cmp_named(const void *x, const void *y) { return memcmp(x, y, NAME_BYTES); }
+
+static int name_index(vec_t *names, const unsigned char *nm) {
+    size_t j;
+    for (j = 0; j < names->n; j++)
+        if (!memcmp((unsigned char *)names->p + j * NAME_BYTES, nm, NAME_BYTES))
+            return (int)j;
+    return vec_push(names, nm) < 0 ? -1 : (int)j;
+}
+
+/* Output names as fastscan._name_ids numbers them: per kind (train, then test), by output
+ * number when every number has one name (Caffe's case), else in byte order; ids index the
+ * chunk's list of distinct names in the order they are first numbered. */
+static int number_names(named_t *outs, size_t m, row_t *rows, vec_t *names) {
     static const int kinds[2] = {TRAIN_OUT, TEST_OUT};
     for (int kk = 0; kk < 2; kk++) {
         int kind = kinds[kk];
         int64_t max_idx = -1;
         size_t count = 0;
         for (size_t i = 0; i < m; i++)
-            if (rows[i].kind == kind) {
+            if (outs[i].kind == kind) {
                 count++;
-                if (rows[i].index > max_idx)
-                    max_idx = rows[i].index;
+                if (outs[i].index > max_idx)
+                    max_idx = outs[i].index;
             }
         if (!count)
             continue;
-        int by_number = max_idx < 4096;
-        int64_t *ref = NULL, *ids = NULL;
-        if (by_number) {
-            ref = malloc(sizeof(int64_t) * (size_t)(max_idx + 1));
-            ids = malloc(sizeof(int64_t) * (size_t)(max_idx + 1));
-            if (!ref || !ids) {
-                free(ref);
-                free(ids);
+        if (max_idx < 4096) {
+            int64_t *ref = malloc(2 * sizeof(int64_t) * (size_t)(max_idx + 1));
+            if (!ref)
                 return -1;
-            }
+            int64_t *ids = ref + max_idx + 1;
+            int by_number = 1;
             for (int64_t k = 0; k <= max_idx; k++)
                 ref[k] = -1;
             for (size_t i = 0; i < m && by_number; i++)
-                if (rows[i].kind == kind) {
-                    int64_t k = rows[i].index;
+                if (outs[i].kind == kind) {
+                    int64_t k = outs[i].index;
                     if (ref[k] < 0)
                         ref[k] = (int64_t)i;
-                    else if (memcmp(rows[ref[k]].name_bytes, rows[i].name_bytes, NAME_BYTES))
+                    else if (memcmp(outs[ref[k]].name, outs[i].name, NAME_BYTES))
                         by_number = 0;
                 }
-        }
-        if (by_number) {
-            for (int64_t k = 0; k <= max_idx; k++) {
-                ids[k] = -1;
-                if (ref[k] < 0)
-                    continue;
-                const unsigned char *nm = rows[ref[k]].name_bytes;
-                size_t j;
-                for (j = 0; j < names->n; j++)
-                    if (!memcmp((unsigned char *)names->p + j * NAME_BYTES, nm, NAME_BYTES))
-                        break;
-                if (j == names->n && vec_push(names, nm) < 0) {
-                    free(ref);
-                    free(ids);
-                    return -1;
-                }
-                ids[k] = (int64_t)j;
+            if (by_number) {
+                for (int64_t k = 0; k <= max_idx; k++)
+                    if (ref[k] >= 0 && (ids[k] = name_index(names, outs[ref[k]].name)) < 0) {
+                        free(ref);
+                        return -1;
+                    }
+                for (size_t i = 0; i < m; i++)
+                    if (outs[i].kind == kind)
+                        rows[outs[i].row].name = ids[outs[i].index];
+                free(ref);
+                continue;
             }
-            for (size_t i = 0; i < m; i++)
-                if (rows[i].kind == kind)
-                    rows[i].name = ids[rows[i].index];
             free(ref);
-            free(ids);
-            continue;
         }
-        free(ref);
-        free(ids);
         /* the distinct names of this kind in byte order */
         unsigned char *sorted = malloc(count * NAME_BYTES);
         if (!sorted)
             return -1;
         size_t s = 0;
         for (size_t i = 0; i < m; i++)
-            if (rows[i].kind == kind)
-                memcpy(sorted + NAME_BYTES * s++, rows[i].name_bytes, NAME_BYTES);
-        qsort(sorted, count, NAME_BYTES, cmp_name);
-        for (size_t i = 0; i < count; i++) {
-            if (i && !memcmp(sorted + NAME_BYTES * i, sorted + NAME_BYTES * (i - 1), NAME_BYTES))
-                continue;
-            size_t j;
-            for (j = 0; j < names->n; j++)
-                if (!memcmp((unsigned char *)names->p + j * NAME_BYTES, sorted + NAME_BYTES * i, NAME_BYTES))
-                    break;
-            if (j == names->n && vec_push(names, sorted + NAME_BYTES * i) < 0) {
+            if (outs[i].kind == kind)
+                memcpy(sorted + NAME_BYTES * s++, outs[i].name, NAME_BYTES);
+        qsort(sorted, count, NAME_BYTES, cmp_named);
+        for (size_t i = 0; i < count; i++)
+            if (name_index(names, sorted + NAME_BYTES * i) < 0) {
                 free(sorted);
                 return -1;
             }
-        }
         free(sorted);
         for (size_t i = 0; i < m; i++)
-            if (rows[i].kind == kind) {
-                size_t j;
-                for (j = 0; j < names->n; j++)
-                    if (!memcmp((unsigned char *)names->p + j * NAME_BYTES, rows[i].name_bytes, NAME_BYTES))
-                        break;
-                rows[i].name = (int64_t)j;
-            }
+            if (outs[i].kind == kind)
+                rows[outs[i].row].name = name_index(names, outs[i].name);
     }
     return 0;
 }
-
-#define COLUMN(type, field)                                                           \
-    do {                                                                              \
-        PyObject *col = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)(m * sizeof(type))); \
-        if (!col)                                                                     \
-            goto fail;                                                                \
-        type *out = (type *)PyByteArray_AS_STRING(col);                               \
-        for (size_t i = 0; i < m; i++)                                                \
-            out[i] = (type)(rows[i].field);                                           \
-        PyTuple_SET_ITEM(result, slot++, col);                                        \
-    } while (0)
 
 static PyObject *from_vec(vec_t *v) {
     return PyByteArray_FromStringAndSize(v->p ? (const char *)v->p : "", (Py_ssize_t)(v->n * v->item));
@@ -603,8 +595,9 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         PyBuffer_Release(&view);
         return PyErr_NoMemory();
     }
-    vec_t ends = sc->ends, rows = sc->rows, quiet = sc->quiet, names = sc->names;
-    ends.n = rows.n = quiet.n = names.n = 0;
+    vec_t ends = sc->ends, rows = sc->rows, quiet = sc->quiet, names = sc->names, named = sc->named;
+    ends.n = rows.n = quiet.n = names.n = named.n = 0;
+    named.item = sizeof(named_t);
     ends.item = sizeof(int64_t);
     rows.item = sizeof(row_t);
     quiet.item = sizeof(int64_t);
@@ -631,20 +624,32 @@ static PyObject *scan(PyObject *self, PyObject *args) {
             const unsigned char *br = memchr(a + st, ']', (size_t)(e - st));
             if (br && br[1] == ' ' && is_digit(br[-1])) {
                 int64_t b = (int64_t)(br - a) + 2;
-                row_t r;
-                r.line = line;
-                r.iteration = r.time = r.index = r.name = -1;
-                r.value = r.interval = Py_NAN;
-                r.text.lo = r.text.hi = r.itext.lo = r.itext.hi = 0;
-                r.text.size = r.itext.size = 0;
-                match_line(&c, b, e, &r);
-                if (r.kind) {
-                    if (r.kind == ITER || r.kind == TEST_START)
-                        r.time = glog_clock(a, st);
-                    if (vec_push(&rows, &r) < 0) {
-                        failed = 1;
-                        break;
+                if (rows.n == rows.cap && vec_grow(&rows) < 0) {
+                    failed = 1;
+                    break;
+                }
+                row_t *r = (row_t *)rows.p + rows.n; /* filled in place, kept if a template matched */
+                r->line = line;
+                r->iteration = r->time = r->index = r->name = -1;
+                r->value = r->interval = Py_NAN;
+                r->text.lo = r->text.hi = r->itext.lo = r->itext.hi = 0;
+                r->text.size = r->itext.size = 0;
+                match_line(&c, b, e, r);
+                if (r->kind) {
+                    if (r->kind == ITER || r->kind == TEST_START)
+                        r->time = glog_clock(a, st);
+                    if (r->kind == TRAIN_OUT || r->kind == TEST_OUT) {
+                        named_t nd;
+                        nd.row = (int64_t)rows.n;
+                        nd.index = r->index;
+                        nd.kind = r->kind;
+                        memcpy(nd.name, c.name, NAME_BYTES);
+                        if (vec_push(&named, &nd) < 0) {
+                            failed = 1;
+                            break;
+                        }
                     }
+                    rows.n++;
                 } else {
                     for (int q = 0; q < 4; q++)
                         if ((size_t)(e - b) == quiet_len[q] && !memcmp(a + b, QUIET[q], quiet_len[q])) {
@@ -658,7 +663,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         line++;
         st = e + 1;
     }
-    if (!failed && number_names((row_t *)rows.p, rows.n, &names) < 0)
+    if (!failed && number_names((named_t *)named.p, named.n, (row_t *)rows.p, &names) < 0)
         failed = 1;
     PyEval_RestoreThread(c.ts);
     PyBuffer_Release(&view);
@@ -677,22 +682,40 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         if (!x)
             goto fail;
         PyTuple_SET_ITEM(result, slot++, x);
-        {
-            row_t *rows = rows_p;
-            COLUMN(int64_t, line);
-            COLUMN(uint8_t, kind);
-            COLUMN(int64_t, iteration);
-            COLUMN(double, value);
-            COLUMN(double, interval);
-            COLUMN(int64_t, time);
-            COLUMN(int64_t, index);
-            COLUMN(int64_t, name);
-            COLUMN(uint64_t, text.lo);
-            COLUMN(uint64_t, text.hi);
-            COLUMN(int8_t, text.size);
-            COLUMN(uint64_t, itext.lo);
-            COLUMN(uint64_t, itext.hi);
-            COLUMN(int8_t, itext.size);
+        { /* the rows as columns, in one pass */
+            static const size_t width[14] = {8, 1, 8, 8, 8, 8, 8, 8, 8, 8, 1, 8, 8, 1};
+            char *col[14];
+            for (int k = 0; k < 14; k++) {
+                PyObject *b = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)(m * width[k]));
+                if (!b)
+                    goto fail;
+                col[k] = PyByteArray_AS_STRING(b);
+                PyTuple_SET_ITEM(result, slot++, b);
+            }
+            int64_t *line_c = (int64_t *)col[0], *it_c = (int64_t *)col[2], *time_c = (int64_t *)col[5];
+            int64_t *index_c = (int64_t *)col[6], *name_c = (int64_t *)col[7];
+            double *value_c = (double *)col[3], *interval_c = (double *)col[4];
+            uint64_t *tlo = (uint64_t *)col[8], *thi = (uint64_t *)col[9], *ilo = (uint64_t *)col[11];
+            uint64_t *ihi = (uint64_t *)col[12];
+            int8_t *tsize = (int8_t *)col[10], *isize = (int8_t *)col[13];
+            uint8_t *kind_c = (uint8_t *)col[1];
+            for (size_t i = 0; i < m; i++) {
+                const row_t *r = rows_p + i;
+                line_c[i] = r->line;
+                kind_c[i] = (uint8_t)r->kind;
+                it_c[i] = r->iteration;
+                value_c[i] = r->value;
+                interval_c[i] = r->interval;
+                time_c[i] = r->time;
+                index_c[i] = r->index;
+                name_c[i] = r->name;
+                tlo[i] = r->text.lo;
+                thi[i] = r->text.hi;
+                tsize[i] = (int8_t)r->text.size;
+                ilo[i] = r->itext.lo;
+                ihi[i] = r->itext.hi;
+                isize[i] = (int8_t)r->itext.size;
+            }
         }
         x = from_vec(&quiet);
         if (!x)
@@ -714,6 +737,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     sc->rows = rows;
     sc->quiet = quiet;
     sc->names = names;
+    sc->named = named;
     scratch_give(sc);
     return result;
 fail:
@@ -722,6 +746,7 @@ fail:
     sc->rows = rows;
     sc->quiet = quiet;
     sc->names = names;
+    sc->named = named;
     scratch_give(sc);
     return NULL;
 }

@@ -132,11 +132,11 @@ class CurveTable:
         self._spill.seek(0, 2)
         texted = [name for name in self.names[1:] if name in self._text]
         self._blocks.append((list(self.names), keep, self._spill.tell(), texted))
-        for name in self.names:
-            np.save(self._spill, self._cols[name][:keep], allow_pickle=False)
+        for name in self.names:  # raw bytes: the block's entry says what they are
+            self._spill.write(self._cols[name][:keep])
         for name in texted:
-            np.save(self._spill, self._text[name][:keep], allow_pickle=False)
-            np.save(self._spill, self._size[name][:keep], allow_pickle=False)
+            self._spill.write(self._text[name][:keep])
+            self._spill.write(self._size[name][:keep])
         for name in self.names:
             col = self._cols[name]
             col[0] = col[keep]
@@ -158,9 +158,8 @@ class CurveTable:
         words (rows, 2) uint64 and sizes (0: no text kept, format the value)."""
         for names, rows, offset, texted in self._blocks:
             self._spill.seek(offset)
-            got = {name: np.load(self._spill, allow_pickle=False) for name in names}
-            texts = {name: (np.load(self._spill, allow_pickle=False), np.load(self._spill, allow_pickle=False))
-                     for name in texted}
+            got = {name: self._read((rows,), np.int64 if name == "iteration" else np.float64) for name in names}
+            texts = {name: (self._read((rows, 2), np.uint64), self._read((rows,), np.int8)) for name in texted}
             empty = (np.zeros((rows, 2), np.uint64), np.zeros(rows, np.int8))
             yield ({name: got[name] if name in got else np.full(rows, MISSING) for name in self.names},
                    {name: texts.get(name, empty) for name in self.names[1:]})
@@ -170,6 +169,14 @@ class CurveTable:
             yield ({name: self._cols[name][:n] for name in self.names},
                    {name: (self._text[name][:n], self._size[name][:n]) if name in self._text else empty
                     for name in self.names[1:]})
+
+    def _read(self, shape: tuple, dtype) -> np.ndarray:
+        """The next array of the spill file (as :meth:`settle` wrote it)."""
+        out = np.empty(shape, dtype)
+        view = memoryview(out).cast("B")
+        if self._spill.readinto(view) != len(view):
+            raise OSError("the curves' temporary file was cut short")
+        return out
 
     def rows(self) -> Iterator[dict]:
         """Each row as a dict of the values the log printed (missing cells left out)."""
