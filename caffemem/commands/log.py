@@ -34,8 +34,11 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..api import read_log_args
+    from ..logparse import fastscan
     from ..logparse.render import plot_curves, text, write_csv, write_json
 
+    if fastscan.cscan is not None:  # this process reads one log and exits: keep freed memory
+        fastscan.cscan.tune_allocator()
     r = read_log_args(args)  # the Python API's caffemem.read_log
     s, failure, diag, diag_text, cross, fixes = r._examined
     if args.plot:

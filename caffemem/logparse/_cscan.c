@@ -995,7 +995,32 @@ done:
     return result;
 }
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+/* tune_allocator() -> bool: glibc's malloc asked to keep the memory it is given back (no
+ * trimming, no mmap below 4 MiB).  Scanning and folding a big log allocate and free
+ * arrays of a few hundred KiB to a few MiB thousands of times; by default glibc hands them
+ * back to the kernel and takes them again, a page fault for every 4 KiB each time (a fifth
+ * of the command's CPU time on a 100 MiB log).  For a process that parses a log and exits
+ * (the ``caffemem log`` command).  Measured on 100 MiB: page faults 55k -> 30k; on a 1 GiB
+ * log peak RSS 119 -> 125 MB for --format json (32 MiB instead of 4 would give 143 MB). */
+static PyObject *tune_allocator(PyObject *self, PyObject *args) {
+    (void)self;
+    (void)args;
+#if defined(__GLIBC__)
+    int ok = mallopt(M_MMAP_THRESHOLD, 4 << 20) && mallopt(M_TRIM_THRESHOLD, 256 << 20)
+             && mallopt(M_TOP_PAD, 1 << 20);
+    return PyBool_FromLong(ok);
+#else
+    Py_RETURN_FALSE;
+#endif
+}
+
 static PyMethodDef methods[] = {
+    {"tune_allocator", tune_allocator, METH_NOARGS,
+     "tune_allocator(): glibc's malloc keeps freed memory for reuse (see _cscan.c); False elsewhere."},
     {"scan", scan, METH_VARARGS,
      "scan(buffer, size, nul=True): the curve lines of buffer[:size] (followed by PAD zero "
      "bytes), as fastscan.scan_chunk finds them; columns as bytearrays (see fastscan._from_c)."},
