@@ -7,6 +7,7 @@ import random
 import struct
 
 import numpy as np
+import pytest
 
 from caffemem.logparse import textcols as tc
 
@@ -65,3 +66,24 @@ def test_rows_are_the_pieces_joined_and_absent_cells_leave_nothing():
     got = tc.join_rows([cb.then(b","), ca.then(b"\n", keep)])
     assert got == b"".join(str(j).encode() + b"," + (repr(x).encode() if k else b"") + b"\n"
                            for x, j, k in zip(a, b, keep.tolist()))
+
+
+def test_the_c_writer_formats_every_double_as_repr(built_cscan):
+    """The C extension's writer formats values itself (no kept texts): the shortest decimal
+    for values of 15 digits or fewer, repr's own function for the rest."""
+    if built_cscan is None:
+        pytest.skip("the C extension cannot be built here (no C compiler?)")
+    rng = random.Random(21)
+    values = [0.0, -0.0, 1.0, 0.1, 1e-4, 9.999e-5, 1e16, 9999999999999998.0, 1e15, 123456789012345.0, 1e22,
+              1e23, 5e-324, 1.7976931348623157e308, 1 / 3, 1234500.0, float("nan"), float("inf"), -float("inf")]
+    for _ in range(50000):
+        c = rng.random()
+        v = (float("%.6g" % 10 ** rng.uniform(-12, 18)) if c < 0.4
+             else float("%.*g" % (rng.randint(1, 17), 10 ** rng.uniform(-30, 30))) if c < 0.7
+             else struct.unpack("<d", struct.pack("<Q", rng.getrandbits(64)))[0])
+        values.append(-v if rng.random() < 0.5 else v)
+    got = built_cscan.render([(2, None, np.array(values), None, None, 0), (0, None, b"\n")], len(values))
+    assert got.decode().split("\n")[:-1] == [repr(v) for v in values]
+    nulls = built_cscan.render([(2, None, np.array([float("nan"), 1.5, -float("inf")]), None, None, 2),
+                                (0, None, b",")], 3)
+    assert nulls == b"null,1.5,null,"

@@ -58,7 +58,7 @@ def examine(args: argparse.Namespace):
     """The log's summary, its failure, the model's diagnosis (dict and text), the cross-check
     against ``--net`` and the fixes: what every output of ``caffemem log`` (and
     ``caffemem.read_log``) starts from."""
-    from ..logparse import classify, summarize
+    from ..logparse import classify, fastscan, summarize
     from ..progress import Progress
     from ..sniff import check_caffe_log, check_log, check_path
 
@@ -66,8 +66,11 @@ def examine(args: argparse.Namespace):
     if getattr(args, "net", None):  # a mistyped path is the user's to fix; a net that cannot be
         check_path(args.net, "prototxt")  # modeled is not (the log's diagnosis stays)
     progress = Progress(args.logfile, quiet=getattr(args, "quiet", False))
-    try:  # number texts are kept for the curves' CSV and JSON only
-        s = summarize(args.logfile, progress=progress, texts=getattr(args, "format", "text") != "text")
+    # number texts are kept for the curves' CSV and JSON only, and only for numpy's writers
+    # (the C extension's writes each value as fast as it would copy its text)
+    texts = getattr(args, "format", "text") != "text" and fastscan.cscan is None
+    try:
+        s = summarize(args.logfile, progress=progress, texts=texts)
     except FileNotFoundError:
         raise UserError(f"{args.logfile}: no such file") from None
     except IsADirectoryError:

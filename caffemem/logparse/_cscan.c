@@ -759,11 +759,12 @@ fail:
  *   (1, present, int64 array)              the integer in decimal
  *   (2, present, float64 array, words, sizes, flags)
  *        the value as repr() writes it: its kept text (words: (n, 2) uint64, sizes: int8,
- *        0 = none; or None) where there is one, else formatted; flags: 1 = seconds (whole
- *        microseconds are written with integer arithmetic), 2 = nan and inf as null (JSON)
+ *        0 = none; or None) where there is one, else formatted (put_short); flags:
+ *        1 = seconds (whole microseconds are written with integer arithmetic), 2 = nan and
+ *        inf as null (JSON)
  * present: None, or a bool array (a row whose entry is False gets nothing of the piece).
  * Formatting falls back to PyOS_double_to_string(v, 'r', 0, Py_DTSF_ADD_DOT_0), which is
- * repr() itself. */
+ * repr() itself, for values put_short cannot write. */
 
 typedef struct {
     int kind, flags;
@@ -795,16 +796,27 @@ static int out_reserve(out_t *o, size_t more) {
     return 0;
 }
 
+static const char digit_pairs[201] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                     "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                     "8081828384858687888990919293949596979899";
+
 static inline char *put_uint(char *d, uint64_t x) {
     char tmp[24];
-    int k = 0;
-    do {
-        tmp[k++] = (char)('0' + x % 10);
-        x /= 10;
-    } while (x);
-    while (k)
-        *d++ = tmp[--k];
-    return d;
+    char *t = tmp + 24;
+    while (x >= 100) {
+        t -= 2;
+        memcpy(t, digit_pairs + 2 * (x % 100), 2);
+        x /= 100;
+    }
+    if (x >= 10) {
+        t -= 2;
+        memcpy(t, digit_pairs + 2 * x, 2);
+    } else {
+        *--t = (char)('0' + x);
+    }
+    size_t k = (size_t)(tmp + 24 - t);
+    memcpy(d, t, k);
+    return d + k;
 }
 
 /* whole microseconds k (100 <= k < 10**14) as repr(k / 1e6): "12.5", "0.0001", "3.0" */
@@ -813,15 +825,89 @@ static inline char *put_micro(char *d, int64_t k) {
     d = put_uint(d, (uint64_t)whole);
     *d++ = '.';
     char six[6];
-    for (int j = 5; j >= 0; j--) {
-        six[j] = (char)('0' + frac % 10);
-        frac /= 10;
-    }
+    memcpy(six, digit_pairs + 2 * (frac / 10000), 2);
+    memcpy(six + 2, digit_pairs + 2 * (frac / 100 % 100), 2);
+    memcpy(six + 4, digit_pairs + 2 * (frac % 100), 2);
     int shown = 6;
     while (shown > 1 && six[shown - 1] == '0')
         shown--;
     memcpy(d, six, shown);
     return d + shown;
+}
+
+/* v (finite, not 0) as repr() writes it, where v is the double nearest a decimal of at most
+ * 15 significant digits (every value Caffe prints, every clock difference): that decimal
+ * D * 10**q is found by one scaling by an exact power of ten and checked by scaling back
+ * (both steps round once, correctly), and D without its trailing zeros is the shortest text
+ * that reads back as v (two decimals of 15 digits or fewer never round to one double), so
+ * it is repr's.  NULL for any other v: the caller asks repr itself (textcols.float_cells
+ * does the same with numpy). */
+static char *put_short(char *d, double v) {
+    double a = v < 0 ? -v : v, dd = 0, scale = 1;
+    int e = (int)floor(log10(a)), k = 0, pass;
+    for (pass = 0; pass < 2; pass++) {
+        k = 14 - e;
+        if (k > 22 || k < -22)
+            return NULL;
+        scale = pow10d[k >= 0 ? k : -k];
+        dd = nearbyint(k >= 0 ? a * scale : a / scale);
+        if (dd >= 1e15)
+            e++;
+        else if (dd < 1e14)
+            e--;
+        else
+            break;
+    }
+    if (pass == 2 || (k >= 0 ? dd / scale : dd * scale) != a)
+        return NULL;
+    int64_t digits = (int64_t)dd;
+    int q = -k;
+    while (digits % 10 == 0) {
+        digits /= 10;
+        q++;
+    }
+    char buf[24];
+    char *end = put_uint(buf, (uint64_t)digits);
+    int n = (int)(end - buf);
+    int x = q + n - 1; /* the decimal exponent of the first digit */
+    if (v < 0)
+        *d++ = '-';
+    if (x < -4 || x >= 16) { /* d.ddde-XX */
+        *d++ = buf[0];
+        if (n > 1) {
+            *d++ = '.';
+            memcpy(d, buf + 1, (size_t)(n - 1));
+            d += n - 1;
+        }
+        *d++ = 'e';
+        *d++ = x < 0 ? '-' : '+';
+        int ax = x < 0 ? -x : x;
+        if (ax >= 100)
+            *d++ = (char)('0' + ax / 100);
+        memcpy(d, digit_pairs + 2 * (ax % 100), 2);
+        return d + 2;
+    }
+    if (x >= 0) {
+        if (n <= x + 1) { /* 1234500.0 */
+            memcpy(d, buf, (size_t)n);
+            d += n;
+            memset(d, '0', (size_t)(x + 1 - n));
+            d += x + 1 - n;
+            memcpy(d, ".0", 2);
+            return d + 2;
+        }
+        memcpy(d, buf, (size_t)(x + 1));
+        d += x + 1;
+        *d++ = '.';
+        memcpy(d, buf + x + 1, (size_t)(n - x - 1));
+        return d + n - x - 1;
+    }
+    memcpy(d, "0.", 2); /* 0.000123 */
+    d += 2;
+    memset(d, '0', (size_t)(-x - 1));
+    d += -x - 1;
+    memcpy(d, buf, (size_t)n);
+    return d + n;
 }
 
 static int get_array(PyObject *obj, Py_buffer *view, Py_ssize_t need, Py_ssize_t itemsize, const char *what) {
@@ -905,8 +991,11 @@ static PyObject *render(PyObject *self, PyObject *args) {
     {
         PyThreadState *ts = PyEval_SaveThread();
         int failed = 0;
+        size_t row_max = 0; /* the most a row can take: constants, and 64 bytes a cell */
+        for (Py_ssize_t i = 0; i < np_; i++)
+            row_max += pieces[i].kind == 0 ? (size_t)pieces[i].cst_len : 64;
         for (Py_ssize_t r = 0; r < n && !failed; r++) {
-            if (out_reserve(&o, 4096) < 0) {
+            if (out_reserve(&o, row_max + 64) < 0) {
                 failed = 1;
                 break;
             }
@@ -915,17 +1004,9 @@ static PyObject *render(PyObject *self, PyObject *args) {
                 if (pc->present && !pc->present[r])
                     continue;
                 if (pc->kind == 0) {
-                    if (out_reserve(&o, (size_t)pc->cst_len + 64) < 0) {
-                        failed = 1;
-                        break;
-                    }
                     memcpy(o.p + o.n, pc->cst, (size_t)pc->cst_len);
                     o.n += (size_t)pc->cst_len;
                     continue;
-                }
-                if (out_reserve(&o, 64) < 0) {
-                    failed = 1;
-                    break;
                 }
                 char *d = o.p + o.n;
                 if (pc->kind == 1) {
@@ -955,6 +1036,19 @@ static PyObject *render(PyObject *self, PyObject *args) {
                     if (k / 1e6 == v && k >= 100 && k < 1e14) {
                         d = put_micro(d, (int64_t)k);
                         o.n = (size_t)(d - o.p);
+                        continue;
+                    }
+                }
+                if (v - v == 0) { /* finite */
+                    char *end = NULL;
+                    if (v == 0) {
+                        memcpy(d, "-0.0", 4);
+                        end = signbit(v) ? d + 4 : (memcpy(d, "0.0", 3), d + 3);
+                    } else {
+                        end = put_short(d, v);
+                    }
+                    if (end) {
+                        o.n = (size_t)(end - o.p);
                         continue;
                     }
                 }
