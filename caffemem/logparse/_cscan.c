@@ -753,7 +753,7 @@ fail:
 
 
 /* ---------------------------------------------------------------------------------------
- * render(pieces, n) -> bytes: rows of text for the curves' CSV and JSON (export.py), the
+ * render(pieces, n, start=0, stop=n) -> bytes: rows start to stop of text for the curves' CSV and JSON (export.py), the
  * job of textcols.join_rows with its cells made here.  Per row, each piece in order:
  *   (0, present, bytes)                    the bytes
  *   (1, present, int64 array)              the integer in decimal
@@ -924,9 +924,13 @@ static int get_array(PyObject *obj, Py_buffer *view, Py_ssize_t need, Py_ssize_t
 static PyObject *render(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *list;
-    Py_ssize_t n;
-    if (!PyArg_ParseTuple(args, "O!n", &PyList_Type, &list, &n))
+    Py_ssize_t n, start = 0, stop = -1;
+    if (!PyArg_ParseTuple(args, "O!n|nn", &PyList_Type, &list, &n, &start, &stop))
         return NULL;
+    if (stop < 0 || stop > n)
+        stop = n;
+    if (start < 0)
+        start = 0;
     Py_ssize_t np_ = PyList_GET_SIZE(list);
     piece_t *pieces = calloc((size_t)np_ + 1, sizeof(piece_t));
     Py_buffer *views = calloc((size_t)np_ * 4 + 1, sizeof(Py_buffer));
@@ -994,7 +998,7 @@ static PyObject *render(PyObject *self, PyObject *args) {
         size_t row_max = 0; /* the most a row can take: constants, and 64 bytes a cell */
         for (Py_ssize_t i = 0; i < np_; i++)
             row_max += pieces[i].kind == 0 ? (size_t)pieces[i].cst_len : 64;
-        for (Py_ssize_t r = 0; r < n && !failed; r++) {
+        for (Py_ssize_t r = start; r < stop && !failed; r++) {
             if (out_reserve(&o, row_max + 64) < 0) {
                 failed = 1;
                 break;
@@ -1119,7 +1123,7 @@ static PyMethodDef methods[] = {
      "scan(buffer, size, nul=True): the curve lines of buffer[:size] (followed by PAD zero "
      "bytes), as fastscan.scan_chunk finds them; columns as bytearrays (see fastscan._from_c)."},
     {"render", render, METH_VARARGS,
-     "render(pieces, n): n rows of text from constant pieces, integers and values (see _cscan.c)."},
+     "render(pieces, n, start=0, stop=n): rows start..stop of n of text from constant pieces, integers and values (see _cscan.c)."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_cscan",

@@ -146,18 +146,24 @@ def _c_piece(table: CurveTable, name: str, values: dict, texts: dict, present, j
     return 2, present, v, np.ascontiguousarray(words), np.ascontiguousarray(sizes), flags
 
 
-def _c_render(cscan, pieces: list, n: int) -> bytes:
-    """Consecutive constant pieces joined, then the rows rendered in C."""
+#: rows rendered into one piece of text: a megabyte or so, which the allocator reuses
+#: (pieces of several MiB would be mapped afresh each time, a page fault every 4 KiB)
+_C_ROWS = 8192
+
+
+def _c_render(cscan, pieces: list, n: int) -> list[bytes]:
+    """Consecutive constant pieces joined, then the rows rendered in C, a piece of text
+    every :data:`_C_ROWS` rows."""
     merged: list = []
     for p in pieces:
         if p[0] == 0 and p[1] is None and merged and merged[-1][0] == 0 and merged[-1][1] is None:
             merged[-1] = (0, None, merged[-1][2] + p[2])
         else:
             merged.append(p)
-    return cscan.render(merged, n)
+    return [cscan.render(merged, n, lo, lo + _C_ROWS) for lo in range(0, n, _C_ROWS)]
 
 
-def _csv_block_c(cscan, phase: str, columns: list, table: CurveTable, values: dict, texts: dict) -> bytes:
+def _csv_block_c(cscan, phase: str, columns: list, table: CurveTable, values: dict, texts: dict) -> list[bytes]:
     """A block of CSV rows (as ``write_csv``'s numpy rendering lays them out), in C."""
     pieces: list = [(0, None, phase.encode() + b",")]
     for i, c in enumerate(columns):
@@ -169,7 +175,7 @@ def _csv_block_c(cscan, phase: str, columns: list, table: CurveTable, values: di
     return _c_render(cscan, pieces, len(values["iteration"]))
 
 
-def _json_block_c(cscan, table: CurveTable, values: dict, texts: dict) -> bytes:
+def _json_block_c(cscan, table: CurveTable, values: dict, texts: dict) -> list[bytes]:
     """A block of JSON rows (as ``write_json_rows``' numpy rendering lays them out), in C."""
     pieces: list = [(0, None, b",\n  {" + json.dumps("iteration").encode() + b": "),
                     _c_piece(table, "iteration", values, texts, None)]
@@ -181,17 +187,21 @@ def _json_block_c(cscan, table: CurveTable, values: dict, texts: dict) -> bytes:
     return _c_render(cscan, pieces, len(values["iteration"]))
 
 
-def _write(out: TextIO, data: bytes) -> None:
-    """UTF-8 text into ``out``: straight into its byte stream when it has one that takes
-    UTF-8 as is (stdout, a file opened for text: no decoding and encoding again)."""
+def _write(out: TextIO, data) -> None:
+    """UTF-8 text (bytes, or a list of them) into ``out``: straight into its byte stream when
+    it has one that takes UTF-8 as is (stdout, a file opened for text: no decoding and
+    encoding again)."""
+    parts = [data] if isinstance(data, bytes) else data
     raw = getattr(out, "buffer", None)
     encoding = (getattr(out, "encoding", None) or "").lower().replace("-", "").replace("_", "")
     if raw is not None and encoding == "utf8" and os.linesep == "\n" and getattr(out, "errors", "strict") in (
             "strict", "surrogateescape"):
         out.flush()
-        raw.write(data)
+        for part in parts:
+            raw.write(part)
     else:
-        out.write(data.decode("utf-8"))
+        for part in parts:
+            out.write(part.decode("utf-8"))
 
 
 def _csv_field(name: str) -> str:
@@ -224,6 +234,8 @@ def write_json_rows(out: TextIO, table: CurveTable) -> None:
     out.write("[")
     first = True
     for text in _rendered(_blocks(table), render):
-        _write(out, text[1:] if first else text)
+        if first:  # the first row has no comma before it
+            text = [text[1:]] if isinstance(text, bytes) else [text[0][1:], *text[1:]]
+        _write(out, text)
         first = False
     out.write("\n ]")
