@@ -844,13 +844,19 @@ static inline char *put_micro(char *d, int64_t k) {
  * does the same with numpy). */
 static char *put_short(char *d, double v) {
     double a = v < 0 ? -v : v, dd = 0, scale = 1;
-    int e = (int)floor(log10(a)), k = 0, pass;
-    for (pass = 0; pass < 2; pass++) {
+    if (!(a >= 1e-8 && a < 1e37)) /* 10**(14 - e) must be an exact double: |14 - e| <= 22 */
+        return NULL;
+    int b2;
+    frexp(a, &b2);
+    /* floor(log10(a)), or one less: from the binary exponent (log10(2) ~ 1233 / 4096) */
+    int e = ((b2 - 1) * 1233) >> 12, k = 0, pass;
+    for (pass = 0; pass < 3; pass++) {
         k = 14 - e;
         if (k > 22 || k < -22)
             return NULL;
         scale = pow10d[k >= 0 ? k : -k];
-        dd = nearbyint(k >= 0 ? a * scale : a / scale);
+        /* rounded half up: a value that is a short decimal is within 0.2 of an integer here */
+        dd = (double)(int64_t)((k >= 0 ? a * scale : a / scale) + 0.5);
         if (dd >= 1e15)
             e++;
         else if (dd < 1e14)
@@ -858,14 +864,17 @@ static char *put_short(char *d, double v) {
         else
             break;
     }
-    if (pass == 2 || (k >= 0 ? dd / scale : dd * scale) != a)
+    if (pass == 3 || (k >= 0 ? dd / scale : dd * scale) != a)
         return NULL;
     int64_t digits = (int64_t)dd;
     int q = -k;
-    while (digits % 10 == 0) {
-        digits /= 10;
-        q++;
-    }
+    static const int64_t strips[4] = {100000000, 10000, 100, 10};
+    static const int strip_digits[4] = {8, 4, 2, 1};
+    for (int j = 0; j < 4; j++) /* trailing zeros: 14 at most */
+        if (digits % strips[j] == 0) {
+            digits /= strips[j];
+            q += strip_digits[j];
+        }
     char buf[24];
     char *end = put_uint(buf, (uint64_t)digits);
     int n = (int)(end - buf);
