@@ -28,6 +28,7 @@ import numpy as np
 from . import fastscan
 from .curves import CurveTable, missing
 from .textcols import Cells, float_cells, int_cells, join_rows, micro_cells
+from .threads import Workers
 
 _FIXED = ("iteration", "seconds", "lr", "loss")
 
@@ -90,9 +91,7 @@ def _rendered(blocks: Iterator, render) -> Iterator[bytes]:
         for b in blocks:
             yield render(b)
         return
-    import concurrent.futures as cf
-
-    with cf.ThreadPoolExecutor(WORKERS, thread_name_prefix="caffemem-export") as pool:
+    with Workers(WORKERS, "caffemem-export") as pool:
         flight: deque = deque()
         for b in blocks:
             flight.append(pool.submit(render, b))

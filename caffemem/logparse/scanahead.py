@@ -17,6 +17,7 @@ from typing import Iterator, Optional
 
 from . import fastscan as fs
 from .reader import Chunk
+from .threads import Workers
 
 #: files smaller than this are scanned in line: threads would not pay for themselves
 MIN_BYTES = 32 << 20
@@ -41,19 +42,14 @@ def scanned(chunks: Iterator[Chunk], workers: int, texts: bool = True) -> Iterat
         for c in chunks:
             yield c, fs.scan_chunk(c.data, c.size, c.nul, texts) if c.size else None
         return
-    import concurrent.futures as cf
-
-    pool = cf.ThreadPoolExecutor(workers, thread_name_prefix="caffemem-scan")
     flight: deque = deque()
-    try:
+    with Workers(workers, "caffemem-scan") as pool:
         for c in chunks:  # the reader keeps each chunk's buffer for workers + 3 reads
             flight.append((c, pool.submit(fs.scan_chunk, c.data, c.size, c.nul, texts) if c.size else None))
             while len(flight) > workers:
                 yield _done(*flight.popleft())
         while flight:
             yield _done(*flight.popleft())
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _done(c: Chunk, job) -> tuple[Chunk, Optional[fs.ChunkScan]]:
