@@ -112,6 +112,7 @@ def _fail(message: str) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv_given = argv is not None
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = bool(os.environ.get("CAFFEMEM_DEBUG")) or "--debug" in argv
     # a net of 10^5 layers is millions of small objects that live to the end of the run:
@@ -123,7 +124,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     take_notices()  # this run's warnings only (main may run several times in one process)
     try:
-        parser = build_parser()
+        # building the parser imports every command: many objects, none of them garbage, which
+        # the cycle collector would walk again and again (a few percent of a short command).
+        # Run as a command (no argv given: a process of its own), they are set aside for good.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            parser = build_parser()
+            if not argv_given:
+                gc.freeze()
+        finally:
+            if collecting:
+                gc.enable()
         args, extra = parser.parse_known_args(argv)
         if extra:  # said by the command's own parser, which knows its options
             sub = parser._subparsers._group_actions[0].choices.get(getattr(args, "command", None))
