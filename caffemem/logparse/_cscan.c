@@ -800,8 +800,9 @@ static const char digit_pairs[201] = "000102030405060708091011121314151617181920
                                      "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
                                      "8081828384858687888990919293949596979899";
 
+/* x in decimal at d; writes 24 bytes (a fixed-size copy), returns the end of the digits */
 static inline char *put_uint(char *d, uint64_t x) {
-    char tmp[24];
+    char tmp[48];
     char *t = tmp + 24;
     while (x >= 100) {
         t -= 2;
@@ -815,7 +816,7 @@ static inline char *put_uint(char *d, uint64_t x) {
         *--t = (char)('0' + x);
     }
     size_t k = (size_t)(tmp + 24 - t);
-    memcpy(d, t, k);
+    memcpy(d, t, 24); /* what lies past the digits is written over next */
     return d + k;
 }
 
@@ -831,7 +832,7 @@ static inline char *put_micro(char *d, int64_t k) {
     int shown = 6;
     while (shown > 1 && six[shown - 1] == '0')
         shown--;
-    memcpy(d, six, shown);
+    memcpy(d, six, 6);
     return d + shown;
 }
 
@@ -846,8 +847,9 @@ static char *put_short(char *d, double v) {
     double a = v < 0 ? -v : v, dd = 0, scale = 1;
     if (!(a >= 1e-8 && a < 1e37)) /* 10**(14 - e) must be an exact double: |14 - e| <= 22 */
         return NULL;
-    int b2;
-    frexp(a, &b2);
+    uint64_t bits;
+    memcpy(&bits, &a, 8);
+    int b2 = (int)((bits >> 52) & 0x7ff) - 1022; /* frexp's exponent (a is a normal double) */
     /* floor(log10(a)), or one less: from the binary exponent (log10(2) ~ 1233 / 4096) */
     int e = ((b2 - 1) * 1233) >> 12, k = 0, pass;
     for (pass = 0; pass < 3; pass++) {
@@ -875,7 +877,7 @@ static char *put_short(char *d, double v) {
             digits /= strips[j];
             q += strip_digits[j];
         }
-    char buf[24];
+    char buf[48];
     char *end = put_uint(buf, (uint64_t)digits);
     int n = (int)(end - buf);
     int x = q + n - 1; /* the decimal exponent of the first digit */
@@ -885,7 +887,7 @@ static char *put_short(char *d, double v) {
         *d++ = buf[0];
         if (n > 1) {
             *d++ = '.';
-            memcpy(d, buf + 1, (size_t)(n - 1));
+            memcpy(d, buf + 1, 16);
             d += n - 1;
         }
         *d++ = 'e';
@@ -898,24 +900,24 @@ static char *put_short(char *d, double v) {
     }
     if (x >= 0) {
         if (n <= x + 1) { /* 1234500.0 */
-            memcpy(d, buf, (size_t)n);
+            memcpy(d, buf, 16);
             d += n;
             memset(d, '0', (size_t)(x + 1 - n));
             d += x + 1 - n;
             memcpy(d, ".0", 2);
             return d + 2;
         }
-        memcpy(d, buf, (size_t)(x + 1));
+        memcpy(d, buf, 16);
         d += x + 1;
         *d++ = '.';
-        memcpy(d, buf + x + 1, (size_t)(n - x - 1));
+        memcpy(d, buf + x + 1, 16);
         return d + n - x - 1;
     }
     memcpy(d, "0.", 2); /* 0.000123 */
     d += 2;
     memset(d, '0', (size_t)(-x - 1));
     d += -x - 1;
-    memcpy(d, buf, (size_t)n);
+    memcpy(d, buf, 16);
     return d + n;
 }
 
