@@ -137,14 +137,15 @@ class CurveTable:
         for name in texted:
             self._spill.write(self._text[name][:keep])
             self._spill.write(self._size[name][:keep])
+        used = self._n  # rows past these were never written: they hold their fill still
         for name in self.names:
             col = self._cols[name]
             col[0] = col[keep]
-            col[1:] = 0 if name == "iteration" else MISSING
+            col[1:used] = 0 if name == "iteration" else MISSING
             if name in self._text:
                 self._text[name][0] = self._text[name][keep]
                 self._size[name][0] = self._size[name][keep]
-                self._size[name][1:] = 0
+                self._size[name][1:used] = 0
         self._base += keep
         self._n = 1
 

@@ -123,8 +123,10 @@ def _layer_of(net: NetSeen, by_name: dict[str, LayerSeen], name: str) -> LayerSe
 
 def _last(mask: np.ndarray) -> int:
     """Index of the last True, -1 if none."""
-    hits = np.flatnonzero(mask)
-    return int(hits[-1]) if len(hits) else -1
+    if not len(mask):
+        return -1
+    at = len(mask) - 1 - int(np.argmax(mask[::-1]))
+    return at if mask[at] else -1
 
 
 def _fill(table: CurveTable, b: ev.CurveBatch, sel: np.ndarray, rows: np.ndarray) -> None:
@@ -150,8 +152,11 @@ _YEAR = 365 * 86400 * 10**6
 def _elapsed(s: LogSummary, times: np.ndarray) -> np.ndarray:
     """Seconds since the solver started, from glog clocks in microseconds (MISSING where the
     line had no clock).  A clock before the start is a new year (glog's short date omits it)."""
-    out = np.full(len(times), MISSING)
     known = times >= 0
+    if s.start_time is not None and known.all():  # the common case: every line has its clock
+        t = times - s.start_time
+        return np.where(t < 0, t + _YEAR, t) / 1e6
+    out = np.full(len(times), MISSING)
     if not known.any() or s.start_time is None:
         return out
     t = times[known] - s.start_time
@@ -172,11 +177,12 @@ def add_curves(s: LogSummary, b: ev.CurveBatch) -> None:
         if timed.any():
             s.start_time = int(b.time[np.argmax(timed)])
     row = len(s.train) - 1 + np.cumsum(is_iter)  # the train row each line belongs to
-    interval = b.interval[is_iter]
+    its = np.flatnonzero(is_iter)  # (indices gather faster than a mask that alternates)
+    interval = b.interval[its]
     interval = np.where(np.isnan(interval), MISSING, interval)  # no "(... iter/s ...)" part
-    s.train.append(b.iteration[is_iter], {"loss": b.value[is_iter], "interval_seconds": interval,
-                                          "seconds": _elapsed(s, b.time[is_iter])},
-                   {"loss": _text(b, is_iter), "interval_seconds": _text(b, is_iter, interval=True)})
+    s.train.append(b.iteration[its], {"loss": b.value[its], "interval_seconds": interval,
+                                      "seconds": _elapsed(s, b.time[its])},
+                   {"loss": _text(b, its), "interval_seconds": _text(b, its, interval=True)})
     lr = np.flatnonzero(is_lr & (row >= 0))
     if len(lr):
         same = np.flatnonzero(s.train.iterations_at(row[lr]) == b.iteration[lr])
@@ -185,8 +191,9 @@ def add_curves(s: LogSummary, b: ev.CurveBatch) -> None:
     if len(out):
         _fill(s.train, b, out, row[out])
     trow = len(s.test) - 1 + np.cumsum(is_ts)
-    s.test.append(b.iteration[is_ts], {"net": b.index[is_ts].astype(np.float64),
-                                       "seconds": _elapsed(s, b.time[is_ts])})
+    tss = np.flatnonzero(is_ts)
+    s.test.append(b.iteration[tss], {"net": b.index[tss].astype(np.float64),
+                                     "seconds": _elapsed(s, b.time[tss])})
     out = np.flatnonzero(test_out & (trow >= 0))
     if len(out):
         _fill(s.test, b, out, trow[out])
@@ -196,10 +203,10 @@ def add_curves(s: LogSummary, b: ev.CurveBatch) -> None:
     moves = is_iter | is_lr
     last_move, last_ts, last_tout = _last(moves), _last(is_ts), _last(test_out)
     if last_move >= 0:
-        later_ts = b.iteration[last_move + 1:][is_ts[last_move + 1:]]
+        later_ts = b.iteration[tss[tss > last_move]]
         s.last_iteration = int(max([b.iteration[last_move], *later_ts.tolist()]))
     elif last_ts >= 0:
-        s.last_iteration = int(max([s.last_iteration or 0, *b.iteration[is_ts].tolist()]))
+        s.last_iteration = int(max([s.last_iteration or 0, *b.iteration[tss].tolist()]))
     if last_move >= 0 or last_ts >= 0:
         for n in s.nets:  # the solver runs: every net was built (an excerpt may skip the line)
             n.done = True
