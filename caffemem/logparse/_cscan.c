@@ -11,7 +11,7 @@
  * function float() itself uses.  Each value's text is kept where the token is what repr()
  * writes (fastscan.Text), by fastscan's rules.  The scan runs without the GIL.
  *
- * scan(buffer, size, nul) -> a tuple of bytearrays and the names, which fastscan.py
+ * scan(buffer, size, nul, texts) -> a tuple of bytearrays and the names, which fastscan.py
  * turns into a ChunkScan (see _from_c there).
  */
 #define PY_SSIZE_T_CLEAN
@@ -56,6 +56,7 @@ typedef struct {
 typedef struct {
     const unsigned char *a;
     PyThreadState *ts; /* the saved thread state while the GIL is released */
+    int texts;         /* whether the values' texts are wanted */
     unsigned char name[NAME_BYTES]; /* the name of the output line last matched */
 } ctx_t;
 
@@ -223,7 +224,7 @@ static int float_general(ctx_t *c, int64_t pos, double *value, int64_t *end, tex
         *value = slow_float(c, t, n, &ok);
     }
     /* the token is repr's text: fastscan._float_general's rules, in the same order */
-    if (!fast)
+    if (!fast || !c->texts)
         return ok;
     int unsigned_ = n - start;
     unsigned char first = t[start];
@@ -281,7 +282,8 @@ static int float_token(ctx_t *c, int64_t pos, double *value, int64_t *end, text_
         int frac = ndots ? n - 1 - dot : 0;
         *value = (double)d / pow10d[frac];
         *end = pos + n;
-        plain_text(word_at(p), n, ndots ? (dot < 7 ? dot : 7) : (n < 7 ? n : 7), ndots == 1, *value, tx);
+        if (c->texts)
+            plain_text(word_at(p), n, ndots ? (dot < 7 ? dot : 7) : (n < 7 ? n : 7), ndots == 1, *value, tx);
         return 1;
     }
     return float_general(c, pos, value, end, tx);
@@ -415,7 +417,7 @@ static void match_line(ctx_t *c, int64_t b, int64_t e, row_t *r) {
         } else if (LIT(a, p, " (")) {
             double first, secs, loss;
             int64_t e1, e2, e3, e4, at, k;
-            text_t first_tx, secs_tx;
+            text_t first_tx = {0, 0, 0}, secs_tx = {0, 0, 0};
             if (!float_token(c, p + 2, &first, &e1, &first_tx))
                 return;
             if (LIT(a, e1, " iter/s, ")) {
@@ -579,8 +581,8 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     (void)self;
     Py_buffer view;
     Py_ssize_t size;
-    int nul = 1;
-    if (!PyArg_ParseTuple(args, "y*n|p", &view, &size, &nul))
+    int nul = 1, texts = 1;
+    if (!PyArg_ParseTuple(args, "y*n|pp", &view, &size, &nul, &texts))
         return NULL;
     if (size < 0 || size + PAD > view.len) {
         PyBuffer_Release(&view);
@@ -589,6 +591,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     }
     ctx_t c;
     c.a = (const unsigned char *)view.buf;
+    c.texts = texts;
     const unsigned char *a = c.a;
     scratch_t *sc = scratch_take();
     if (!sc) {
@@ -1131,7 +1134,7 @@ static PyMethodDef methods[] = {
     {"tune_allocator", tune_allocator, METH_NOARGS,
      "tune_allocator(): glibc's malloc keeps freed memory for reuse (see _cscan.c); False elsewhere."},
     {"scan", scan, METH_VARARGS,
-     "scan(buffer, size, nul=True): the curve lines of buffer[:size] (followed by PAD zero "
+     "scan(buffer, size, nul=True, texts=True): the curve lines of buffer[:size] (followed by PAD zero "
      "bytes), as fastscan.scan_chunk finds them; columns as bytearrays (see fastscan._from_c)."},
     {"render", render, METH_VARARGS,
      "render(pieces, n, start=0, stop=n): rows start..stop of n of text from constant pieces, integers and values (see _cscan.c)."},

@@ -523,7 +523,7 @@ def scan_chunk(a: np.ndarray, size: int, nul: bool = True, texts: bool = True) -
     the numbers' :class:`Text` (None in the result without).  The C scanner runs when it is
     built (the same lines, values and texts: tested on every log), else numpy's."""
     if cscan is not None:
-        return _from_c(cscan.scan(a, size, nul), texts)
+        return _from_c(cscan.scan(a, size, nul, texts), texts)
     return scan_numpy(a, size, nul, texts)
 
 
