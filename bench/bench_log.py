@@ -20,6 +20,12 @@ over the baseline, CPU time (user + system, every thread) and its ratio (the fai
 when other work shares the machine), and peak RSS (per process, from wait4).  ``--big-mb N`` also runs every
 format once on an N MiB generated log, for memory.  Asserts nothing.
 
+Every child runs with Python's bytecode cached (in the bench's temporary folder, after one
+untimed run of each command), as an installed caffemem has it, whatever
+PYTHONDONTWRITEBYTECODE says.  The first line says which scanner ``caffemem`` runs here:
+"c" when the extension is built (``pip install .``, or ``python setup.py build_ext
+--inplace`` for this checkout), else "numpy".
+
     python bench/bench_log.py [--mb 200] [--repeat 3] [--real LOG] [--big-mb 1024]
 """
 

@@ -85,9 +85,10 @@ WORKERS = 2
 
 def _rendered(blocks: Iterator, render) -> Iterator[bytes]:
     """``render(block)`` of each block, in order, made ahead in threads on a multi-core
-    machine (at most ``WORKERS + 1`` blocks in flight, so memory stays flat)."""
+    machine (at most ``WORKERS + 1`` blocks in flight, so memory stays flat) when numpy
+    renders them; the C extension's writer is quicker than handing blocks to threads."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if cores < 2 or WORKERS < 2:
+    if cores < 2 or WORKERS < 2 or fastscan.cscan is not None:
         for b in blocks:
             yield render(b)
         return

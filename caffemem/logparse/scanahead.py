@@ -32,7 +32,10 @@ def default_workers(path: Optional[str]) -> int:
     except OSError:
         return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return min(cores, MAX_WORKERS) if cores >= 2 else 0
+    # the C scanner needs one thread to keep ahead of the parser; more only wait on each
+    # other, which a busy machine makes worse (measured: more CPU and wall time, not less)
+    limit = 1 if fs.cscan is not None else MAX_WORKERS
+    return min(cores, limit) if cores >= 2 else 0
 
 
 def scanned(chunks: Iterator[Chunk], workers: int, texts: bool = True) -> Iterator[tuple[Chunk, Optional[fs.ChunkScan]]]:
