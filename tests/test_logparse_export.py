@@ -18,13 +18,13 @@ from reference_log_parser import parse
 from caffemem.logparse import export, summarize
 
 DATA = Path(__file__).with_name("data") / "logs"
+SAMPLE = ROOT / "bench" / "data" / "bvlc_train_sample.log"
 
 
 @pytest.fixture(autouse=True)
-def _each_engine(engine):
+def _each_engine(log_engine):
     """Every test here runs with the numpy scanner and writers and with the C extension's."""
-    return engine
-SAMPLE = ROOT / "bench" / "data" / "bvlc_train_sample.log"
+    return log_engine
 
 
 def _csv_rows(path: Path) -> list[dict]:

@@ -18,13 +18,13 @@ from caffemem.logparse import fastscan as fs
 from caffemem.logparse import summarize
 
 DATA = Path(__file__).with_name("data") / "logs"
+PREFIX = "I1122 10:00:00.000000  4242 solver.cpp:218] "
 
 
 @pytest.fixture(autouse=True)
-def _each_engine(engine):
-    """Every test here runs with the numpy scanner and writers and with the C extension's."""
-    return engine
-PREFIX = "I1122 10:00:00.000000  4242 solver.cpp:218] "
+def _each_engine(log_engine):
+    """Every test here runs with the numpy scanner and with the C extension's."""
+    return log_engine
 
 
 def _scan(text: str) -> fs.ChunkScan:
@@ -250,52 +250,3 @@ def test_chatter_lines_are_taken_and_still_end_an_echo_block(tmp_path):
     _same(fast, slow)
     assert fast.solver_echo == "base_lr: 0.01" and len(fast.train) == 2
 
-
-def _scans_agree(data: bytes, cscan, chunk: int) -> int:
-    """Both scanners on ``data`` cut into chunks of whole lines of about ``chunk`` bytes:
-    every column, name and text the same.  Returns the lines taken."""
-    taken, at = 0, 0
-    while at < len(data):
-        cut = data.rfind(b"\n", at, at + chunk) + 1 or data.find(b"\n", at) + 1 or len(data)
-        part = data[at:cut] if data[at:cut].endswith(b"\n") else data[at:cut] + b"\n"
-        at = cut
-        a = np.frombuffer(part + bytes(fs.PAD), np.uint8)
-        want = fs.scan_numpy(a, len(part))
-        got = fs._from_c(cscan.scan(a, len(part), True), True)
-        for f in ("ends", "lines", "kind", "iteration", "value", "interval", "time", "index", "name", "quiet"):
-            x, y = getattr(got, f), getattr(want, f)
-            assert x.dtype == y.dtype and np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), f
-            if x.dtype.kind == "f":
-                assert (x.view(np.uint64) == y.view(np.uint64)).all(), f"{f}: not bit for bit"
-        assert got.names == want.names
-        for f in ("text", "interval_text"):
-            for g in ("lo", "hi", "size"):
-                assert np.array_equal(getattr(getattr(got, f), g), getattr(getattr(want, f), g)), (f, g)
-        taken += len(want.lines)
-    return taken
-
-
-def test_the_c_scanner_finds_what_the_numpy_scanner_finds(built_cscan):
-    """Column for column, bit for bit: our logs whole and cut small, seeded damage, every
-    number form of the tests above, and every shared log."""
-    if built_cscan is None:
-        pytest.skip("the C extension cannot be built here (no C compiler?)")
-    taken = 0
-    for log in sorted(DATA.glob("*.log")):
-        for chunk in (97, 4096, 1 << 22):
-            taken += _scans_agree(log.read_bytes(), built_cscan, chunk)
-    for data in damaged_logs(15, 300):
-        _scans_agree(data, built_cscan, 1 << 22)
-    tokens = _tokens() + ["1.#QNAN", "12345678901234567890", "1e", "1e+", "--1", "1.2.3", "nana", "infinity",
-                          "-Infinity", "1e-400", "1e400", "0x10", "5e-324", ".", "-.5", "+.5e-7"]
-    numbers = "".join(f"{PREFIX}Iteration {i}, lr = {t}\n{PREFIX}    Test net output #{i % 5}: n{i % 3} = {t} x\n"
-                      f"{PREFIX}Iteration {i} ({t} iter/s, {t}s/20 iters), loss = {t}\n"
-                      f"{PREFIX}Iteration {i} ({t} s), loss = {t}\n" for i, t in enumerate(tokens))
-    taken += _scans_agree(numbers.encode(), built_cscan, 1 << 22)
-    names = "".join(f"{PREFIX}    Train net output #{i % 7}: {n} = 0.5\n" for i, n in enumerate(
-        ["loss", "acc", "loss", "x" * 31, "top-5", "b\xe9", "loss", "acc", "q", "r", "s", "t", "u"] * 3))
-    taken += _scans_agree(names.encode(), built_cscan, 1 << 22)  # one number, several names: byte order
-    assert taken > 100
-    if SHARED.exists():
-        logs = [p for p in SHARED.rglob("*") if p.is_file() and p.suffix in (".log", ".txt") and "log" in p.name]
-        assert sum(_scans_agree(p.read_bytes().replace(b"\r\n", b"\n"), built_cscan, 1 << 22) for p in logs) > 100_000

@@ -584,7 +584,12 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     int nul = 1, texts = 1;
     if (!PyArg_ParseTuple(args, "y*n|pp", &view, &size, &nul, &texts))
         return NULL;
-    if (size < 0 || size + PAD > view.len) {
+    /* every read past a line stops at a NUL byte or a few bytes (under PAD) on: with PAD zero
+     * bytes after the chunk, no read leaves the buffer (checked here, not trusted) */
+    int padded = size >= 0 && view.len - PAD >= size;
+    for (Py_ssize_t k = 0; padded && k < PAD; k++)
+        padded = ((const unsigned char *)view.buf)[size + k] == 0;
+    if (!padded) {
         PyBuffer_Release(&view);
         PyErr_SetString(PyExc_ValueError, "the chunk must be followed by PAD zero bytes in its buffer");
         return NULL;
@@ -1039,7 +1044,7 @@ static PyObject *render(PyObject *self, PyObject *args) {
                     continue;
                 }
                 double v = pc->values[r];
-                if (pc->sizes && pc->sizes[r] > 0) {
+                if (pc->sizes && pc->sizes[r] > 0 && pc->sizes[r] <= 16) { /* a text is 16 bytes at most */
                     memcpy(d, pc->words + 2 * r, 16);
                     o.n += (size_t)pc->sizes[r];
                     continue;
