@@ -490,10 +490,7 @@ static void match_line(ctx_t *c, int64_t b, int64_t e, row_t *r) {
     memcpy(c->name, a + ns, nlen);
 }
 
-
-/* Output names as fastscan._name_ids numbers them: per kind (train, then test), by output
- * number when every number has one name (Caffe's case), else in byte order; ids index the
- * chunk's list of distinct names in the order they are first numbered. */
+/* byte order of two names */
 static int cmp_named(const void *x, const void *y) { return memcmp(x, y, NAME_BYTES); }
 
 static int name_index(vec_t *names, const unsigned char *nm) {
@@ -741,6 +738,10 @@ static PyObject *scan(PyObject *self, PyObject *args) {
             PyList_SET_ITEM(list, (Py_ssize_t)j, b);
         }
     }
+    goto done;
+fail:
+    Py_CLEAR(result);
+done: /* the scratch space, grown or not, kept for the next call */
     sc->ends = ends;
     sc->rows = rows;
     sc->quiet = quiet;
@@ -748,15 +749,6 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     sc->named = named;
     scratch_give(sc);
     return result;
-fail:
-    Py_XDECREF(result);
-    sc->ends = ends;
-    sc->rows = rows;
-    sc->quiet = quiet;
-    sc->names = names;
-    sc->named = named;
-    scratch_give(sc);
-    return NULL;
 }
 
 
@@ -950,7 +942,12 @@ static PyObject *render(PyObject *self, PyObject *args) {
         stop = n;
     if (start < 0)
         start = 0;
-    Py_ssize_t np_ = PyList_GET_SIZE(list);
+    /* the pieces held in a tuple of our own while the lock is let go: another thread may
+     * change the caller's list, not what is being read */
+    PyObject *held = PyList_AsTuple(list);
+    if (!held)
+        return NULL;
+    Py_ssize_t np_ = PyTuple_GET_SIZE(held);
     piece_t *pieces = calloc((size_t)np_ + 1, sizeof(piece_t));
     Py_buffer *views = calloc((size_t)np_ * 4 + 1, sizeof(Py_buffer));
     int nviews = 0;
@@ -966,7 +963,7 @@ static PyObject *render(PyObject *self, PyObject *args) {
         goto done;
     }
     for (Py_ssize_t i = 0; i < np_; i++) {
-        PyObject *t = PyList_GET_ITEM(list, i);
+        PyObject *t = PyTuple_GET_ITEM(held, i);
         piece_t *pc = &pieces[i];
         if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) < 3) {
             PyErr_SetString(PyExc_TypeError, "render: each piece is a tuple (kind, present, ...)");
@@ -1102,6 +1099,7 @@ done:
         PyBuffer_Release(&views[k]);
     free(views);
     free(pieces);
+    Py_DECREF(held);
     if (sc) {
         sc->out = o.p;
         sc->out_cap = o.cap;
