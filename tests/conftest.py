@@ -64,7 +64,8 @@ def _c_compiler_or_reason(workdir: Path) -> str:
     done = subprocess.run([*cc, "-I", include, "-c", str(probe), "-o", str(workdir / "probe.o")],
                           capture_output=True, text=True)
     if done.returncode != 0:
-        return f"the C compiler {' '.join(cc)} does not compile against Python.h: {(done.stderr or done.stdout).strip()[:300]}"
+        said = (done.stderr or done.stdout).strip()[:300] or f"exit status {done.returncode}"
+        return f"the C compiler {' '.join(cc)} does not compile a file including Python.h ({said})"
     return ""
 
 

@@ -216,9 +216,10 @@ def test_the_numpy_path_serves_where_the_extension_is_not_built(monkeypatch):
     assert fs._load_c() is not None  # the check above is the PAD's, not the import's
 
 
-def test_the_log_command_runs_without_the_extension(built_cscan, tmp_path):
+def test_the_log_command_runs_without_the_extension(tmp_path):
     """A fresh process where importing the extension fails, as after an install without a C
-    compiler: numpy's path, the same CSV as the C extension's."""
+    compiler: numpy's path, the CSV of numpy's writers (the C extension's, byte for byte,
+    as the tests above hold)."""
     block = ("import sys; sys.modules['caffemem.logparse._cscan'] = None\n"
              "from caffemem.logparse import fastscan\n"
              "assert fastscan.engine() == 'numpy', fastscan.engine()\n"
@@ -228,4 +229,4 @@ def test_the_log_command_runs_without_the_extension(built_cscan, tmp_path):
     done = subprocess.run([sys.executable, "-c", block, "log", str(SAMPLE), "--format", "csv", "-o", str(target)],
                           cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert target.read_bytes() == _outputs(SAMPLE, built_cscan)[0]
+    assert target.read_bytes() == _outputs(SAMPLE, None)[0] and target.stat().st_size > 1000
