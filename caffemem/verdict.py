@@ -390,7 +390,9 @@ def verdict_of(loaded, nets, options, env, report, scenario_why: str,
         capacity=capacity, largest_batch=best, largest_batch_note=note, engines=engines,
         test_nets=len(nets) > 1,
         assumptions=net_assumptions(nets) + model_assumptions(report),
-        host_pinned=report.host_bytes, host_heap=report.host_heap_bytes,
+        # cpu mode pins nothing: its host figure is the heap (MemoryReport.host_bytes)
+        host_pinned=report.host_bytes if report.gpu else 0,
+        host_heap=report.host_heap_bytes if report.gpu else report.host_bytes,
         host_capacity=host_capacity)
 
 
