@@ -464,9 +464,10 @@ def fit(net_or_solver: NetSource, gpu_mem: Size, *, scale: bool = False, input: 
         cudnn_workspace_mib: Optional[float] = None, context_mib: Optional[int] = None,
         host_mem: Optional[Size] = None, cuda: Optional[int] = None) -> FitResult:
     """The largest train batch (``scale=True``: input size) that fits ``gpu_mem``, searched
-    exactly on the model; ``engine="both"`` answers for CAFFE and cuDNN.  ``host_mem`` and
-    ``cuda`` as in :func:`analyze` (``cuda`` sets the default CUDA context, which the
-    search counts)."""
+    exactly on the model; ``engine="both"`` answers for CAFFE and cuDNN.  ``cuda`` as in
+    :func:`analyze` (it sets the default CUDA context, which the search counts); ``host_mem``
+    is refused (a :class:`UserError`): the search is against ``gpu_mem`` only, so check host
+    RAM at the answer with :func:`analyze`."""
     capacity = _size(gpu_mem, "gpu_mem")
     ns = _namespace(["fit", "-"], scale=scale, host_mem=_size(host_mem, "host_mem"), cuda=cuda,
                     **_net_args(input, batch, test_batch, phase, stage, level),
@@ -483,6 +484,10 @@ def fit_args(ns: argparse.Namespace, source: NetSource) -> FitResult:
 
     if not ns.gpu_mem:
         raise UserError("fit needs --gpu-mem SIZE (e.g. --gpu-mem 8GiB; gpu_mem= in Python)")
+    if getattr(ns, "host_mem", None) is not None:
+        raise UserError("fit searches against --gpu-mem only and cannot use --host-mem (host_mem= "
+                        "in Python): drop it, then check host RAM at the answer with 'caffemem "
+                        "analyze --batch B --host-mem SIZE'")
     options = analysis_options(ns)
     ns.prototxt, loaded = _load(source, options)
     answers, assumed = search(ns, loaded, options, build_loaded(loaded, options))

@@ -436,6 +436,14 @@ class DiffVerdict:
                         f"does NOT fit ({human(-v.margin)} more needed)")
             out.append(f"In {capacity_text(o.capacity)}: old {one(o)}, new {one(n)}"
                        + ("; exit status 3." if not n.fits else "."))
+        if o.host_capacity is not None:
+            def host(v: Verdict) -> str:
+                spare = v.host_capacity - v.host_bytes
+                return (f"fits ({human(spare)} to spare)" if spare >= 0 else
+                        f"does NOT fit ({human(-spare)} more needed)")
+            cap = capacity_text(o.host_capacity).replace("--gpu-mem", "--host-mem")
+            out.append(f"Host RAM in {cap}: old {host(o)}, new {host(n)}"
+                       + ("; exit status 3." if n.host_fits is False else "."))
         if self.engines is not None and self.engines.sensitive:
             out.append(self.engines.line())
         for side, v in (("old", o), ("new", n)):

@@ -14,7 +14,7 @@ import pytest
 
 import caffemem
 from caffemem.cli import main
-from caffemem.errors import UserError
+from caffemem.errors import EXIT_NOFIT, UserError
 
 from conftest import ROOT, SAMPLES, shared_or_skip
 
@@ -102,14 +102,17 @@ def test_diff_and_fit_take_host_mem_and_cuda_as_analyze_does(tmp_path):
     from caffemem.memory.card import cublas_workspace_bytes
 
     d = caffemem.diff(SOLVER, SOLVER, host_mem="10MiB", cuda=12)
-    assert d.to_dict() == cli_json(tmp_path, "diff", SOLVER, SOLVER, "--host-mem", "10MiB",
-                                   "--cuda", "12")
+    out = tmp_path / "d.json"  # the new net's host RAM does not fit: exit status 3
+    assert main(["diff", SOLVER, SOLVER, "--host-mem", "10MiB", "--cuda", "12", "--format", "json",
+                 "-o", str(out)]) == EXIT_NOFIT
+    assert d.to_dict() == json.loads(out.read_text())
     assert d.old.verdict["host_capacity_bytes"] == 10 << 20 and d.new.verdict["host_fits"] is False
     addons = {x["name"]: x["bytes"] for x in d.new.to_dict()["memory"]["addons"]}
     assert addons["cuBLAS workspace"] == cublas_workspace_bytes(12)
-    f = caffemem.fit(SOLVER, "2GiB", host_mem="64GiB", cuda=12)
-    assert f.to_dict() == cli_json(tmp_path, "fit", SOLVER, "--gpu-mem", "2GiB", "--host-mem",
-                                   "64GiB", "--cuda", "12")
+    f = caffemem.fit(SOLVER, "2GiB", cuda=12)
+    assert f.to_dict() == cli_json(tmp_path, "fit", SOLVER, "--gpu-mem", "2GiB", "--cuda", "12")
+    with pytest.raises(UserError, match="host_mem"):  # fit searches --gpu-mem only: refused
+        caffemem.fit(SOLVER, "2GiB", host_mem="64GiB")
     assert f.largest != caffemem.fit(SOLVER, "2GiB").largest  # CUDA 12's context is smaller
 
 

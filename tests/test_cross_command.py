@@ -27,3 +27,24 @@ def test_cpu_mode_host_figure_is_heap_not_pinned(capsys):
     g = gpu["verdict"]
     assert g["host_pinned_bytes"] > 0 and g["host_heap_bytes"] > 0
     assert g["host_bytes"] == g["host_pinned_bytes"] + g["host_heap_bytes"]
+
+
+def test_diff_honours_host_mem(capsys):
+    """diff --host-mem was accepted and ignored by the combined verdict: now a header line
+    and exit status 3 when the new net's host RAM does not fit."""
+    net = str(SAMPLES / "small_cnn_solver.prototxt")
+    code = main(["diff", net, net, "--host-mem", "10MiB"])
+    out = capsys.readouterr().out
+    assert code == EXIT_NOFIT
+    assert "Host RAM in --host-mem 10MiB" in out and "new does NOT fit" in out
+    assert main(["diff", net, net, "--host-mem", "64GiB"]) == 0
+    assert "new fits" in capsys.readouterr().out
+
+
+def test_fit_refuses_host_mem_in_one_line(capsys):
+    """fit --host-mem was accepted and ignored: it is refused, saying what to do instead."""
+    code = main(["fit", str(SAMPLES / "small_cnn_solver.prototxt"), "--gpu-mem", "1GiB",
+                 "--host-mem", "8GiB"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1
+    assert "--host-mem" in err and "caffemem analyze --batch B --host-mem" in err

@@ -20,7 +20,7 @@ def add_parser(sub) -> None:
                               "The header comes first: both totals, both fits in --gpu-mem, and whether\n"
                               "Caffe's engine (cuDNN or its own) decides the verdict.\n"
                               "exit status: 0 ok, 1 bad input, 2 a bug in caffemem, 3 the new net does not "
-                              "fit in --gpu-mem.")
+                              "fit in --gpu-mem (or --host-mem).")
     p.add_argument("old", help="the net that works (net or solver prototxt)")
     p.add_argument("new", help="the net to compare with it")
     add_net_options(p, sides=SIDES)
@@ -46,8 +46,9 @@ def compare(args: argparse.Namespace, old=None, new=None):
                    sum(n.memory_required_for_data for n in old.nets),
                    sum(n.memory_required_for_data for n in new.nets),
                    old.report.total_bytes, new.report.total_bytes)
-    ov = old.verdict(args.gpu_mem, search_batch=False)
-    nv = new.verdict(args.gpu_mem, search_batch=False)
+    host = getattr(args, "host_mem", None)
+    ov = old.verdict(args.gpu_mem, search_batch=False, host_capacity=host)
+    nv = new.verdict(args.gpu_mem, search_batch=False, host_capacity=host)
     v = diff_verdict(ov, nv, ov.engines and ov.engines.totals[""], nv.engines and nv.engines.totals[""],
                      _engine_layers(old.nets)[1] + _engine_layers(new.nets)[1])
     return old, new, d, v
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         from .plot import draw_diff
 
         draw_diff(old, new, d, v, args.plot)
-    status = EXIT_NOFIT if v.fits is False else 0
+    status = EXIT_NOFIT if False in (v.fits, v.new.host_fits) else 0
     if args.format == "json":
         emit(args, json.dumps(r._doc, indent=1))
         return status

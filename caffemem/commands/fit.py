@@ -24,6 +24,9 @@ def add_parser(sub) -> None:
     add_net_options(p)
     add_memory_options(p)
     for a in p._actions:  # --engine here also takes 'both'
+        if a.dest == "host_mem":  # refused in one line (api.fit_args), said here too
+            a.help = ("refused: fit searches against --gpu-mem only; check host RAM at the "
+                      "answer with analyze --batch B --host-mem SIZE (default: none)")
         if a.dest == "engine":
             a.choices = ["cudnn", "caffe", "both"]
             a.help += "; 'both' answers for CAFFE and cuDNN side by side"
