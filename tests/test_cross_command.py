@@ -48,3 +48,21 @@ def test_fit_refuses_host_mem_in_one_line(capsys):
     err = capsys.readouterr().err.strip()
     assert code == 1 and len(err.splitlines()) == 1
     assert "--host-mem" in err and "caffemem analyze --batch B --host-mem" in err
+
+
+def test_log_best_accuracy_under_a_loss_prefix(tmp_path):
+    """GoogLeNet's accuracies are named ``loss1/top-1``: the best is the highest, not the
+    lowest as for a loss (the summary said 'best loss1/top-1: 0' while it reached 0.04)."""
+    from caffemem.logparse.render import text
+    from caffemem.logparse.summary import summarize
+
+    lines = []
+    for it, (acc, loss) in enumerate([(0.0, 6.9), (0.04, 5.7), (0.02, 5.9)]):
+        lines += [f"I0101 00:00:0{it}.000000  1 solver.cpp:330] Iteration {it * 100}, Testing net (#0)",
+                  f"I0101 00:00:0{it}.000000  1 solver.cpp:397]     Test net output #0: loss1/loss1 = {loss} (* 0.3 = 1 loss)",
+                  f"I0101 00:00:0{it}.000000  1 solver.cpp:397]     Test net output #1: loss1/top-1 = {acc}"]
+    f = tmp_path / "g.log"
+    f.write_text("\n".join(lines) + "\n")
+    out = text(summarize(str(f)), None)
+    assert "best loss1/top-1: 0.04 at iteration 100" in out
+    assert "best loss1/loss1: 5.7 at iteration 100" in out

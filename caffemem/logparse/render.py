@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Optional, TextIO
 
 import numpy as np
@@ -131,11 +132,14 @@ def _duration(seconds: float) -> str:
 
 def _best_tests(s: LogSummary) -> list[tuple[str, str]]:
     """The best value of each test output over the run: highest for accuracy-like outputs
-    (named acc..., map, eval, precision, recall, iou), lowest for losses; others left out."""
+    (named acc..., map, eval, precision, recall, iou, top-k), lowest for losses; others left
+    out.  The name's last part decides: GoogLeNet's ``loss1/top-1`` is an accuracy that
+    lives under a loss layer's prefix."""
     out = []
     for key in s.test.outputs:
-        low = key.lower()
-        higher = any(w in low for w in ("acc", "map", "eval", "precision", "recall", "iou"))
+        low = key.lower().rsplit("/", 1)[-1]
+        higher = (any(w in low for w in ("acc", "map", "eval", "precision", "recall", "iou"))
+                  or re.match(r"top[-_]?\d", low) is not None)
         if not higher and "loss" not in low:
             continue
         its, values = s.test.column(key, max_points=len(s.test) or 1)
