@@ -25,6 +25,8 @@ class AnalysisOptions:
     stages: tuple[str, ...] = ()
     level: Optional[int] = None
     inputs: dict[str, Shape] = field(default_factory=dict)  # --input, all nets
+    #: --test-input: a solver's test nets only, winning over ``inputs`` there
+    test_inputs: dict[str, Shape] = field(default_factory=dict)
     #: overrides for one net only, keyed by its label ("net", "train net", "test net #0")
     inputs_per_net: dict[str, dict[str, Shape]] = field(default_factory=dict)
     batch: Optional[int] = None  # --batch: every data layer
@@ -69,11 +71,29 @@ def until_param(spec: NetSpec, layer: str):
     return None
 
 
+def _is_test_net(label: str) -> bool:
+    """A solver's test net (labels "test net #0", ...; a net file's one net is "net")."""
+    return label.startswith("test")
+
+
+def _check_inputs(options: AnalysisOptions, nets: list[Net]) -> None:
+    """Every --input names a top of some net, every --test-input a top of a test net."""
+    check_inputs_used(options.inputs, nets)
+    if options.test_inputs:
+        tests = [n for n in nets if _is_test_net(n.label)]
+        if not tests:
+            raise UserError("--test-input applies to a solver's test nets, and this file builds "
+                            "none; use --input")
+        check_inputs_used(options.test_inputs, tests, "--test-input")
+
+
 def _build_one(spec: NetSpec, options: AnalysisOptions, param=None) -> Net:
     inputs = dict(options.inputs)
+    if _is_test_net(spec.label):
+        inputs.update(options.test_inputs)
     inputs.update(options.inputs_per_net.get(spec.label, {}))
     batch = options.batch
-    if spec.label.startswith("test") and (options.test_batch is not None or options.batch_train_only):
+    if _is_test_net(spec.label) and (options.test_batch is not None or options.batch_train_only):
         batch = options.test_batch
     bo = BuildOptions(inputs=inputs, batch=batch, net_dir=spec.net_dir, strict_inputs=False)
     net = build_net(spec.param if param is None else param, spec.state, bo, source=spec.source)
@@ -101,7 +121,7 @@ def build_loaded(loaded: Loaded, options: AnalysisOptions) -> list[Net]:
     """Build every net of an already loaded file (each cut at ``options.until`` if given)."""
     nets = [_build_one(spec, options, param) for spec, param in zip(loaded.nets, _params(loaded, options))]
     if not options.until:
-        check_inputs_used(options.inputs, nets)
+        _check_inputs(options, nets)
     return nets
 
 
@@ -131,7 +151,7 @@ def build_trunks(loaded: Loaded, options: AnalysisOptions) -> tuple[list[Net], O
             nets.append(_build_one(spec, options, _cut(whole, kept[lo - 1])))
         return nets, Refusal(spec.label, kept[lo].name if lo < len(kept) else "", str(error)), error
     if not options.until:
-        check_inputs_used(options.inputs, nets)
+        _check_inputs(options, nets)
     return nets, None, None
 
 

@@ -123,10 +123,11 @@ def _load(src: NetSource, options):
     return name, load_text(text, name, phase=options.phase, stages=options.stages, level=options.level)
 
 
-def _net_args(input, batch, test_batch, phase, stage, level, until=None) -> dict:
+def _net_args(input, batch, test_batch, phase, stage, level, until=None, test_input=None) -> dict:
     if phase is not None and str(phase).upper() not in ("TRAIN", "TEST"):
         raise UserError(f"phase={phase!r}: the phase is TRAIN or TEST")
-    return {"input": _inputs(input), "batch": batch, "test_batch": test_batch,
+    return {"input": _inputs(input), "test_input": _inputs(test_input), "batch": batch,
+            "test_batch": test_batch,
             "phase": phase.upper() if phase else None, "stage": _stages(stage), "level": level,
             "until": until}
 
@@ -294,11 +295,13 @@ def analyze(net_or_solver: NetSource, *, input: InputShapes = None, batch: Optio
             engine: Optional[str] = None, solver_type: Optional[str] = None, gpus: int = 1,
             gpu_mem: Optional[Size] = None, cudnn_workspace_mib: Optional[float] = None,
             context_mib: Optional[int] = None, compare_estimates: bool = False,
-            host_mem: Optional[Size] = None, cuda: Optional[int] = None) -> Analysis:
+            host_mem: Optional[Size] = None, cuda: Optional[int] = None,
+            test_input: InputShapes = None) -> Analysis:
     """Build the nets of a net or solver prototxt as Caffe would, and model their memory.
 
     The options are ``caffemem analyze``'s: ``input`` ({top: "N,C,H,W"} with ``*``/None for
-    the layer's own batch), ``batch``, ``test_batch``, ``phase`` ("TRAIN"/"TEST", net files
+    the layer's own batch), ``test_input`` (the same, for a solver's test nets only),
+    ``batch``, ``test_batch``, ``phase`` ("TRAIN"/"TEST", net files
     only), ``stage``, ``level``, ``until`` (the trunk up to a layer), ``scenario``
     ("train"/"time"/"test"; default as the command: a deploy net is modeled for inference),
     ``mode`` ("gpu"/"cpu"), ``engine`` ("cudnn"/"caffe"), ``solver_type``, ``gpus``,
@@ -306,7 +309,7 @@ def analyze(net_or_solver: NetSource, *, input: InputShapes = None, batch: Optio
     (host RAM, bytes or "32GiB"), ``cuda`` (the CUDA major version)."""
     ns = _namespace(["analyze", "-"], compare_estimates=compare_estimates,
                     host_mem=_size(host_mem, "host_mem"), cuda=cuda,
-                    **_net_args(input, batch, test_batch, phase, stage, level, until),
+                    **_net_args(input, batch, test_batch, phase, stage, level, until, test_input),
                     **_memory_args(scenario, mode, engine, solver_type, gpus, gpu_mem,
                                    cudnn_workspace_mib, context_mib))
     return analyze_args(ns, net_or_solver)
@@ -462,7 +465,8 @@ def fit(net_or_solver: NetSource, gpu_mem: Size, *, scale: bool = False, input: 
         mode: Optional[str] = None, engine: Optional[str] = None,
         solver_type: Optional[str] = None, gpus: int = 1,
         cudnn_workspace_mib: Optional[float] = None, context_mib: Optional[int] = None,
-        host_mem: Optional[Size] = None, cuda: Optional[int] = None) -> FitResult:
+        host_mem: Optional[Size] = None, cuda: Optional[int] = None,
+        test_input: InputShapes = None) -> FitResult:
     """The largest train batch (``scale=True``: input size) that fits ``gpu_mem``, searched
     exactly on the model; ``engine="both"`` answers for CAFFE and cuDNN.  ``cuda`` as in
     :func:`analyze` (it sets the default CUDA context, which the search counts); ``host_mem``
@@ -470,7 +474,7 @@ def fit(net_or_solver: NetSource, gpu_mem: Size, *, scale: bool = False, input: 
     RAM at the answer with :func:`analyze`."""
     capacity = _size(gpu_mem, "gpu_mem")
     ns = _namespace(["fit", "-"], scale=scale, host_mem=_size(host_mem, "host_mem"), cuda=cuda,
-                    **_net_args(input, batch, test_batch, phase, stage, level),
+                    **_net_args(input, batch, test_batch, phase, stage, level, test_input=test_input),
                     **_memory_args(scenario, mode, engine, solver_type, gpus, capacity,
                                    cudnn_workspace_mib, context_mib))
     return fit_args(ns, net_or_solver)
@@ -604,14 +608,15 @@ def html_report(net_or_solver: NetSource, *, log: Optional[Union[str, "os.PathLi
                 mode: Optional[str] = None, engine: Optional[str] = None,
                 solver_type: Optional[str] = None, gpus: int = 1, gpu_mem: Optional[Size] = None,
                 cudnn_workspace_mib: Optional[float] = None, context_mib: Optional[int] = None,
-                cards: bool = True, variants: str = "engines") -> str:
+                cards: bool = True, variants: str = "engines", test_input: InputShapes = None) -> str:
     """``caffemem report``: one self-contained HTML page (returned as text) with the verdict,
     the net as a graph, the per-layer table, the timeline of live bytes, and with ``old`` the
     merged diff, with ``log`` the curves and the failure.  In gpu mode the page can switch
     to the other engine (both are modeled here; ``variants="all"``: every scenario too,
     train, time and test); ``cards``: the largest batch on 4..80 GiB cards, for the options
     given (the first variant).  A net Caffe refuses raises, as :func:`analyze` does."""
-    ns = _namespace(["analyze", "-"], **_net_args(input, batch, test_batch, phase, stage, level, until),
+    ns = _namespace(["analyze", "-"], **_net_args(input, batch, test_batch, phase, stage, level, until,
+                                                  test_input),
                     **_memory_args(scenario, mode, engine, solver_type, gpus, gpu_mem,
                                    cudnn_workspace_mib, context_mib))
     page, _ = report_args(ns, net_or_solver, log=log, old=old, old_input=_inputs(old_input),

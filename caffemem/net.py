@@ -372,14 +372,14 @@ def _structure(param: "caffe_pb2.NetParameter", state: NetState, source: str) ->
     return filtered, layer_defs
 
 
-def check_inputs_used(inputs, nets: list["Net"]) -> None:
-    """Every ``--input`` must name a top that some of ``nets`` produces: a typo would
-    otherwise be silently ignored."""
+def check_inputs_used(inputs, nets: list["Net"], option: str = "--input") -> None:
+    """Every ``--input`` (``option``) must name a top that some of ``nets`` produces: a typo
+    would otherwise be silently ignored."""
     unused = sorted(set(inputs) - set().union(*(n.inputs_used for n in nets)))
     if unused:
         tops = sorted({t for n in nets for l in n.layers if not l.inserted_split for t in l.ctx.tops})
         hint = did_you_mean(unused[0], tops, cutoff=0.6)
-        raise NetError(f"--input names blob(s) {', '.join(shown(u, 40) for u in unused)} that no layer "
+        raise NetError(f"{option} names blob(s) {', '.join(shown(u, 40) for u in unused)} that no layer "
                        f"produces{hint or ''}; tops are: {', '.join(tops[:15])}"
                        f"{' ...' if len(tops) > 15 else ''}")
 

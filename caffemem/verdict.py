@@ -38,7 +38,10 @@ class Assumption:
 
     def text(self) -> str:
         where = f" ({', '.join(self.nets)})" if self.nets and self.nets != ["net"] else ""
-        return f"assumed{where}: {self.what}" + (f"; correct it with {self.fix}" if self.fix else "")
+        fix = self.fix
+        if fix and fix.startswith("--input ") and any(n.startswith("test") for n in self.nets):
+            fix += f" (--test-input {fix[len('--input '):]} for the test nets when their data differ)"
+        return f"assumed{where}: {self.what}" + (f"; correct it with {fix}" if fix else "")
 
     def to_dict(self) -> dict:
         return {"what": self.what, "fix": self.fix, "nets": list(self.nets), "layer": self.layer}

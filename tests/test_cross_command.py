@@ -66,3 +66,46 @@ def test_log_best_accuracy_under_a_loss_prefix(tmp_path):
     out = text(summarize(str(f)), None)
     assert "best loss1/top-1: 0.04 at iteration 100" in out
     assert "best loss1/loss1: 5.7 at iteration 100" in out
+
+
+def _data_shapes(doc: dict) -> dict:
+    return {n["label"]: l["tops"][0]["shape"] for n in doc["nets"] for l in n["layers"]
+            if l["name"] == "data"}
+
+
+def test_test_input_shapes_the_test_nets_only(capsys, tmp_path):
+    """One --input applies to every net of a solver, so a solver whose train and test data
+    differ (SSD: 7 boxes in train, 2 in test) could not match its log in one run:
+    --test-input gives the test nets their own shapes, winning over --input there."""
+    import caffemem
+
+    solver = str(SAMPLES / "small_cnn_solver.prototxt")
+    argv = ["analyze", solver, "--input", "data=*,3,32,32", "--test-input", "data=*,3,96,96"]
+    _, doc = _json(capsys, *argv)
+    assert _data_shapes(doc) == {"train net": [32, 3, 32, 32], "test net #0": [32, 3, 96, 96]}
+    _, plain = _json(capsys, "analyze", solver, "--input", "data=*,3,32,32")
+    assert _data_shapes(plain)["test net #0"] == [32, 3, 32, 32]
+    a = caffemem.analyze(solver, input={"data": "*,3,32,32"}, test_input={"data": "*,3,96,96"})
+    assert a.to_dict() == doc
+    # per side in diff, as every net option
+    _, d = _json(capsys, "diff", solver, solver, "--new-test-input", "data=*,3,96,96")
+    assert d["delta_bytes"] > 0
+    # a typo, or a file with no test net, is one line naming --test-input
+    for args, words in ((["--test-input", "dta=*,3,96,96"], "did you mean 'data'"),
+                        (["--phase", "TEST"], "")):
+        src = solver if "--phase" not in args else str(SAMPLES / "small_cnn_train.prototxt")
+        extra = [] if "--test-input" in args else ["--test-input", "data=*,3,96,96"]
+        code = main(["analyze", src, *args, *extra])
+        err = capsys.readouterr().err.strip()
+        assert code == 1 and len(err.splitlines()) == 1 and "--test-input" in err and words in err
+
+
+def test_input_star_keeps_an_input_layers_batch(capsys):
+    """'*' keeps the layer's batch for an Input layer too (a deploy net): it was refused with
+    'declares no batch size' though the Input's shape starts with it."""
+    _, doc = _json(capsys, "analyze", str(SAMPLES / "small_cnn_train.prototxt"),
+                   "--input", "data=*,3,32,32")
+    assert _data_shapes(doc) == {"net": [32, 3, 32, 32]}
+    _, doc = _json(capsys, "analyze", str(SAMPLES / "small_cnn_train.prototxt"),
+                   "--input", "data=*,3,32,32", "--batch", "4")
+    assert _data_shapes(doc) == {"net": [4, 3, 32, 32]}

@@ -63,3 +63,20 @@ def test_label_assumption_stated_and_corrected(case, capsys):
         doc = json.loads(capsys.readouterr().out)
         assert doc["verdict"]["memory_required_for_data"] == logged["figure"]
         assert not [a for a in doc["assumptions"] if a["layer"] == "data"]  # no longer assumed
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_solver_matches_both_nets_in_one_run_with_test_input(case, capsys):
+    """The solver builds both nets; their databases' first records hold different numbers of
+    boxes, so --input sizes the train net's label and --test-input the test net's: both of
+    the log's figures to the byte, in one run."""
+    folder = shared_or_skip("realworld", "paired", case)
+    train, test = log_nets(next(folder.glob("*.log")))
+    as_arg = lambda shape: "label=" + ",".join(map(str, shape))  # noqa: E731
+    argv = ["analyze", str(folder / "solver.prototxt"), "--input", as_arg(train["label"]),
+            "--test-input", as_arg(test["label"]), "--format", "json"]
+    assert main(argv) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["verdict"]["memory_required_for_data_per_net"] == {
+        "train net": train["figure"], "test net #0": test["figure"]}
+    assert not [a for a in doc["assumptions"] if a["layer"] == "data"]

@@ -73,6 +73,11 @@ def _net_option_specs():
                             "needed for data layers whose image size lives in a database, Python "
                             "layers, or unsupported layer types; '*' as N keeps the layer's batch "
                             "size (default: none)")),
+        ("test-input", dict(action="append", default=[], metavar="BLOB=N,C,H,W",
+                            help="like --input, for a solver's test nets only, winning over "
+                                 "--input there (repeatable): a top whose shape differs between "
+                                 "the train and test databases, e.g. SSD's label boxes: --input "
+                                 "label=1,1,7,8 --test-input label=1,1,2,8 (default: none)")),
         ("batch", dict(type=argtypes.integer(1, argtypes.INT32_MAX), metavar="N",
                        help="batch size of every data layer (Data, ImageData, Input, ...) "
                             "(default: the prototxt's)")),
@@ -153,8 +158,10 @@ def analysis_options(args: argparse.Namespace, side: str = "") -> AnalysisOption
 
     side = side.rstrip("_")
     inputs = dict(parse_input(t) for t in getattr(args, "input", []) or [])
+    test_inputs = dict(parse_input(t) for t in getattr(args, "test_input", []) or [])
     if side:
         inputs.update(parse_input(t) for t in getattr(args, f"{side}_input", []) or [])
+        test_inputs.update(parse_input(t) for t in getattr(args, f"{side}_test_input", []) or [])
     batch = _get(args, "batch", side)
     for what in ("batch", "test_batch"):
         v = _get(args, what, side)
@@ -163,7 +170,7 @@ def analysis_options(args: argparse.Namespace, side: str = "") -> AnalysisOption
     phase = _get(args, "phase", side)
     return AnalysisOptions(
         phase=phase.upper() if phase else None, stages=tuple(_get(args, "stage", side) or ()),
-        level=_get(args, "level", side), inputs=inputs, batch=batch,
+        level=_get(args, "level", side), inputs=inputs, test_inputs=test_inputs, batch=batch,
         test_batch=_get(args, "test_batch", side), until=_get(args, "until", side))
 
 

@@ -168,6 +168,14 @@ class DatabaseLayerRule(DataLayerRule):
 class Input(DataLayerRule):
     type = "Input"
 
+    def declared_batch(self, ctx: LayerCtx) -> int | None:
+        """The first shape's first dim (after ``--batch``), for ``--input data=*,C,H,W`` on a
+        deploy net: its Input's batch, as a Data layer's batch_size is."""
+        shapes = [tuple(s.dim) for s in ctx.param.input_param.shape]
+        if ctx.batch_override is not None:
+            return ctx.batch_override
+        return shapes[0][0] if shapes and shapes[0] else None
+
     def setup(self, ctx: LayerCtx) -> Setup:
         shapes = [tuple(s.dim) for s in ctx.param.input_param.shape]
         ntop = len(ctx.tops)
