@@ -21,7 +21,7 @@ from importlib import import_module
 from typing import NoReturn, Optional, Sequence
 
 from . import __version__
-from .errors import (EXIT_HELP, EXIT_INTERNAL, EXIT_USER, UserError, did_you_mean, one_line, shown,
+from .errors import (EXIT_HELP, EXIT_HELP_NO_FIT, EXIT_INTERNAL, EXIT_USER, UserError, did_you_mean, one_line, shown,
                      take_notices)
 
 COMMANDS = ("analyze", "diff", "log", "plot", "fit", "report", "layers")
@@ -101,8 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     for p in sub.choices.values():
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help="on an internal error, show the traceback (also CAFFEMEM_DEBUG=1)")
-        if "exit status" not in (p.epilog or ""):  # a command may say it in its own words
-            p.epilog = (p.epilog + "\n\n" if p.epilog else "") + textwrap.fill(EXIT_HELP, 88)
+        if "exit status" not in (p.epilog or ""):  # analyze, diff, fit say it in their own words
+            p.epilog = (p.epilog + "\n\n" if p.epilog else "") + textwrap.fill(EXIT_HELP_NO_FIT, 88)
+            for a in p._actions:  # the shared --gpu-mem/--host-mem help promises status 3
+                if a.help and a.help is not argparse.SUPPRESS:
+                    a.help = re.sub(r"; exit status 3 when (it does|they do) not fit", "", a.help)
     return parser
 
 

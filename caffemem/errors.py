@@ -24,10 +24,13 @@ EXIT_INTERNAL = 2
 #: ``--gpu-mem`` (or ``--host-mem``) was given and the modeled need does not fit in it
 EXIT_NOFIT = 3
 
-#: the exit codes, as ``--help`` and README state them
-EXIT_HELP = ("exit status: 0 done; 1 the input or the options are wrong (one line on stderr says "
-             "what to do); 2 a bug in caffemem (please report it; --debug or CAFFEMEM_DEBUG=1 "
-             "shows the traceback); 3 the net does not fit in --gpu-mem")
+#: the exit codes of a command that never says "does not fit" (log, plot, report, layers)
+EXIT_HELP_NO_FIT = ("exit status: 0 done; 1 the input or the options are wrong (one line on "
+                    "stderr says what to do); 2 a bug in caffemem (please report it; --debug or "
+                    "CAFFEMEM_DEBUG=1 shows the traceback)")
+#: the exit codes, as ``caffemem --help`` and README state them
+EXIT_HELP = (EXIT_HELP_NO_FIT + "; 3 the net does not fit in --gpu-mem or --host-mem (analyze, "
+             "diff: the new net; fit: not even batch 1)")
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff]")
 

@@ -109,3 +109,20 @@ def test_input_star_keeps_an_input_layers_batch(capsys):
     _, doc = _json(capsys, "analyze", str(SAMPLES / "small_cnn_train.prototxt"),
                    "--input", "data=*,3,32,32", "--batch", "4")
     assert _data_shapes(doc) == {"net": [4, 3, 32, 32]}
+
+
+def test_exit_status_3_documented_only_where_it_can_happen():
+    """log, plot, report and layers never exit 3, yet their --help said '3 the net does not
+    fit in --gpu-mem'; analyze, diff and fit (which do) still say it."""
+    import argparse
+
+    from caffemem.cli import build_parser
+
+    parser = build_parser()
+    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for cmd, p in subs.items():
+        text = " ".join(p.format_help().split())
+        assert "exit status" in text, cmd
+        assert ("status 3" in text or " 3 " in text.rsplit("exit status", 1)[1]) == (
+            cmd in ("analyze", "diff", "fit")), cmd
+    assert "--host-mem" in " ".join(parser.format_help().split()).split("exit status", 1)[1]
