@@ -126,3 +126,26 @@ def test_exit_status_3_documented_only_where_it_can_happen():
         assert ("status 3" in text or " 3 " in text.rsplit("exit status", 1)[1]) == (
             cmd in ("analyze", "diff", "fit")), cmd
     assert "--host-mem" in " ".join(parser.format_help().split()).split("exit status", 1)[1]
+
+
+def test_fit_names_capacity_as_analyze_does_and_its_total_is_reproducible(capsys):
+    """fit's JSON called the card 'gpu_mem_bytes' where analyze's verdict and log's diagnosis
+    say 'capacity_bytes'; and for a solver its answer sizes the train net only, so
+    'analyze --batch B' (which resizes the test nets too) gave another total: fit now says
+    the test nets' batch and the analyze command that gives its figure."""
+    solver = str(SAMPLES / "small_cnn_solver.prototxt")
+    code, f = _json(capsys, "fit", solver, "--gpu-mem", "1GiB")
+    _, a = _json(capsys, "analyze", solver, "--gpu-mem", "1GiB")
+    assert code == 0 and "gpu_mem_bytes" not in f
+    assert f["capacity_bytes"] == a["verdict"]["capacity_bytes"] == 2**30
+    assert f["capacity_typed"] == a["verdict"]["capacity_typed"] == "1GiB"
+    ans = f["answers"][0]
+    assert ans["largest"] == a["verdict"]["largest_batch"] and ans["test_batch"] == 32
+    main(["fit", solver, "--gpu-mem", "1GiB"])
+    text = capsys.readouterr().out
+    hint = f"analyze --batch {ans['largest']} --test-batch {ans['test_batch']}"
+    assert "largest train batch" in text and hint in text
+    _, again = _json(capsys, *(["analyze", solver] + hint.split()[1:]))
+    assert again["verdict"]["needed_bytes"] == ans["total_bytes_at_largest"]
+    _, net = _json(capsys, "fit", str(SAMPLES / "small_cnn_train.prototxt"), "--gpu-mem", "1GiB")
+    assert net["answers"][0]["test_batch"] is None

@@ -66,15 +66,16 @@ def search(args: argparse.Namespace, loaded, options, nets) -> tuple[list[dict],
             answers.append(_scale_answer(r, align, info, env))
         else:
             r = fit_batch(loaded, options, env, args.gpu_mem)
-            answers.append(_batch_answer(r, data_batch(nets[0]), env))
+            answers.append(_batch_answer(r, data_batch(nets[0]), env,
+                                         data_batch(nets[1]) if len(nets) > 1 else None))
     return answers, net_assumptions(nets)
 
 
 def json_document(args: argparse.Namespace, answers: list[dict], assumed=()) -> dict:
     """``--format json``: one answer per engine; ``fits`` is false when nothing fits; the
     assumptions that stand in for data (as ``analyze`` lists them)."""
-    return {"source": args.prototxt, "gpu_mem_bytes": int(args.gpu_mem),
-            "gpu_mem_typed": getattr(args.gpu_mem, "typed", None),
+    return {"source": args.prototxt, "capacity_bytes": int(args.gpu_mem),  # as analyze's verdict
+            "capacity_typed": getattr(args.gpu_mem, "typed", None),
             "fits": all(a["largest" if a["what"] == "batch" else "largest_height"] is not None
                         for a in answers),
             "answers": answers, "assumptions": [a.to_dict() for a in assumed]}
@@ -110,11 +111,13 @@ def _table(answers: list[dict], fmt: str) -> str:
     return "\n".join(out)
 
 
-def _batch_answer(r, current, env) -> dict:
+def _batch_answer(r, current, env, test_batch=None) -> dict:
     return {"what": "batch", "engine": env.engine if env.gpu else "caffe", "mode": env.mode,
             "scenario": env.scenario, "current": current, "largest": r.best,
             "total_bytes_at_largest": r.best_total, "next": r.next_value,
-            "total_bytes_at_next": r.next_total, "probes": len(r.probes)}
+            "total_bytes_at_next": r.next_total, "probes": len(r.probes),
+            # the search sizes the train net; a solver's test nets keep their batch (this)
+            "test_batch": test_batch}
 
 
 def _scale_answer(r, align, info, env) -> dict:
@@ -138,13 +141,17 @@ def _text(a: dict, cap: int) -> str:
         if a["largest"] is None:
             return (f"[{eng}] even batch 1 does not fit in {human(cap)}: it needs "
                     f"{human(a['total_bytes_at_next'] or 0)}")
-        line = (f"[{eng}] largest batch that fits in {human(cap)} ({cap:,} B): {a['largest']} "
+        which = "train batch" if a.get("test_batch") else "batch"
+        line = (f"[{eng}] largest {which} that fits in {human(cap)} ({cap:,} B): {a['largest']} "
                 f"(needs {a['total_bytes_at_largest']:,} B")
         if a["next"] is not None:
             line += f"; batch {a['next']} would need {a['total_bytes_at_next']:,} B"
         line += ")"
         if a["current"]:
             line += f"; the prototxt's batch is {a['current']}"
+        if a.get("test_batch"):
+            line += (f"; the test nets keep theirs, {a['test_batch']} (this total is analyze "
+                     f"--batch {a['largest']} --test-batch {a['test_batch']})")
         return line
     floor = ""
     if a["invalid_below"]:
