@@ -349,6 +349,9 @@ def plot_curves(s, out_path: str):
     """Loss, accuracy-like outputs and learning rate against iterations: every series its
     own colour; train series solid, test series dashed with markers, named in the legend."""
     import numpy as np
+    from matplotlib.ticker import MaxNLocator
+
+    from .logparse.render import output_kind
 
     check_output(out_path)
     plt = _pyplot()
@@ -373,7 +376,8 @@ def plot_curves(s, out_path: str):
         x, values = s.test.column(key)
         if not len(x):
             continue
-        if "acc" in key.lower() or ((values >= 0) & (values <= 1)).all():
+        kind = output_kind(key)  # by name; an unnamed output in [0, 1] is taken as a rate
+        if kind == "accuracy" or (kind is None and ((values >= 0) & (values <= 1)).all()):
             acc_ax = acc_ax or ax.twinx()
             draw(acc_ax, x, values, f"test {key}", True)  # the right axis says "accuracy"
         else:
@@ -396,6 +400,7 @@ def plot_curves(s, out_path: str):
               markersize=3)
     axlr.set_ylabel("learning rate")
     axlr.set_xlabel("iteration")
+    axlr.xaxis.set_major_locator(MaxNLocator(integer=True))  # no iteration 0.25
     fig.suptitle(f"{os.path.basename(s.path)}: training curves")
     fig.tight_layout()
     fig.savefig(out_path)

@@ -149,3 +149,26 @@ def test_fit_names_capacity_as_analyze_does_and_its_total_is_reproducible(capsys
     assert again["verdict"]["needed_bytes"] == ans["total_bytes_at_largest"]
     _, net = _json(capsys, "fit", str(SAMPLES / "small_cnn_train.prototxt"), "--gpu-mem", "1GiB")
     assert net["answers"][0]["test_batch"] is None
+
+
+def test_curves_plot_puts_a_small_loss_on_the_loss_axis(tmp_path):
+    """A test loss that has fallen below 1 was drawn on the axis labelled 'accuracy' (any
+    output within [0, 1] went there); names decide now, as for the log's 'best' lines, and
+    the iteration axis has whole numbers only."""
+    from caffemem.logparse.summary import summarize
+    from caffemem.plot import plot_curves
+
+    lines = []
+    for it, (acc, loss) in enumerate([(0.5, 0.9), (0.7, 0.6), (0.8, 0.4)]):
+        lines += [f"I0101 00:00:0{it}.000000  1 solver.cpp:330] Iteration {it}, Testing net (#0)",
+                  f"I0101 00:00:0{it}.000000  1 solver.cpp:397]     Test net output #0: accuracy = {acc}",
+                  f"I0101 00:00:0{it}.000000  1 solver.cpp:397]     Test net output #1: loss = {loss} (* 1 = {loss} loss)"]
+    f = tmp_path / "t.log"
+    f.write_text("\n".join(lines) + "\n")
+    fig = plot_curves(summarize(str(f)), str(tmp_path / "c.png"))
+    loss_ax = fig.axes[0]
+    acc_ax = next(a for a in fig.axes if a.get_ylabel() == "accuracy")
+    assert [l.get_label() for l in loss_ax.get_lines()] == ["test loss"]
+    assert [l.get_label() for l in acc_ax.get_lines()] == ["test accuracy"]
+    ticks = [t for t in fig.axes[1].get_xticks() if 0 <= t <= 2]
+    assert ticks and all(float(t).is_integer() for t in ticks)

@@ -130,17 +130,25 @@ def _duration(seconds: float) -> str:
     return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
+def output_kind(key: str) -> Optional[str]:
+    """``"accuracy"`` for an accuracy-like output (named acc..., map, eval, precision, recall,
+    iou, top-k), ``"loss"`` for a loss, None otherwise.  The name's last part decides:
+    GoogLeNet's ``loss1/top-1`` is an accuracy that lives under a loss layer's prefix."""
+    low = key.lower().rsplit("/", 1)[-1]
+    if (any(w in low for w in ("acc", "map", "eval", "precision", "recall", "iou"))
+            or re.match(r"top[-_]?\d", low)):
+        return "accuracy"
+    return "loss" if "loss" in low else None
+
+
 def _best_tests(s: LogSummary) -> list[tuple[str, str]]:
-    """The best value of each test output over the run: highest for accuracy-like outputs
-    (named acc..., map, eval, precision, recall, iou, top-k), lowest for losses; others left
-    out.  The name's last part decides: GoogLeNet's ``loss1/top-1`` is an accuracy that
-    lives under a loss layer's prefix."""
+    """The best value of each test output over the run (:func:`output_kind`): highest for
+    accuracy-like outputs, lowest for losses; others left out."""
     out = []
     for key in s.test.outputs:
-        low = key.lower().rsplit("/", 1)[-1]
-        higher = (any(w in low for w in ("acc", "map", "eval", "precision", "recall", "iou"))
-                  or re.match(r"top[-_]?\d", low) is not None)
-        if not higher and "loss" not in low:
+        kind = output_kind(key)
+        higher = kind == "accuracy"
+        if kind is None:
             continue
         its, values = s.test.column(key, max_points=len(s.test) or 1)
         finite = np.isfinite(values)
