@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from conftest import SAMPLES
 
 from caffemem.cli import main
@@ -172,3 +174,33 @@ def test_curves_plot_puts_a_small_loss_on_the_loss_axis(tmp_path):
     assert [l.get_label() for l in acc_ax.get_lines()] == ["test accuracy"]
     ticks = [t for t in fig.axes[1].get_xticks() if 0 <= t <= 2]
     assert ticks and all(float(t).is_integer() for t in ticks)
+
+
+def test_database_layer_hint_uses_the_crop_it_knows(tmp_path, capsys):
+    """A CIFAR net (crop_size 32) was told 'crop_size 32 gives H = W = 32 ... e.g. --input
+    data=*,3,224,224': the example now carries the sizes the prototxt gives."""
+    net = tmp_path / "n.prototxt"
+    net.write_text('layer { name: "data" type: "Data" top: "data" top: "label"\n'
+                   '  transform_param { crop_size: 32 }\n'
+                   '  data_param { source: "no_such_lmdb" batch_size: 128 backend: LMDB } }\n'
+                   'layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"\n'
+                   '  inner_product_param { num_output: 10 } }\n')
+    assert main(["analyze", str(net)]) == 1
+    err = capsys.readouterr().err
+    assert "crop_size 32 gives H = W = 32" in err and err.strip().endswith("e.g. --input data=*,3,32,32")
+
+
+@pytest.mark.parametrize("layer, example", [
+    ('type: "ImageData" image_data_param { source: "list.txt" batch_size: 8 is_color: false }',
+     "data=*,1,224,224"),
+    ('type: "WindowData" window_data_param { source: "w.txt" batch_size: 8 crop_size: 96 }',
+     "data=*,3,96,96"),
+])
+def test_other_data_layer_hints_use_what_the_prototxt_knows(tmp_path, capsys, layer, example):
+    """A gray ImageData (C = 1) and a WindowData with crop 96 suggest those sizes."""
+    net = tmp_path / "n.prototxt"
+    net.write_text(f'layer {{ name: "data" {layer} top: "data" top: "label" }}\n'
+                   'layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"\n'
+                   '  inner_product_param { num_output: 10 } }\n')
+    assert main(["analyze", str(net)]) == 1
+    assert capsys.readouterr().err.strip().endswith(f"e.g. --input {example}")

@@ -72,13 +72,15 @@ def legacy_dims(ctx: LayerCtx, shape) -> Shape:
 class NeedsInputShape(NetError):
     """A data layer whose top shapes cannot be known from the prototxt alone."""
 
-    def __init__(self, layer: str, type_: str, why: str, tops: Sequence[str]) -> None:
+    def __init__(self, layer: str, type_: str, why: str, tops: Sequence[str],
+                 example: tuple = (3, 224, 224)) -> None:
+        """``example``: the (C, H, W) of the suggested --input, with what the prototxt knows."""
         tops_hint = " ".join(f"--input {t}=*,C,H,W" for t in tops[:2])
         super().__init__(
             f"layer '{layer}' ({type_}): {why}; give its top shape(s) with {tops_hint}"
             + (" (one --input per top)" if len(tops) > 1 else "")
             + " where * keeps the layer's own batch size (or write N), e.g. --input "
-            + f"{tops[0] if tops else 'data'}=*,3,224,224")
+            + f"{tops[0] if tops else 'data'}=*," + ",".join(map(str, example)))
         self.layer, self.type, self.tops = layer, type_, list(tops)
 
 

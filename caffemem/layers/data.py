@@ -287,7 +287,7 @@ class Data(DatabaseLayerRule):
                     f"'{dp.source or '?'}', which caffemem cannot read here"
                     + (f" ({'; '.join(known)})" if known else "")
                     + (f"; batch_size is {batch}" if batch else ""),
-                    ctx.tops[:1])
+                    ctx.tops[:1], (c or 3, crop or 224, crop or 224))
             h = w = crop
         if crop:
             h = w = crop
@@ -313,7 +313,8 @@ class ImageData(DatabaseLayerRule):
         else:
             raise NeedsInputShape(ctx.name, ctx.type,
                                   "images are not resized (no new_height/new_width, no crop_size), "
-                                  "so the shape is that of the first image", ctx.tops[:1])
+                                  "so the shape is that of the first image", ctx.tops[:1],
+                                  (c, 224, 224))
         return c, h, w
 
 
@@ -335,7 +336,8 @@ class WindowData(DatabaseLayerRule):
         if c is None:
             raise NeedsInputShape(ctx.name, ctx.type,
                                   "the channel count is that of the first image in the window file "
-                                  f"(crop_size {crop}, batch_size {batch})", ctx.tops[:1])
+                                  f"(crop_size {crop}, batch_size {batch})", ctx.tops[:1],
+                                  (3, crop, crop))
         return c, crop, crop
 
 

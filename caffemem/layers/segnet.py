@@ -233,5 +233,5 @@ class DenseImageData(CopyingDataLayerRule):
             raise NeedsInputShape(ctx.name, ctx.type,
                                   f"images are not resized or cropped (no new_height/new_width, no crop), "
                                   f"so the shape is the first image's (C = {c}, batch_size {batch})",
-                                  ctx.tops)
+                                  ctx.tops, (c, 224, 224))
         return Setup([(batch, c, h, w), (batch, 1, h, w)])

@@ -164,7 +164,7 @@ class _SSDDataRule(CopyingDataLayerRule):
                 reasons.append("the channel count is the first image's (usually 3; a mean_value "
                                "per channel or force_color would settle it)")
             raise NeedsInputShape(ctx.name, ctx.type, "; ".join(reasons) + f" ({', '.join(known)})",
-                                  ctx.tops[:1])
+                                  ctx.tops[:1], (c or 3, h or 224, w or 224))
         return (batch, c, h, w)
 
 
