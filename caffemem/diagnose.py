@@ -436,6 +436,11 @@ def _evidence_env(args, failure: FailureReport, s) -> list[str]:
     return said
 
 
+def _net_example(failure) -> str:
+    """The prototxt a user of that run would give: the deploy net for an inference run."""
+    return "deploy.prototxt" if failure.scenario == "inference" else "train_val.prototxt"
+
+
 def diagnose_failure(s, failure: FailureReport, args) -> tuple[dict, str, list[Fix]]:
     """The whole diagnosis of a failed run for ``caffemem log``: the model's (from the log's
     nets, or ``--net`` with the net options), the culprit buffer, and the ranked fixes
@@ -457,7 +462,8 @@ def diagnose_failure(s, failure: FailureReport, args) -> tuple[dict, str, list[F
         why = ("the log's net echoes are unreadable (cut or damaged)" if any(n.echo for n in s.nets)
                else "the log does not echo its nets (\"Initializing net from parameters\")")
         doc = {"error": why}
-        lines.append(f"model: not run: {why}; give the net with --net train_val.prototxt to model it")
+        lines.append(f"model: not run: {why}; give the net with --net {_net_example(failure)} "
+                     "to model it")
         return doc, "\n".join(lines), rank(fixes)
     engine_open = args.engine is None and not failure.engine
     said = _evidence_env(args, failure, s)

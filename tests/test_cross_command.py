@@ -204,3 +204,43 @@ def test_other_data_layer_hints_use_what_the_prototxt_knows(tmp_path, capsys, la
                    '  inner_product_param { num_output: 10 } }\n')
     assert main(["analyze", str(net)]) == 1
     assert capsys.readouterr().err.strip().endswith(f"e.g. --input {example}")
+
+
+def test_log_without_a_phase_reads_and_an_inference_run_asks_for_its_deploy_net(tmp_path, capsys):
+    """A pycaffe run's OOM with no set-up lines (zeakey/hed#2) printed 'FAILURE: gpu
+    out-of-memory, during not shown in the log' and asked for --net train_val.prototxt: the
+    moment is said as unknown, and an inference run is asked for the net it runs."""
+    log = tmp_path / "log.txt"
+    log.write_text("syncedmem.cpp:71] Check failed: error == cudaSuccess (2 vs. 0)  out of memory\n"
+                   "*** Check failure stack trace: ***\n"
+                   "Process finished with exit code 134 (interrupted by signal 6: SIGABRT)\n")
+    assert main(["log", str(log)]) == 0
+    out = capsys.readouterr().out
+    assert "FAILURE: gpu out-of-memory, when: not shown in the log" in out
+    assert "during not shown" not in out
+    assert "--net deploy.prototxt" in out and "train_val" not in out
+
+
+def test_log_of_several_runs_says_the_failure_ended_an_earlier_one(tmp_path, capsys):
+    """caffenet-benchmark's darknet_bn.log holds four runs; the first died copying weights
+    (a shape mismatch) and the last trained to the end.  The failure was reported as
+    'during a later iteration' (the later runs' iterations) with nothing saying the log
+    went on; now its phase is the weight copy and the later run is named."""
+    g = "I0123 01:09:19.197837  3123 "
+    log = tmp_path / "train.log"
+    log.write_text(
+        f"{g}caffe.cpp:128] Finetuning from old.caffemodel\n"
+        "F0123 01:09:19.273072  3123 net.cpp:829] Cannot copy param 0 weights from layer 'conv7'; "
+        "shape mismatch.\n"
+        "*** Check failure stack trace: ***\n"
+        "    @     0x7f89415382a7  caffe::Net<>::CopyTrainedLayersFrom()\n"
+        "    @           0x40a998  train()\n"
+        "I0123 01:10:17.624249  3158 solver.cpp:288] Solving CaffeNet\n"
+        "I0123 01:10:35.067643  3158 solver.cpp:237] Iteration 0, loss = 7.15704\n"
+        "I0123 01:12:35.067643  3158 solver.cpp:237] Iteration 20, loss = 6.1\n")
+    assert main(["log", str(log)]) == 0
+    out = capsys.readouterr().out
+    assert "during copying trained weights into the built net" in out and "[phase: net_setup_train]" in out
+    assert "another run starts at line 6" in out
+    code, doc = _json(capsys, "log", str(log))
+    assert code == 0 and doc["later_run_line"] == 6 and doc["failure"]["phase"] == "net_setup_train"

@@ -386,6 +386,9 @@ def _phase(s: LogSummary, frames: str, r: FailureReport) -> tuple[str, str]:
         return "net_setup_train", "multi-GPU set-up (GPUParams: every GPU's parameter and gradient buffers)"
     if "Snapshot" in frames:
         return "snapshot", "snapshot"
+    if "CopyTrainedLayers" in frames:  # net.cpp CopyTrainedLayersFrom: the net is built
+        return ("net_setup_train" if r.scenario == "train" else "net_setup_test",
+                "copying trained weights into the built net (--weights, or a script's .caffemodel)")
     if "RestoreSolverState" in frames or "Solver<>::Restore" in frames:
         return "solver_update", "restoring the solver's state (its history) from a .solverstate"
     it = s.last_iteration
@@ -464,7 +467,8 @@ def _explain(r: FailureReport, s: LogSummary) -> None:
     if r.kind in (GPU_OOM, HOST_ALLOC) and r.phase_text.startswith("not shown"):
         e.append("the log holds no set-up, iteration or stack lines, so neither the phase nor the "
                  "layer shows; with the whole log (from the start), or with the net given "
-                 "(--net train_val.prototxt --gpu-mem SIZE), caffemem models the run and says what "
+                 f"(--net {'deploy' if r.scenario == 'inference' else 'train_val'}.prototxt "
+                 "--gpu-mem SIZE), caffemem models the run and says what "
                  "would fit")
     figures = [(n.label, n.memory_required_for_data) for n in s.nets if n.memory_required_for_data]
     if r.is_oom and figures:

@@ -34,6 +34,7 @@ def to_dict(s: LogSummary, failure: Optional[FailureReport], diagnosis: Optional
         "stopped_at": {"lines": s.stop.lines, "bytes": s.stop.bytes,
                        "last_line_cut": s.stop.cut_last_line, "junk_lines": s.stop.junk_lines,
                        "inside": s.stop.inside},
+        "later_run_line": s.resumed_at,
     }
 
 
@@ -84,7 +85,9 @@ def text(s: LogSummary, failure: Optional[FailureReport], diagnosis_text: str = 
         out.append("no failure in the log")
     else:
         out.append("")
-        out.append(f"FAILURE: {failure.kind}, during {failure.phase_text} [phase: {failure.phase}]")
+        when = failure.phase_text  # "not shown in the log (...)" is no moment to be "during"
+        when = f"when: {when}" if when.startswith("not shown") else f"during {when}"
+        out.append(f"FAILURE: {failure.kind}, {when} [phase: {failure.phase}]")
         out.append(f"  {failure.source + ': ' if failure.source else ''}{failure.message}")
         if failure.layer or failure.layer_class:
             kind = f"{'an' if (failure.layer_class or 'x')[0] in 'AEIOU' else 'a'} {failure.layer_class} layer"
@@ -113,6 +116,10 @@ def text(s: LogSummary, failure: Optional[FailureReport], diagnosis_text: str = 
                                 failure.gpus > 1 and "GPUs: several (multi-GPU run)") if x]
         for e in evidence:
             out.append(f"  {e}")
+        if s.resumed_at is not None:
+            out.append(f"  the log goes on: another run starts at line {s.resumed_at:,} (runs appended to "
+                       "one log); this failure ended an earlier run, and the nets and curves above "
+                       "include the later runs")
     if diagnosis_text:
         out.append("")
         out.append(diagnosis_text)

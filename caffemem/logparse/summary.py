@@ -105,6 +105,9 @@ class LogSummary:
     #: the kind of the last curve line before the failure: "loss" (Iteration N, loss), "lr"
     #: (printed by ApplyUpdate, just before the solver's update), "test" (a test pass)
     last_curve: str = ""
+    #: the line where a later run starts after a fatal failure (several runs appended to one
+    #: log): the failure is not the log's end, and the classifier's state stays the failing run's
+    resumed_at: Optional[int] = None
     stop: Stop = field(default_factory=Stop)
 
     @property
@@ -199,6 +202,8 @@ def add_curves(s: LogSummary, b: ev.CurveBatch) -> None:
         _fill(s.test, b, out, trow[out])
     s.train.settle()
     s.test.settle()
+    if s.resumed_at is not None:  # a later run's curves: the failing run's state stays
+        return
     # the state the failure classifier reads, as the lines in order would leave it
     moves = is_iter | is_lr
     last_move, last_ts, last_tout = _last(moves), _last(is_ts), _last(test_out)
@@ -249,6 +254,9 @@ def summarize(path: str, fast: bool = True, workers: Optional[int] = None, chunk
         if held and t not in _COMMUTES:
             add_curves(s, join(held))
             held, rows = [], 0
+        if (t is ev.NetEcho or t is ev.SolveStart) and s.resumed_at is None and s.failures \
+                and s.failures[0].severity == "F":  # the process died: another run starts
+            s.resumed_at = e.line
         if not s.failures:
             if t in (ev.LayerWire, ev.LayerCreate, ev.SettingUp, ev.TopShape, ev.MemoryRequired, ev.NetEcho):
                 s.init_open = True
