@@ -122,6 +122,10 @@ class Contributor:
     status: str  # "added", "removed", "changed"
 
 
+#: contributor kinds whose bytes the layer's weights decide
+_WEIGHT_KINDS = ("params", "param_diffs", "history")
+
+
 @dataclass
 class NetDiff:
     pairs: list[tuple[Optional[LayerCost], Optional[LayerCost]]]
@@ -160,13 +164,16 @@ class NetDiff:
         return out
 
     def _why(self, c: "Contributor") -> str:
-        """A few words on why a changed layer's bytes changed: its weights or its tops."""
+        """A few words on why a changed layer's bytes changed: its weights for the kinds
+        the weights size (params, their diffs, history), else its tops (a batch change
+        shrinks conv1's activations even when its weights changed too)."""
         for o, n in self.pairs:
             if o is not None and n is not None and n.name == c.layer:
-                if o.param_shapes and o.param_shapes[:1] != n.param_shapes[:1]:
-                    return f" (weights {_fmt(o.param_shapes[0])} -> {_fmt(n.param_shapes[0])})"
-                if o.top_shapes and o.top_shapes[:1] != n.top_shapes[:1]:
-                    return f" (top {_fmt(o.top_shapes[0])} -> {_fmt(n.top_shapes[0])})"
+                weights = (f" (weights {_fmt(o.param_shapes[0])} -> {_fmt(n.param_shapes[0])})"
+                           if o.param_shapes and o.param_shapes[:1] != n.param_shapes[:1] else "")
+                top = (f" (top {_fmt(o.top_shapes[0])} -> {_fmt(n.top_shapes[0])})"
+                       if o.top_shapes and o.top_shapes[:1] != n.top_shapes[:1] else "")
+                return (weights or top) if c.kind in _WEIGHT_KINDS else (top or weights)
         return ""
 
     def headline(self, top: int = 3, totals: bool = True) -> str:

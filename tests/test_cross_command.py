@@ -244,3 +244,13 @@ def test_log_of_several_runs_says_the_failure_ended_an_earlier_one(tmp_path, cap
     assert "another run starts at line 6" in out
     code, doc = _json(capsys, "log", str(log))
     assert code == 0 and doc["later_run_line"] == 6 and doc["failure"]["phase"] == "net_setup_train"
+
+
+def test_diff_explains_activations_by_the_top_not_the_weights(capsys):
+    """segnet_old -> segnet_new changes conv1's weights (3 -> 64 input channels) and its
+    batch (4 -> 1): its activations shrank by the batch, but the headline said
+    'conv1 activations -144.0 MiB (weights 64x3x7x7 -> 64x64x7x7)'."""
+    assert main(["diff", str(SAMPLES / "segnet_old.prototxt"), str(SAMPLES / "segnet_new.prototxt")]) == 0
+    out = capsys.readouterr().out
+    assert "conv1 activations -144.0 MiB (top 4x64x384x512 -> 1x64x384x512)" in out
+    assert "activations -144.0 MiB (weights" not in out
