@@ -254,3 +254,17 @@ def test_diff_explains_activations_by_the_top_not_the_weights(capsys):
     out = capsys.readouterr().out
     assert "conv1 activations -144.0 MiB (top 4x64x384x512 -> 1x64x384x512)" in out
     assert "activations -144.0 MiB (weights" not in out
+
+
+def test_fit_says_the_engine_it_assumed_and_how_to_get_the_other(capsys):
+    """Analyze says when the engine changes the total; fit answered cuDNN's batch (352 in
+    2 GiB for small_cnn_train; Caffe's engine fits 360) without a word on it."""
+    net = str(SAMPLES / "small_cnn_train.prototxt")
+    assert main(["fit", net, "--gpu-mem", "2G"]) == 0
+    out = capsys.readouterr().out
+    assert "engine cudnn" in out and "the engine is cuDNN's by default" in out and "--engine caffe" in out
+    for given in (["--engine", "cudnn"], ["--mode", "cpu"]):
+        assert main(["fit", net, "--gpu-mem", "2G", *given]) == 0
+        assert "by default" not in capsys.readouterr().out
+    code, doc = _json(capsys, "fit", net, "--gpu-mem", "2G")
+    assert code == 0 and doc["answers"][0]["engine_defaulted"] is True

@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.format in ("csv", "markdown"):
         emit(args, _table(answers, args.format))
     else:
-        emit(args, "\n".join([_text(a, args.gpu_mem) for a in answers] + [a.text() for a in assumed]))
+        emit(args, "\n".join([_text(a, args.gpu_mem) for a in answers] + [a.text() for a in assumed]
+                             + [_ENGINE_HINT] * any(a.get("engine_defaulted") for a in answers[:1])))
     return EXIT_NOFIT if not doc["fits"] else 0
 
 
@@ -57,10 +58,15 @@ def search(args: argparse.Namespace, loaded, options, nets) -> tuple[list[dict],
     from ..fit import data_batch, fit_batch, fit_scale
     from ..verdict import net_assumptions
 
+    from ..verdict import _engine_layers
+
     engines = ["caffe", "cudnn"] if args.engine == "both" else [args.engine]
     answers = []
     for engine in engines:
         env = memory_env(argparse.Namespace(**{**vars(args), "engine": engine}), loaded, nets)
+        # the engine by default, with layers whose engine the build decides: the text says
+        # the answer is cuDNN's and how to get Caffe's (a second search would double the time)
+        defaulted = engine is None and env.gpu and _engine_layers(nets)[0] > 0
         if args.scale:
             r, align, info = fit_scale(loaded, options, env, args.gpu_mem, nets)
             answers.append(_scale_answer(r, align, info, env))
@@ -68,6 +74,7 @@ def search(args: argparse.Namespace, loaded, options, nets) -> tuple[list[dict],
             r = fit_batch(loaded, options, env, args.gpu_mem)
             answers.append(_batch_answer(r, data_batch(nets[0]), env,
                                          data_batch(nets[1]) if len(nets) > 1 else None))
+        answers[-1]["engine_defaulted"] = defaulted
     return answers, net_assumptions(nets)
 
 
@@ -133,6 +140,10 @@ def _scale_answer(r, align, info, env) -> dict:
             "total_bytes_at_largest": r.best_total,
             "next_height": r.next_value * align if r.next_value else None,
             "total_bytes_at_next": r.next_total, "probes": len(r.probes)}
+
+
+_ENGINE_HINT = ("the engine is cuDNN's by default: a Caffe built without cuDNN runs its im2col "
+                "engine and may fit another batch; --engine caffe answers for it, --engine both for each")
 
 
 def _text(a: dict, cap: int) -> str:
