@@ -268,3 +268,15 @@ def test_fit_says_the_engine_it_assumed_and_how_to_get_the_other(capsys):
         assert "by default" not in capsys.readouterr().out
     code, doc = _json(capsys, "fit", net, "--gpu-mem", "2G")
     assert code == 0 and doc["answers"][0]["engine_defaulted"] is True
+
+
+def test_layers_answers_for_the_types_asked(capsys):
+    """'caffemem layers Interp' is how a user asks whether a fork's layer is known; it was
+    'unrecognized arguments'.  Known types print with their fork; a typo is named, with
+    the close name."""
+    assert main(["layers", "Upsample", "convolution"]) == 0
+    assert capsys.readouterr().out.split() == ["Upsample", "segnet", "Convolution", "BVLC"]
+    assert main(["layers", "Interpp"]) == 1
+    err = capsys.readouterr().err
+    assert "no rule for layer type 'Interpp'" in err and "did you mean 'Interp'" in err
+    assert len(err.strip().splitlines()) == 1

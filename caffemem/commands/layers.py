@@ -10,7 +10,11 @@ from .common import add_format_option, emit
 
 def add_parser(sub) -> None:
     p = sub.add_parser("layers", help="list the layer types caffemem knows (BVLC and forks)",
-                       description="List the layer types caffemem has shape rules for, with the fork they come from.")
+                       description="List the layer types caffemem has shape rules for, with the fork they come from.",
+                       epilog="e.g. 'caffemem layers Interp Upsample': is each known, and from which fork")
+    p.add_argument("types", nargs="*", metavar="TYPE",
+                   help="only these layer types (as in a prototxt's type: field); one without "
+                        "a rule is an error that says so (default: every type)")
     add_format_option(p)
     p.set_defaults(run=run)
 
@@ -19,6 +23,9 @@ def run(args: argparse.Namespace) -> int:
     from ..layers import known_types
 
     rows = sorted((name, rule.fork or "BVLC") for name, rule in known_types().items())
+    wanted = getattr(args, "types", None)
+    if wanted:
+        rows = _only(rows, wanted)
     if args.format == "json":
         emit(args, json.dumps([{"type": n, "fork": f} for n, f in rows], indent=1))
     elif args.format == "csv":
@@ -29,3 +36,19 @@ def run(args: argparse.Namespace) -> int:
         width = max(len(n) for n, _ in rows)
         emit(args, "\n".join(f"{n.ljust(width)}  {f}" for n, f in rows))
     return 0
+
+
+def _only(rows: list[tuple[str, str]], wanted: list[str]) -> list[tuple[str, str]]:
+    """The rows of the types asked for (a case-only difference is forgiven); a type without a
+    rule is a user error naming it, with the close names."""
+    from ..errors import UserError, did_you_mean
+
+    by_lower = {n.lower(): (n, f) for n, f in rows}
+    unknown = [t for t in wanted if t.lower() not in by_lower]
+    if unknown:
+        t = unknown[0]
+        raise UserError(f"layers: caffemem has no rule for layer type '{t}' (a net using it "
+                        "gets it assumed shape-preserving, said by name; 'caffemem layers' lists "
+                        "every known type)"
+                        f"{did_you_mean(t, [n for n, _ in rows], cutoff=0.6)}")
+    return list(dict.fromkeys(by_lower[t.lower()] for t in wanted))
