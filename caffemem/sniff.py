@@ -218,7 +218,13 @@ def read_text(path: str, expected: str = "prototxt") -> str:
     what = describe_binary(raw[:HEAD_BYTES], path, raw)
     if what:
         raise UserError(f"{path}: {_binary_words(what)}; {_LOG_HINT[expected]}")
-    return decode(raw, path)
+    text = decode(raw, path)
+    if expected == "prototxt":
+        first = next((l for l in text.splitlines() if l.strip()), "")
+        if _GLOG.match(first):  # a log handed to analyze: say so, not 'Expected "{"'
+            raise UserError(f"{path}:1: a Caffe log (glog lines), not a net or solver prototxt; "
+                            f"'caffemem log {path}' reads it")
+    return text
 
 
 def check_log(path: str) -> None:

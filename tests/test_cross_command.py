@@ -280,3 +280,15 @@ def test_layers_answers_for_the_types_asked(capsys):
     err = capsys.readouterr().err
     assert "no rule for layer type 'Interpp'" in err and "did you mean 'Interp'" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_analyze_given_a_log_says_it_is_one(tmp_path, capsys):
+    """'caffemem analyze train.log' answered 'train.log:1:7: ... Expected "{"' (the protobuf
+    parser's words); the log command already named a prototxt given to it."""
+    log = tmp_path / "train.log"
+    log.write_text("I0728 23:55:38.788589  4259 caffe.cpp:211] Use CPU.\n"
+                   "I0728 23:55:38.789 4259 solver.cpp:48] Initializing solver from parameters:\n")
+    for argv in (["analyze", str(log)], ["diff", str(SAMPLES / "small_cnn_train.prototxt"), str(log)]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert f"{log}:1: a Caffe log" in err and f"'caffemem log {log}'" in err and "Expected" not in err
