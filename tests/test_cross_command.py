@@ -292,3 +292,19 @@ def test_analyze_given_a_log_says_it_is_one(tmp_path, capsys):
         assert main(argv) == 1
         err = capsys.readouterr().err
         assert f"{log}:1: a Caffe log" in err and f"'caffemem log {log}'" in err and "Expected" not in err
+
+
+def test_every_command_help_shows_examples_and_exit_status_apart():
+    """log's --help had no example and ran its epilog and the exit-status paragraph into one
+    ('...log_schema.json. exit status: 0 done'); every command now shows examples, and the
+    exit status starts a line of its own."""
+    import argparse
+
+    from caffemem.cli import build_parser
+
+    parser = build_parser()
+    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for cmd, p in subs.items():
+        text = p.format_help()
+        assert f"caffemem {cmd} " in text.split("options:", 1)[1] or "examples:" in text, cmd
+        assert "\nexit status:" in text, cmd

@@ -16,12 +16,18 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "analyze", help=HELP, description=HELP + ".",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="The first lines are the verdict: the modeled total for the scenario in force, Caffe's\n"
+        epilog="examples:\n"
+               "  caffemem analyze train_val.prototxt                      shapes, Caffe's log figure, memory per layer\n"
+               "  caffemem analyze solver.prototxt --gpu-mem 8GiB          train and test nets: does it fit?\n"
+               "  caffemem analyze net.prototxt --input data=*,3,224,224   a database-backed data layer\n"
+               "  caffemem analyze deploy.prototxt --caffe-log             Caffe's own set-up lines\n"
+               "  caffemem analyze net.prototxt --format json -o mem.json  for scripts (bytes)\n"
+               "The first lines are the verdict: the modeled total for the scenario in force, Caffe's\n"
                "own log figure beside it, and with --gpu-mem whether it fits, by how much and the\n"
                "largest batch that fits.  The breakdown per net, layer and kind follows.\n"
                "A solver prototxt builds its train net and each test net, as Caffe does; a net\n"
                "without a loss layer (a deploy net) is modeled for inference unless --scenario says.\n"
-               "Data layers that read a database need their image shape: --input data=*,3,227,227\n"
+               "Data layers that read a database need their image shape: --input data=*,3,227,227\n\n"
                "exit status: 0 ok (and it fits), 1 bad input (a net Caffe refuses: the trunk before\n"
                "the refusal is shown first), 2 a bug in caffemem, 3 it does not fit in --gpu-mem\n"
                "(or --host-mem).")

@@ -15,10 +15,14 @@ HELP = "compare two nets (or solvers): per-layer and per-kind deltas, and why"
 def add_parser(sub) -> None:
     p = sub.add_parser("diff", help=HELP, description=HELP + ".",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog="Every net option applies to both nets, and each has its --old-X and --new-X\n"
+                       epilog="examples:\n"
+                              "  caffemem diff old.prototxt new.prototxt                 where the extra memory comes from\n"
+                              "  caffemem diff old.prototxt new.prototxt --gpu-mem 11G   do both fit?\n"
+                              "  caffemem diff net.prototxt net.prototxt --new-batch 64  the same net at another batch\n"
+                              "Every net option applies to both nets, and each has its --old-X and --new-X\n"
                               "form for one side (e.g. --old-input data=*,4,384,512 --new-engine caffe).\n"
                               "The header comes first: both totals, both fits in --gpu-mem, and whether\n"
-                              "Caffe's engine (cuDNN or its own) decides the verdict.\n"
+                              "Caffe's engine (cuDNN or its own) decides the verdict.\n\n"
                               "exit status: 0 ok, 1 bad input, 2 a bug in caffemem, 3 the new net does not "
                               "fit in --gpu-mem (or --host-mem).")
     p.add_argument("old", help="the net that works (net or solver prototxt)")

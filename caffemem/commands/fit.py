@@ -16,8 +16,12 @@ def add_parser(sub) -> None:
     p = sub.add_parser("fit", help=HELP, description=HELP + ". The answer is checked again: "
                        "it fits, and one step more does not.",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog="--scale keeps the input at least the net's smallest valid size and says\n"
-                              "why the sizes below it are invalid.\n"
+                       epilog="examples:\n"
+                              "  caffemem fit train_val.prototxt --gpu-mem 11GB           the largest batch\n"
+                              "  caffemem fit solver.prototxt --gpu-mem 8G --engine both  for cuDNN and Caffe's engine\n"
+                              "  caffemem fit deploy.prototxt --gpu-mem 4G --scale        the largest input size instead\n"
+                              "--scale keeps the input at least the net's smallest valid size and says\n"
+                              "why the sizes below it are invalid.\n\n"
                               "exit status: 0 ok, 1 bad input, 2 a bug in caffemem, 3 nothing fits "
                               "(not even batch 1, or the smallest valid input).")
     p.add_argument("prototxt", help="net or solver prototxt")
@@ -143,7 +147,7 @@ def _scale_answer(r, align, info, env) -> dict:
 
 
 _ENGINE_HINT = ("the engine is cuDNN's by default: a Caffe built without cuDNN runs its im2col "
-                "engine and may fit another batch; --engine caffe answers for it, --engine both for each")
+                "engine, whose answer may differ; --engine caffe answers for it, --engine both for each")
 
 
 def _text(a: dict, cap: int) -> str:

@@ -11,7 +11,10 @@ from .common import add_format_option, emit
 def add_parser(sub) -> None:
     p = sub.add_parser("layers", help="list the layer types caffemem knows (BVLC and forks)",
                        description="List the layer types caffemem has shape rules for, with the fork they come from.",
-                       epilog="e.g. 'caffemem layers Interp Upsample': is each known, and from which fork")
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="examples:\n"
+                              "  caffemem layers                     every type, with its fork\n"
+                              "  caffemem layers Interp Upsample     is each known, and from which fork")
     p.add_argument("types", nargs="*", metavar="TYPE",
                    help="only these layer types (as in a prototxt's type: field); one without "
                         "a rule is an error that says so (default: every type)")

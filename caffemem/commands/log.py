@@ -13,9 +13,15 @@ HELP = "parse a Caffe log: nets, curves, and for a crash its kind, phase, culpri
 
 def add_parser(sub) -> None:
     p = sub.add_parser("log", help=HELP, description=HELP + ".",
-                       epilog="The nets are rebuilt from the log's own echoes, so no prototxt is "
-                              "needed; give --gpu-mem when the log does not name the GPU.  The "
-                              "JSON output's schema: caffemem/log_schema.json.")
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="examples:\n"
+                              "  caffemem log train.log                             what ran; for a crash: why, and the fixes\n"
+                              "  caffemem log train.log --gpu-mem 8G                the card, when the log does not name it\n"
+                              "  caffemem log train.log --net train_val.prototxt    cross-check it; model the crash\n"
+                              "  caffemem log train.log --format csv -o curves.csv  the curves, like parse_log.py\n"
+                              "  caffemem log train.log --plot curves.png           loss, outputs and learning rate\n"
+                              "The nets are rebuilt from the log's own echoes, so no prototxt is needed.\n"
+                              "The JSON output's schema: caffemem/log_schema.json.")
     p.add_argument("logfile", help="a Caffe/glog log (BVLC, NVCaffe, forks; prefixes optional)")
     p.add_argument("--net", metavar="PROTOTXT",
                    help="a net or solver prototxt: cross-check the log against it, and model it "
