@@ -308,3 +308,13 @@ def test_every_command_help_shows_examples_and_exit_status_apart():
         text = p.format_help()
         assert f"caffemem {cmd} " in text.split("options:", 1)[1] or "examples:" in text, cmd
         assert "\nexit status:" in text, cmd
+
+
+def test_database_layer_without_source_is_not_called_database_question_mark(tmp_path, capsys):
+    """DIGITS' original.prototxt has no data_param.source; the hint said 'stored in the
+    database '?''."""
+    net = tmp_path / "n.prototxt"
+    net.write_text('layer { name: "data" type: "Data" top: "data" data_param { batch_size: 4 } }\n')
+    assert main(["analyze", str(net)]) == 1
+    err = capsys.readouterr().err
+    assert "'?'" not in err and "data_param names none" in err and "--input data=*,3,224,224" in err

@@ -283,8 +283,10 @@ class Data(DatabaseLayerRule):
                     known.append(f"the transform gives C = {c}")
                 raise NeedsInputShape(
                     ctx.name, ctx.type,
-                    "the image size is stored in the database "
-                    f"'{dp.source or '?'}', which caffemem cannot read here"
+                    (f"the image size is stored in the database '{dp.source}', which caffemem "
+                     "cannot read here" if dp.source else
+                     "the image size is stored in its database, and data_param names none "
+                     "(no source: a template, as DIGITS' original.prototxt)")
                     + (f" ({'; '.join(known)})" if known else "")
                     + (f"; batch_size is {batch}" if batch else ""),
                     ctx.tops[:1], (c or 3, crop or 224, crop or 224))
