@@ -318,3 +318,14 @@ def test_database_layer_without_source_is_not_called_database_question_mark(tmp_
     assert main(["analyze", str(net)]) == 1
     err = capsys.readouterr().err
     assert "'?'" not in err and "data_param names none" in err and "--input data=*,3,224,224" in err
+
+
+def test_a_net_that_allocates_nothing_still_names_its_peak_moment(tmp_path, capsys):
+    """An Input-only net (or a trunk cut by a typo) allocates no device memory: the verdict
+    said 'peak during .' and 'at ): '."""
+    net = tmp_path / "n.prototxt"
+    net.write_text('layer { name: "a" type: "Input" top: "data" '
+                   'input_param { shape { dim: 1 dim: 3 } } }\n')
+    assert main(["analyze", str(net)]) == 0
+    out = capsys.readouterr().out
+    assert "during ." not in out and "at )" not in out and "peak during net: set up" in out

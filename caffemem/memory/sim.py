@@ -171,7 +171,9 @@ class Memory:
         return out
 
     def moment_of(self, t: int) -> str:
-        label = ""
+        # before the first moment (a net that allocates nothing peaks at t = 0): the first
+        # moment, not "" ("peak during ." in the verdict)
+        label = self.moments[0][1] if self.moments else ""
         for start, name in self.moments:
             if start <= t:
                 label = name
