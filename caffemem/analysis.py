@@ -6,6 +6,8 @@ it, in Caffe's order, with the user's shape overrides.
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -96,10 +98,56 @@ def _build_one(spec: NetSpec, options: AnalysisOptions, param=None) -> Net:
     if _is_test_net(spec.label) and (options.test_batch is not None or options.batch_train_only):
         batch = options.test_batch
     bo = BuildOptions(inputs=inputs, batch=batch, net_dir=spec.net_dir, strict_inputs=False)
-    net = build_net(spec.param if param is None else param, spec.state, bo, source=spec.source)
+    try:
+        net = build_net(spec.param if param is None else param, spec.state, bo, source=spec.source)
+    except NetError as e:
+        _locate(e, spec)
+        raise
     net.label = spec.label
     net.warnings[:0] = spec.notes
     return net
+
+
+_LAYER_NAMED = re.compile(r"^layer '((?:[^'\\]|\\.)*)'")
+_TOKENS = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|#[^\n]*|(\w+)\s*:?\s*\{|\}'
+                     r'|\bname\s*:\s*("(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\')')
+
+
+def _locate(e: NetError, spec: NetSpec) -> None:
+    """``e.where = "file:line:col"`` for a refusal that names its layer ("layer 'conv1' ..."):
+    where that layer's ``name:`` is in the file (the one of this net's phase when several
+    layers share the name); the command line prints it before the message (the message
+    itself stays as it is: fit --scale quotes it).  Not set when the file or the layer
+    cannot be found."""
+    msg = str(e)
+    m = _LAYER_NAMED.match(msg)
+    if not m or getattr(e, "where", None) or not os.path.isfile(spec.source):
+        return
+    name = m.group(1)
+    same = [l for l in spec.param.layer if l.name == name]
+    mine = next((l for l in filter_layers(spec.param.layer, spec.state) if l.name == name), None)
+    if mine is None:
+        return
+    k = next(i for i, l in enumerate(same) if l is mine)
+    try:
+        with open(spec.source, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return
+    blocks: list[str] = []
+    seen = 0
+    for t in _TOKENS.finditer(text):
+        if t.group(1):
+            blocks.append(t.group(1))
+        elif t.group(0) == "}":
+            blocks = blocks[:-1]
+        elif t.group(2) and blocks and blocks[-1] in ("layer", "layers") and t.group(2)[1:-1] == name:
+            if seen == k:
+                line = text.count("\n", 0, t.start()) + 1
+                col = t.start() - (text.rfind("\n", 0, t.start()) + 1) + 1
+                e.where = f"{spec.source}:{line}:{col}"
+                return
+            seen += 1
 
 
 def _params(loaded: Loaded, options: AnalysisOptions) -> list:

@@ -152,7 +152,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return status
     except UserError as e:
         typos = [n for n in take_notices() if "did you mean" in n]
-        return _fail(str(e) + (f" (note: {typos[0]})" if typos else ""))
+        where = getattr(e, "where", None)  # file:line:col of a refused layer (analysis._locate)
+        return _fail((f"{where}: " if where else "") + str(e) + (f" (note: {typos[0]})" if typos else ""))
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -329,3 +329,24 @@ def test_a_net_that_allocates_nothing_still_names_its_peak_moment(tmp_path, caps
     assert main(["analyze", str(net)]) == 0
     out = capsys.readouterr().out
     assert "during ." not in out and "at )" not in out and "peak during net: set up" in out
+
+
+def test_a_refused_layer_is_named_by_file_line_and_column(tmp_path, capsys):
+    """Net refusals named the layer but not where it is ('layer 'c' (type Convolution):
+    bottom 'dta' ...'); they start with file:line:col of the layer's name now, the layer of
+    the phase being built when two share the name."""
+    net = tmp_path / "n.prototxt"
+    net.write_text('name: "c"\n'
+                   'layer { name: "data" type: "Input" top: "data" include { phase: TRAIN }\n'
+                   '  input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }\n'
+                   'layer { name: "data" type: "Data" top: "data" include { phase: TEST }\n'
+                   '  data_param { source: "x" batch_size: 2 } }\n'
+                   'layer { name: "c" type: "Convolution" bottom: "data" top: "c"\n'
+                   '  param { name: "c" } convolution_param { num_output: 4 kernel_size: 3 } }\n'
+                   'layer { name: "d" type: "Convolution" bottom: "dta" top: "d"\n'
+                   '  convolution_param { num_output: 4 kernel_size: 3 } }\n')
+    assert main(["analyze", str(net)]) == 1
+    assert capsys.readouterr().err.startswith(f"caffemem: error: {net}:8:9: layer 'd' (type Convolution): bottom 'dta'")
+    net.write_text(net.read_text().rsplit("layer { name: \"d\"", 1)[0])
+    assert main(["analyze", str(net), "--phase", "TEST"]) == 1
+    assert capsys.readouterr().err.startswith(f"caffemem: error: {net}:4:9: layer 'data' (Data):")

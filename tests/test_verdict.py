@@ -118,8 +118,8 @@ def test_refused_net_shows_the_trunk_then_the_reason(capsys, tmp_path):
     # at 5x5, conv1 (5x5 kernel) gives 1x1 and pool1 (3x3, stride 2) refuses it
     code = main(["analyze", str(net), "--input", "data=1,3,5,5"])
     out, err = capsys.readouterr()
-    assert code == 1 and err.startswith("caffemem: error: layer '")
-    refused = err.split("'")[1]
+    assert code == 1 and err.startswith(f"caffemem: error: {net}:13:10: layer '")  # file:line:col
+    refused = err.split("layer '")[1].split("'")[0]
     assert f"Caffe refuses net at layer '{refused}'" in out.splitlines()[1]
     assert "Modeled total:" in out and refused not in out.split("== memory model")[1]
 
