@@ -52,19 +52,29 @@ def test_fit_refuses_host_mem_in_one_line(capsys):
     assert "--host-mem" in err and "caffemem analyze --batch B --host-mem" in err
 
 
+def _test_passes_log(path, passes):
+    """A log of test passes only: ``passes`` is [(iteration, [(output, value, loss weight
+    or None)])], written as Solver::Test logs them (solver.cpp)."""
+    lines = []
+    for i, (it, outputs) in enumerate(passes):
+        g = f"I0101 00:00:0{i}.000000  1 solver.cpp:"
+        lines.append(f"{g}330] Iteration {it}, Testing net (#0)")
+        lines += [f"{g}397]     Test net output #{k}: {name} = {v}"
+                  + (f" (* {w} = {v * w:g} loss)" if w is not None else "")
+                  for k, (name, v, w) in enumerate(outputs)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def test_log_best_accuracy_under_a_loss_prefix(tmp_path):
     """GoogLeNet's accuracies are named ``loss1/top-1``: the best is the highest, not the
     lowest as for a loss (the summary said 'best loss1/top-1: 0' while it reached 0.04)."""
     from caffemem.logparse.render import text
     from caffemem.logparse.summary import summarize
 
-    lines = []
-    for it, (acc, loss) in enumerate([(0.0, 6.9), (0.04, 5.7), (0.02, 5.9)]):
-        lines += [f"I0101 00:00:0{it}.000000  1 solver.cpp:330] Iteration {it * 100}, Testing net (#0)",
-                  f"I0101 00:00:0{it}.000000  1 solver.cpp:397]     Test net output #0: loss1/loss1 = {loss} (* 0.3 = 1 loss)",
-                  f"I0101 00:00:0{it}.000000  1 solver.cpp:397]     Test net output #1: loss1/top-1 = {acc}"]
-    f = tmp_path / "g.log"
-    f.write_text("\n".join(lines) + "\n")
+    f = _test_passes_log(tmp_path / "g.log", [
+        (it * 100, [("loss1/loss1", loss, 0.3), ("loss1/top-1", acc, None)])
+        for it, (acc, loss) in enumerate([(0.0, 6.9), (0.04, 5.7), (0.02, 5.9)])])
     out = text(summarize(str(f)), None)
     assert "best loss1/top-1: 0.04 at iteration 100" in out
     assert "best loss1/loss1: 5.7 at iteration 100" in out
@@ -160,13 +170,9 @@ def test_curves_plot_puts_a_small_loss_on_the_loss_axis(tmp_path):
     from caffemem.logparse.summary import summarize
     from caffemem.plot import plot_curves
 
-    lines = []
-    for it, (acc, loss) in enumerate([(0.5, 0.9), (0.7, 0.6), (0.8, 0.4)]):
-        lines += [f"I0101 00:00:0{it}.000000  1 solver.cpp:330] Iteration {it}, Testing net (#0)",
-                  f"I0101 00:00:0{it}.000000  1 solver.cpp:397]     Test net output #0: accuracy = {acc}",
-                  f"I0101 00:00:0{it}.000000  1 solver.cpp:397]     Test net output #1: loss = {loss} (* 1 = {loss} loss)"]
-    f = tmp_path / "t.log"
-    f.write_text("\n".join(lines) + "\n")
+    f = _test_passes_log(tmp_path / "t.log", [
+        (it, [("accuracy", acc, None), ("loss", loss, 1)])
+        for it, (acc, loss) in enumerate([(0.5, 0.9), (0.7, 0.6), (0.8, 0.4)])])
     fig = plot_curves(summarize(str(f)), str(tmp_path / "c.png"))
     loss_ax = fig.axes[0]
     acc_ax = next(a for a in fig.axes if a.get_ylabel() == "accuracy")
