@@ -356,3 +356,17 @@ def test_a_refused_layer_is_named_by_file_line_and_column(tmp_path, capsys):
     net.write_text(net.read_text().rsplit("layer { name: \"d\"", 1)[0])
     assert main(["analyze", str(net), "--phase", "TEST"]) == 1
     assert capsys.readouterr().err.startswith(f"caffemem: error: {net}:4:9: layer 'data' (Data):")
+
+
+def test_log_header_lists_each_gpu_line_once_and_says_how_many_more(tmp_path, capsys):
+    """darknet_bn.log (four runs) printed '  Using GPUs 0' four times; NVCaffe's 8-GPU log
+    showed four of its GPU lines with no word of the rest."""
+    g = "I0101 00:00:00.000000  1 "
+    log = tmp_path / "train.log"
+    log.write_text("".join(f"{g}caffe.cpp:184] Using GPUs 0\n" for _ in range(3))
+                   + "".join(f"{g}gpu_memory.cpp:1] Total memory: 100, Free: 90, dev_info[{i}]: "
+                             f"total=100 free=90\n" for i in range(6))
+                   + f"{g}solver.cpp:237] Iteration 0, loss = 7\n")
+    assert main(["log", str(log)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("Using GPUs 0") == 1 and "... and 3 more GPU line(s)" in out

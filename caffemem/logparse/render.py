@@ -62,8 +62,11 @@ def text(s: LogSummary, failure: Optional[FailureReport], diagnosis_text: str = 
            + (f", {s.stop.junk_lines} unreadable (binary) lines skipped" if s.stop.junk_lines else "")
            + ("; the last line is cut (truncated file)" if s.stop.cut_last_line else "")
            + (f"; the log ends during {s.stop.inside}" if s.stop.inside else "")]
-    for g in s.gpus[:4]:
+    gpus = list(dict.fromkeys(s.gpus))  # a log of several runs says "Using GPUs 0" in each
+    for g in gpus[:4]:
         out.append(f"  {g}")
+    if len(gpus) > 4:
+        out.append(f"  ... and {len(gpus) - 4} more GPU line(s) (--format json lists them)")
     for n in s.nets:
         fig = n.memory_required_for_data
         what = f"{n.name or '(unnamed)'} ({n.phase})" if n.echo else "(its echo is not in the log)"
