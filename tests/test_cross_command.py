@@ -370,3 +370,17 @@ def test_log_header_lists_each_gpu_line_once_and_says_how_many_more(tmp_path, ca
     assert main(["log", str(log)]) == 0
     out = capsys.readouterr().out
     assert out.count("Using GPUs 0") == 1 and "... and 3 more GPU line(s)" in out
+
+
+def test_a_card_known_by_its_size_only_is_not_called_gpu_gpu(tmp_path, capsys):
+    """NVCaffe's failure line gives the card's total but not its name: the log said
+    'GPU: GPU, 11.9 GiB (the log)' and the JSON named the card 'GPU'."""
+    log = tmp_path / "log.txt"
+    log.write_text("F0101 00:00:00.000000  1 gpu_memory.hpp:38] Failed to allocate 49152000 bytes on "
+                   "device 2. Total memory: 12799574016, Free: 21430272, dev_info[2]: "
+                   "total=12799574016 free=21430272\n")
+    assert main(["log", str(log)]) == 0
+    out = capsys.readouterr().out
+    assert "GPU: a card the log does not name, 11.9 GiB (the log)" in out and "GPU: GPU" not in out
+    code, doc = _json(capsys, "log", str(log))
+    assert doc["failure"]["card"]["name"] is None and doc["failure"]["card"]["total_bytes"] == 12799574016

@@ -70,7 +70,7 @@ class Card:
 
         size = f", {human(self.total_bytes)} ({self.source})" if self.total_bytes else ""
         shared = "; CPU and GPU share one memory" if self.shared_memory else ""
-        return f"{self.name}{size}{shared}"
+        return f"{self.name or 'a card the log does not name'}{size}{shared}"
 
 
 def card_size(name: str) -> tuple[Optional[int], str, bool]:
@@ -108,7 +108,7 @@ def card_from_log(gpu_lines: list[str], total_bytes: Optional[int] = None) -> Op
                     return Card(name, total_bytes, "the log", shared)
                 return Card(name, size, source, shared)
     if total_bytes:
-        return Card("GPU", total_bytes, "the log")
+        return Card("", total_bytes, "the log")  # the size only (NVCaffe's failure line)
     return None
 
 

@@ -103,7 +103,7 @@ class FailureReport:
         """The JSON ``failure`` object (its schema: caffemem/log_schema.json)."""
         out = {k: v for k, v in self.__dict__.items() if k not in ("card", "pass_")}
         out["pass"] = self.pass_
-        out["card"] = ({"name": self.card.name, "total_bytes": self.card.total_bytes,
+        out["card"] = ({"name": self.card.name or None, "total_bytes": self.card.total_bytes,
                         "size_from": self.card.source, "shared_memory": self.card.shared_memory}
                        if self.card else None)
         return out | {"is_oom": self.is_oom}
