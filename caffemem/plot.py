@@ -354,6 +354,9 @@ def plot_curves(s, out_path: str):
     from .logparse.render import output_kind
 
     check_output(out_path)
+    if not len(s.train) and not len(s.test):  # empty axes from -0.05 to 0.05 say nothing
+        raise UserError(f"{s.path}: no training curves to draw (no 'Iteration N, loss' or 'Test "
+                        f"net output' line); 'caffemem log {s.path}' says what the log holds")
     plt = _pyplot()
     fig, (ax, axlr) = plt.subplots(2, 1, figsize=(11, 7.5), sharex=True,
                                    gridspec_kw={"height_ratios": [3, 1]})

@@ -384,3 +384,18 @@ def test_a_card_known_by_its_size_only_is_not_called_gpu_gpu(tmp_path, capsys):
     assert "GPU: a card the log does not name, 11.9 GiB (the log)" in out and "GPU: GPU" not in out
     code, doc = _json(capsys, "log", str(log))
     assert doc["failure"]["card"]["name"] is None and doc["failure"]["card"]["total_bytes"] == 12799574016
+
+
+def test_a_log_without_curves_draws_no_empty_picture(tmp_path, capsys):
+    """'caffemem plot' on an OOM excerpt (py-faster-rcnn#91: three lines) wrote empty axes
+    from -0.05 to 0.05; now plot refuses in one line and 'log --plot' keeps its report and
+    says the picture was not written."""
+    log = tmp_path / "log.txt"
+    log.write_text("F0101 00:00:00.000000  1 syncedmem.cpp:64] Check failed: error == cudaSuccess "
+                   "(2 vs. 0)  out of memory\n")
+    png = tmp_path / "c.png"
+    assert main(["plot", str(log), "-o", str(png)]) == 1
+    assert "no training curves to draw" in capsys.readouterr().err and not png.exists()
+    assert main(["log", str(log), "--plot", str(png)]) == 0
+    out, err = capsys.readouterr()
+    assert "FAILURE: gpu out-of-memory" in out and "not written" in err and not png.exists()

@@ -61,7 +61,11 @@ def _run(args: argparse.Namespace) -> int:
         fastscan.cscan.tune_allocator()
     r = read_log_args(args)  # the Python API's caffemem.read_log
     s, failure, diag, diag_text, cross, fixes = r._examined
-    if args.plot:
+    if args.plot and not len(s.train) and not len(s.test):  # the report stays; no empty picture
+        from ..errors import notice
+
+        notice(f"--plot {args.plot}: not written: the log has no training curves to draw")
+    elif args.plot:
         plot_curves(s, args.plot)
     if args.format == "json":
         with output_stream(args) as out:
