@@ -399,3 +399,12 @@ def test_a_log_without_curves_draws_no_empty_picture(tmp_path, capsys):
     assert main(["log", str(log), "--plot", str(png)]) == 0
     out, err = capsys.readouterr()
     assert "FAILURE: gpu out-of-memory" in out and "not written" in err and not png.exists()
+
+
+def test_failure_layer_article_follows_the_sound():
+    """'at: a LRN layer' (oracle-gpu alexnet_oom_*): an initialism read letter by letter
+    takes 'an' when its first letter sounds as a vowel."""
+    from caffemem.logparse.render import _article
+
+    assert [f"{_article(w)} {w}" for w in ("LRN", "SPP", "HDF5Data", "BN", "Convolution", "Unpooling")] == [
+        "an LRN", "an SPP", "an HDF5Data", "a BN", "a Convolution", "an Unpooling"]

@@ -56,6 +56,13 @@ def write_csv(out: TextIO, s: LogSummary) -> None:
     export.write_csv(out, s.train, s.test)
 
 
+def _article(word: str) -> str:
+    """'an' before a vowel sound: 'an Unpooling', and 'an LRN', 'an SPP', 'an HDF5Data' (an
+    initialism read letter by letter; 'a' before 'a Convolution', 'a Pooling')."""
+    spelled = len(word) > 1 and word[:2].isupper()
+    return "an" if word[0] in "AEIOU" or (spelled and word[0] in "FHLMNRSX") else "a"
+
+
 def text(s: LogSummary, failure: Optional[FailureReport], diagnosis_text: str = "",
          fixes: Optional[list] = None) -> str:
     out = [f"{s.path}: {s.stop.lines:,} lines"
@@ -93,7 +100,7 @@ def text(s: LogSummary, failure: Optional[FailureReport], diagnosis_text: str = 
         out.append(f"FAILURE: {failure.kind}, {when} [phase: {failure.phase}]")
         out.append(f"  {failure.source + ': ' if failure.source else ''}{failure.message}")
         if failure.layer or failure.layer_class:
-            kind = f"{'an' if (failure.layer_class or 'x')[0] in 'AEIOU' else 'a'} {failure.layer_class} layer"
+            kind = f"{_article(failure.layer_class or 'x')} {failure.layer_class} layer"
             where = failure.layer or kind
             if failure.candidates and not failure.layer:
                 where += f" ({len(failure.candidates)} candidates: {', '.join(failure.candidates[:6])}"
