@@ -248,6 +248,7 @@ def test_log_of_several_runs_says_the_failure_ended_an_earlier_one(tmp_path, cap
     out = capsys.readouterr().out
     assert "during copying trained weights into the built net" in out and "[phase: net_setup_train]" in out
     assert "another run starts at line 6" in out
+    assert "training: 2 logged iterations" in out
     code, doc = _json(capsys, "log", str(log))
     assert code == 0 and doc["later_run_line"] == 6 and doc["failure"]["phase"] == "net_setup_train"
 
@@ -370,6 +371,7 @@ def test_log_header_lists_each_gpu_line_once_and_says_how_many_more(tmp_path, ca
     assert main(["log", str(log)]) == 0
     out = capsys.readouterr().out
     assert out.count("Using GPUs 0") == 1 and "... and 3 more GPU line(s)" in out
+    assert "training: 1 logged iteration, last 0" in out  # not '1 logged iterations'
 
 
 def test_a_card_known_by_its_size_only_is_not_called_gpu_gpu(tmp_path, capsys):

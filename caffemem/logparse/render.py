@@ -82,13 +82,15 @@ def text(s: LogSummary, failure: Optional[FailureReport], diagnosis_text: str = 
                    + ("" if n.done else ", initialization not finished"))
     if len(s.train):
         last = s.train.last()
-        out.append(f"training: {len(s.train):,} logged iterations, last {last['iteration']}"
+        n = len(s.train)
+        out.append(f"training: {n:,} logged iteration{'s' if n != 1 else ''}, last {last['iteration']}"
                    + (f" (loss {last['loss']:g})" if "loss" in last else "")
                    + (f", {_duration(last['seconds'])} after the solver started" if "seconds" in last else ""))
     if len(s.test):
         last = s.test.last()
         outs = ", ".join(f"{k} {last[k]:g}" for k in s.test.outputs if k in last)
-        out.append(f"testing: {len(s.test):,} test passes" + (f", last: {outs}" if outs else ""))
+        n = len(s.test)
+        out.append(f"testing: {n:,} test pass{'es' if n != 1 else ''}" + (f", last: {outs}" if outs else ""))
         for key, best in _best_tests(s):
             out.append(f"  best {key}: {best}")
     if failure is None:
