@@ -286,8 +286,13 @@ def diagnose_loaded(loaded: Loaded, options: AnalysisOptions, env, capacity: Opt
                            f"it; check nvidia-smi" if env.gpu else "the allocation that failed is the run's "
                            f"first: other processes hold the memory", None, "medium", 93))
     if over is not None:
-        d.runs_out_at = (f"{over.moment}: {over.net}: {(over.layer + ' ') if getattr(over, 'layer', None) else ''}"
-                         f"{over.call} allocating {over.what} ({over.kind}, {human(over.nbytes)}) with "
+        # the moment ("train net: forward") and the call ("train net: conv2 Forward") may both
+        # name the net: said once
+        said = over.moment.split(":")[0] + ":"
+        call = over.call[len(said):].lstrip() if over.call.startswith(said) else over.call
+        net = "" if over.moment.startswith(f"{over.net}:") or call is not over.call else f"{over.net}: "
+        d.runs_out_at = (f"{over.moment}: {net}{(over.layer + ' ') if getattr(over, 'layer', None) else ''}"
+                         f"{call} allocating {over.what} ({over.kind}, {human(over.nbytes)}) with "
                          f"{human(over.live_before)} already in use")
     if not capacity:
         d.notes.append("the GPU's capacity is not in the log: give --gpu-mem to get fixes that fit")

@@ -410,3 +410,18 @@ def test_failure_layer_article_follows_the_sound():
 
     assert [f"{_article(w)} {w}" for w in ("LRN", "SPP", "HDF5Data", "BN", "Convolution", "Unpooling")] == [
         "an LRN", "an SPP", "an HDF5Data", "a BN", "a Convolution", "an Unpooling"]
+
+
+def test_where_the_model_runs_out_names_the_net_once():
+    """'runs out at: train net: forward: train net: conv2 Forward ...' (oracle-gpu
+    alexnet_oom_3000000000): the moment already names the net."""
+    from caffemem.diagnose import LoggedNet, diagnose
+    from caffemem.memory import MemoryEnv
+
+    text = (SAMPLES / "small_cnn_train.prototxt").read_text()
+    nets = [LoggedNet("train net", 'state { phase: TRAIN }\n' + text),
+            LoggedNet("test net #0", 'state { phase: TEST }\n' + text)]
+    d = diagnose(nets, 'test_iter: 10\ntest_interval: 500\nbase_lr: 0.01\ntype: "SGD"\n',
+                 MemoryEnv(solver_type="SGD"), 600 * 2**20)
+    assert d.runs_out_at and d.runs_out_at.startswith("train net: ")
+    assert d.runs_out_at.count("train net") == 1, d.runs_out_at
