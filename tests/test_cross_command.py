@@ -227,11 +227,8 @@ def test_log_without_a_phase_reads_and_an_inference_run_asks_for_its_deploy_net(
     assert "--net deploy.prototxt" in out and "train_val" not in out
 
 
-def test_log_of_several_runs_says_the_failure_ended_an_earlier_one(tmp_path, capsys):
-    """caffenet-benchmark's darknet_bn.log holds four runs; the first died copying weights
-    (a shape mismatch) and the last trained to the end.  The failure was reported as
-    'during a later iteration' (the later runs' iterations) with nothing saying the log
-    went on; now its phase is the weight copy and the later run is named."""
+def _two_runs_log(tmp_path):
+    """Two runs appended to one log: the first dies copying weights, the second trains."""
     g = "I0123 01:09:19.197837  3123 "
     log = tmp_path / "train.log"
     log.write_text(
@@ -244,6 +241,15 @@ def test_log_of_several_runs_says_the_failure_ended_an_earlier_one(tmp_path, cap
         "I0123 01:10:17.624249  3158 solver.cpp:288] Solving CaffeNet\n"
         "I0123 01:10:35.067643  3158 solver.cpp:237] Iteration 0, loss = 7.15704\n"
         "I0123 01:12:35.067643  3158 solver.cpp:237] Iteration 20, loss = 6.1\n")
+    return log
+
+
+def test_log_of_several_runs_says_the_failure_ended_an_earlier_one(tmp_path, capsys):
+    """caffenet-benchmark's darknet_bn.log holds four runs; the first died copying weights
+    (a shape mismatch) and the last trained to the end.  The failure was reported as
+    'during a later iteration' (the later runs' iterations) with nothing saying the log
+    went on; now its phase is the weight copy and the later run is named."""
+    log = _two_runs_log(tmp_path)
     assert main(["log", str(log)]) == 0
     out = capsys.readouterr().out
     assert "during copying trained weights into the built net" in out and "[phase: net_setup_train]" in out
@@ -425,3 +431,17 @@ def test_where_the_model_runs_out_names_the_net_once():
                  MemoryEnv(solver_type="SGD"), 600 * 2**20)
     assert d.runs_out_at and d.runs_out_at.startswith("train net: ")
     assert d.runs_out_at.count("train net") == 1, d.runs_out_at
+
+
+def test_report_of_a_log_of_several_runs_says_an_earlier_run_died(tmp_path):
+    """The page's verdict line said 'the logged run died' for darknet_bn.log, whose last
+    run trained to the end."""
+    page = tmp_path / "r.html"
+    assert main(["report", str(SAMPLES / "small_cnn_train.prototxt"), "--log", str(_two_runs_log(tmp_path)),
+                 "-o", str(page)]) == 0
+    assert '"later_run_line":6' in page.read_text()  # the verdict line's script reads it
+    one = tmp_path / "one.log"
+    one.write_text("F0101 00:00:00.000000  1 syncedmem.cpp:64] Check failed: error == cudaSuccess "
+                   "(2 vs. 0)  out of memory\n")
+    assert main(["report", str(SAMPLES / "small_cnn_train.prototxt"), "--log", str(one), "-o", str(page)]) == 0
+    assert '"later_run_line":null' in page.read_text()

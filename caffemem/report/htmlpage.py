@@ -159,7 +159,9 @@ def render(analysis, variants: list[dict], *, diff=None, log=None, gpu_mem: Opti
         data["diff"] = {"summary": diff._doc, "layers": diff_layers(diff),
                         "net": analysis.nets[0].label}
     if log is not None:
-        data["log"] = {"path": log.path, "failure": log.failure, "diagnosis": log.diagnosis, "fixes": log.fixes}
+        data["log"] = {"path": log.path, "failure": log.failure, "diagnosis": log.diagnosis, "fixes": log.fixes,
+                       # another run after the fatal line: the failure is not the log's end
+                       "later_run_line": getattr(log._summary, "resumed_at", None)}
     sections = [
         ('graph', 'Graph', f'''<div class="toolbar">
 <span id="net-tabs" role="tablist"></span>
@@ -267,7 +269,7 @@ function header(){
   if(v.fit){h0.push('<div class="verdict-line" id="fit" data-fits="'+v.fit.fits+'" data-needed="'+v.fit.needed_bytes+'" data-available="'+v.fit.available_bytes+'">'+(v.fit.fits?'<span class="fits">fits</span> in '+human(v.fit.available_bytes)+', '+human(v.fit.margin_bytes)+' to spare':'<span class="nofit">does not fit</span> in '+human(v.fit.available_bytes)+': '+human(-v.fit.margin_bytes)+' short')+'</div>')}
   if(A.refusal)h0.push('<div class="verdict-line nofit" id="refusal" data-layer-name="'+h(A.refusal.layer||'')+'">Caffe refuses '+h(A.refusal.net)+(A.refusal.layer?' at layer '+h(A.refusal.layer):'')+': '+h(A.refusal.message)+' \u2014 the figures and the graph are the layers before it.</div>');
   if(DIFF){var s=DIFF.summary;h0.push('<div class="verdict-line" id="diff-line">against the old net '+h(s.old)+': modeled '+human(s.old_total_bytes)+' \u2192 '+human(s.new_total_bytes)+' (<b>'+(s.delta_bytes>=0?'+':'')+human(s.delta_bytes)+'</b>), Caffe\'s log figure '+human(s.old_memory_required_for_data)+' \u2192 '+human(s.new_memory_required_for_data)+' \u00b7 <a href="#diff">where it comes from</a></div>')}
-  if(D.log&&D.log.failure){var f=D.log.failure;h0.push('<div class="verdict-line nofit" id="failure-line">the logged run died: '+h(f.kind)+(f.phase&&f.phase!=='unknown'?', during '+h(f.phase):'')+(f.layer?' at '+h(f.layer):(f.candidates&&f.candidates.length?' at one of '+f.candidates.map(h).join(', '):''))+' \u00b7 <a href="#log">why, and the fixes</a></div>')}
+  if(D.log&&D.log.failure){var f=D.log.failure;h0.push('<div class="verdict-line nofit" id="failure-line">'+(D.log.later_run_line?'an earlier run of the log died (another run starts at line '+D.log.later_run_line+'): ':'the logged run died: ')+h(f.kind)+(f.phase&&f.phase!=='unknown'?', during '+h(f.phase):'')+(f.layer?' at '+h(f.layer):(f.candidates&&f.candidates.length?' at one of '+f.candidates.map(h).join(', '):''))+' \u00b7 <a href="#log">why, and the fixes</a></div>')}
   var kinds=Object.keys(v.bytes).sort(function(a,b){return v.bytes[b]-v.bytes[a]}), top=Math.max(v.total_bytes,v.log_figure)||1;
   var bar=kinds.map(function(k){return '<i title="'+h(k)+' '+human(v.bytes[k])+'" style="width:'+(100*v.bytes[k]/top).toFixed(2)+'%;background:'+(D.kind_colors[k]||'#bbb')+'"></i>'}).join('');
   h0.push('<div class="gap"><div class="barlabel">Caffe\'s log figure: every top\'s data once per top, nothing else</div><div class="bar"><i style="width:'+(100*v.log_figure/top).toFixed(2)+'%;background:#0b63ce"></i></div>');
