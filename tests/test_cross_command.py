@@ -212,16 +212,22 @@ def test_other_data_layer_hints_use_what_the_prototxt_knows(tmp_path, capsys, la
     assert capsys.readouterr().err.strip().endswith(f"e.g. --input {example}")
 
 
+def _log_text(tmp_path, capsys, text: str):
+    """``text`` written as a log; (its path, what 'caffemem log' prints for it)."""
+    log = tmp_path / "log.txt"
+    log.write_text(text)
+    assert main(["log", str(log)]) == 0
+    return log, capsys.readouterr().out
+
+
 def test_log_without_a_phase_reads_and_an_inference_run_asks_for_its_deploy_net(tmp_path, capsys):
     """A pycaffe run's OOM with no set-up lines (zeakey/hed#2) printed 'FAILURE: gpu
     out-of-memory, during not shown in the log' and asked for --net train_val.prototxt: the
     moment is said as unknown, and an inference run is asked for the net it runs."""
-    log = tmp_path / "log.txt"
-    log.write_text("syncedmem.cpp:71] Check failed: error == cudaSuccess (2 vs. 0)  out of memory\n"
-                   "*** Check failure stack trace: ***\n"
-                   "Process finished with exit code 134 (interrupted by signal 6: SIGABRT)\n")
-    assert main(["log", str(log)]) == 0
-    out = capsys.readouterr().out
+    _, out = _log_text(tmp_path, capsys,
+                       "syncedmem.cpp:71] Check failed: error == cudaSuccess (2 vs. 0)  out of memory\n"
+                       "*** Check failure stack trace: ***\n"
+                       "Process finished with exit code 134 (interrupted by signal 6: SIGABRT)\n")
     assert "FAILURE: gpu out-of-memory, when: not shown in the log" in out
     assert "during not shown" not in out
     assert "--net deploy.prototxt" in out and "train_val" not in out
@@ -369,13 +375,11 @@ def test_log_header_lists_each_gpu_line_once_and_says_how_many_more(tmp_path, ca
     """darknet_bn.log (four runs) printed '  Using GPUs 0' four times; NVCaffe's 8-GPU log
     showed four of its GPU lines with no word of the rest."""
     g = "I0101 00:00:00.000000  1 "
-    log = tmp_path / "train.log"
-    log.write_text("".join(f"{g}caffe.cpp:184] Using GPUs 0\n" for _ in range(3))
-                   + "".join(f"{g}gpu_memory.cpp:1] Total memory: 100, Free: 90, dev_info[{i}]: "
-                             f"total=100 free=90\n" for i in range(6))
-                   + f"{g}solver.cpp:237] Iteration 0, loss = 7\n")
-    assert main(["log", str(log)]) == 0
-    out = capsys.readouterr().out
+    _, out = _log_text(tmp_path, capsys,
+                       "".join(f"{g}caffe.cpp:184] Using GPUs 0\n" for _ in range(3))
+                       + "".join(f"{g}gpu_memory.cpp:1] Total memory: 100, Free: 90, dev_info[{i}]: "
+                                 f"total=100 free=90\n" for i in range(6))
+                       + f"{g}solver.cpp:237] Iteration 0, loss = 7\n")
     assert out.count("Using GPUs 0") == 1 and "... and 3 more GPU line(s)" in out
     assert "training: 1 logged iteration, last 0" in out  # not '1 logged iterations'
 
@@ -383,12 +387,10 @@ def test_log_header_lists_each_gpu_line_once_and_says_how_many_more(tmp_path, ca
 def test_a_card_known_by_its_size_only_is_not_called_gpu_gpu(tmp_path, capsys):
     """NVCaffe's failure line gives the card's total but not its name: the log said
     'GPU: GPU, 11.9 GiB (the log)' and the JSON named the card 'GPU'."""
-    log = tmp_path / "log.txt"
-    log.write_text("F0101 00:00:00.000000  1 gpu_memory.hpp:38] Failed to allocate 49152000 bytes on "
-                   "device 2. Total memory: 12799574016, Free: 21430272, dev_info[2]: "
-                   "total=12799574016 free=21430272\n")
-    assert main(["log", str(log)]) == 0
-    out = capsys.readouterr().out
+    log, out = _log_text(tmp_path, capsys,
+                         "F0101 00:00:00.000000  1 gpu_memory.hpp:38] Failed to allocate 49152000 "
+                         "bytes on device 2. Total memory: 12799574016, Free: 21430272, "
+                         "dev_info[2]: total=12799574016 free=21430272\n")
     assert "GPU: a card the log does not name, 11.9 GiB (the log)" in out and "GPU: GPU" not in out
     code, doc = _json(capsys, "log", str(log))
     assert doc["failure"]["card"]["name"] is None and doc["failure"]["card"]["total_bytes"] == 12799574016
