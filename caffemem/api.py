@@ -332,7 +332,7 @@ def _remodel(a: Analysis, **memory) -> Analysis:
     from .commands.common import model_loaded
 
     ns = argparse.Namespace(**{**vars(a._args), **memory})
-    return _analysis(ns, model_loaded(ns, a._loaded, nets=a._built))
+    return _analysis(ns, model_loaded(ns, a._loaded, nets=a._built, models=a._modeled.models))
 
 
 def _analysis(ns, m, search_batch: bool = True) -> Analysis:

@@ -111,16 +111,24 @@ def _engine_layers(nets) -> tuple[int, int]:
     return free, fixed
 
 
-def engine_totals(nets, env, report) -> Optional[dict[str, int]]:
+def engine_totals(nets, env, report, models=None, free: Optional[int] = None) -> Optional[dict[str, int]]:
     """Each engine's needed bytes for ``nets`` (``report`` is ``env``'s own), or None when
-    the engine cannot matter (cpu mode, or no layer whose engine the build decides)."""
-    from .memory import model_memory
+    the engine cannot matter (cpu mode, or no layer whose engine the build decides).
+    ``models``: a :class:`caffemem.memory.model.Models` of ``nets`` that may already hold
+    the other engine's model (the HTML report's variant) or keeps it for later; ``free``:
+    ``_engine_layers(nets)[0]`` when the caller has it."""
+    from .memory.model import Models
 
-    if not env.gpu or not _engine_layers(nets)[0]:
+    if not env.gpu:
+        return None
+    if free is None:
+        free = _engine_layers(nets)[0]
+    if not free:
         return None
     other = "caffe" if env.engine == "cudnn" else "cudnn"
+    models = models if models is not None else Models(nets)
     return {env.engine: needed_bytes(report),
-            other: needed_bytes(model_memory(nets, env.with_(engine=other)))}
+            other: needed_bytes(models.report(env.with_(engine=other)))}
 
 
 @dataclass
@@ -371,14 +379,16 @@ def largest_batch(loaded, options, env, capacity: int, batch: Optional[int]) -> 
 
 def verdict_of(loaded, nets, options, env, report, scenario_why: str,
                capacity: Optional[int] = None, search_batch: bool = True,
-               host_capacity: Optional[int] = None) -> Verdict:
-    """The verdict on ``nets`` (built from ``loaded`` with ``options``) modeled in ``env``."""
+               host_capacity: Optional[int] = None, models=None) -> Verdict:
+    """The verdict on ``nets`` (built from ``loaded`` with ``options``) modeled in ``env``
+    (``models``: a :class:`caffemem.memory.model.Models` of ``nets`` to share, see
+    :func:`engine_totals`)."""
     from .fit import data_batch
 
     batch = data_batch(nets[0]) if nets else None
-    totals = engine_totals(nets, env, report)
-    engines = (EngineCheck(env.engine, {"": totals}, capacity, _engine_layers(nets)[1])
-               if totals else None)
+    free, fixed = _engine_layers(nets) if env.gpu else (0, 0)
+    totals = engine_totals(nets, env, report, models, free)
+    engines = EngineCheck(env.engine, {"": totals}, capacity, fixed) if totals else None
     needed = needed_bytes(report)
     best, note = None, ""
     if capacity is not None and search_batch:

@@ -324,6 +324,9 @@ class Modeled:
     #: the model's replay of the run (``caffemem.memory.model.replay``): the HTML report's
     #: timeline and card table read it
     replayed: object = None
+    #: the nets' models by env (``caffemem.memory.model.Models``), shared by the engine
+    #: check and any remodeling of the same nets
+    models: object = None
 
     def costs(self):
         """Per-layer bytes by kind from the model (for diffs and plots)."""
@@ -336,7 +339,7 @@ class Modeled:
 
         v = verdict_of(self.loaded, self.nets, self.options, self.env, self.report,
                        self.scenario_why, capacity, search_batch=search_batch,
-                       host_capacity=host_capacity)
+                       host_capacity=host_capacity, models=self.models)
         if self.scenario_why == NO_LOSS_NOTE:
             v.notes.append(NO_LOSS_NOTE[0].upper() + NO_LOSS_NOTE[1:] + ".")
         if self.options.until:
@@ -361,12 +364,13 @@ def model_file(args: argparse.Namespace, path: str, side: str = "", trunk: bool 
 
 
 def model_loaded(args: argparse.Namespace, loaded, side: str = "", trunk: bool = False,
-                 nets=None) -> Modeled:
+                 nets=None, models=None) -> Modeled:
     """:func:`model_file` for a file already loaded (a path, prototxt text or a NetParameter,
     see :func:`caffemem.api.analyze`); ``nets``: nets already built from it with these
-    options (to model them again under other memory options)."""
+    options (to model them again under other memory options), ``models``: their
+    :class:`~caffemem.memory.model.Models` (what is already modeled of them)."""
     from ..analysis import build_trunks
-    from ..memory.model import model_memory, replay
+    from ..memory.model import Models
 
     options = analysis_options(args, side)
     refusal = error = None
@@ -376,6 +380,7 @@ def model_loaded(args: argparse.Namespace, loaded, side: str = "", trunk: bool =
             raise error
     _, why = scenario_for(args, loaded, nets, side)
     env = memory_env(args, loaded, nets, side)
-    replayed = replay(nets, env)
-    return Modeled(loaded, nets, options, env, model_memory(nets, env, replayed=replayed), why,
-                   refusal, error, replayed)
+    if models is None or models.nets is not nets:
+        models = Models(nets)
+    return Modeled(loaded, nets, options, env, models.report(env), why, refusal, error,
+                   models.replay(env), models)

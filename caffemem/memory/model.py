@@ -508,6 +508,36 @@ def model_memory(nets: list, env: MemoryEnv, replayed: Optional[Replay] = None) 
                         memory.moment_of(host_t), gpus, warnings, assumptions, card, heap)
 
 
+class Models:
+    """The model of one list of built nets in whichever envs are asked for, each env's
+    replay and report made once.  The verdict's engine check, the HTML report's variant
+    under the other engine and its card table ask for the same models; both functions are
+    pure (nets are read, never changed), so sharing their results changes no figure."""
+
+    def __init__(self, nets: list) -> None:
+        self.nets = nets
+        self._runs: dict = {}
+
+    def _run(self, env: MemoryEnv) -> list:
+        # the context's "default for CUDA N" and "given" are the same bytes, said apart
+        key = (env, env.context_is_default)
+        run = self._runs.get(key)
+        if run is None:
+            run = self._runs[key] = [replay(self.nets, env), None]
+        return run
+
+    def replay(self, env: MemoryEnv) -> Replay:
+        """:func:`replay` of the nets in ``env``."""
+        return self._run(env)[0]
+
+    def report(self, env: MemoryEnv) -> MemoryReport:
+        """:func:`model_memory` of the nets in ``env``."""
+        run = self._run(env)
+        if run[1] is None:
+            run[1] = model_memory(self.nets, env, replayed=run[0])
+        return run[1]
+
+
 def _layers(net) -> int:
     """Layers of a net and of the nets its layers build inside (unrolled recurrent nets)."""
     return sum(1 + sum(_layers(i) for i in (l.inner_nets or ())) for l in net.layers)

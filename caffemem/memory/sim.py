@@ -137,14 +137,24 @@ class Memory:
         """(peak live bytes, tick at which it is first reached) for 'host' or 'gpu';
         ``size`` maps each allocation's requested bytes to what it takes (e.g. rounded)."""
         deltas: dict[int, int] = {}
+        get = deltas.get
+        host = side == "host"
+        only = None if host else gpu
         for m in self.mems:
-            if side == "gpu" and gpu is not None and m.gpu != gpu:
+            if only is not None and m.gpu != only:
                 continue
+            if m.transient:
+                spans = [(a, b) for s, a, b in m.spans if s == side]
+            else:
+                at = m.host_at if host else m.dev_at
+                if at is None:
+                    continue
+                spans = ((at, m.freed_at),)
             n = size(m.nbytes) if size is not None else m.nbytes
-            for at, freed in m.intervals(side):
-                deltas[at] = deltas.get(at, 0) + n
+            for at, freed in spans:
+                deltas[at] = get(at, 0) + n
                 if freed is not None:
-                    deltas[freed] = deltas.get(freed, 0) - n
+                    deltas[freed] = get(freed, 0) - n
         live = best = 0
         best_t = 0
         for t in sorted(deltas):
@@ -318,6 +328,18 @@ class NetSim:
                 if buf.transient:
                     self.memory.has_transients = True
             self._bufinfo.append(info)
+        #: (bottoms, tops, params) per layer: a touch past them is not made
+        self._limits = [{BOTTOM: len(l.bottoms), TOP: len(l.tops), PARAM: len(l.params)}
+                        for l in net.layers]
+        #: each layer's buffers by the call that touches them
+        self._by_when: list[dict[str, list[Buffer]]] = []
+        for st in self.layers:
+            by: dict[str, list[Buffer]] = {}
+            for buf in st.buffers:
+                by.setdefault(buf.when, []).append(buf)
+            self._by_when.append(by)
+        #: (layer, reference) -> its Mem, once resolved (param data overrides aside)
+        self._ref_mems: dict = {}
         prefetch_side = "gpu" if self.env.gpu else "host"
         self._external = {t: (prefetch_side if st.rule.external_tops == "prefetch" else "host")
                           for l, st in zip(net.layers, self.layers) if st.rule.external_tops
@@ -367,14 +389,18 @@ class NetSim:
 
     def mem(self, li: int, ref: tuple) -> Mem:
         """The Mem behind a layer-relative reference, e.g. ``(TOP, 0, DIFF)``."""
-        what, idx, attr = ref
-        if what == PARAM and attr == DATA and self.param_data_override:
+        if self.param_data_override and ref[0] == PARAM and ref[2] == DATA:
+            idx = ref[1]
             if (li, idx) in self.param_data_override:
                 return self.param_data_override[(li, idx)]
             o = self.net.layers[li].params[idx].owner
             if o is not None and o in self.param_data_override:
                 return self.param_data_override[o]
-        return self._mem_for_key(self._key(li, ref))
+        key = (li, ref)
+        m = self._ref_mems.get(key)
+        if m is None:
+            m = self._ref_mems[key] = self._mem_for_key(self._key(li, ref))
+        return m
 
     def mem_of_blob(self, name: str, attr: str) -> Mem:
         """The Mem of a blob of the net by name (its data or diff)."""
@@ -384,22 +410,19 @@ class NetSim:
         return self.mem(li, (PARAM, k, attr))
 
     def _apply(self, li: int, touches: list[Touch]) -> None:
-        n_b, n_t = len(self.net.layers[li].bottoms), len(self.net.layers[li].tops)
-        n_p = len(self.net.layers[li].params)
+        limits, touch, mem = self._limits[li], self.memory.touch, self.mem
         for t in touches:
-            if t.what == BUFFER:  # a buffer of the layer's, by name (when the env has it)
-                if t.index not in self._bufinfo[li]:
+            what, index = t.what, t.index
+            if what == BUFFER:  # a buffer of the layer's, by name (when the env has it)
+                if index not in self._bufinfo[li]:
                     continue
-            elif t.index >= {BOTTOM: n_b, TOP: n_t, PARAM: n_p}.get(t.what, 1 << 30):
+            elif index >= limits.get(what, 1 << 30):
                 continue
-            self.memory.touch(self.mem(li, (t.what, t.index, t.attr)), t.side)
+            touch(mem(li, (what, index, t.attr)), t.side)
 
     def _buffers(self, li: int, when: str, pd=None, ppd=None) -> None:
-        st = self.layers[li]
         temporaries = []
-        for buf in st.buffers:
-            if buf.when != when:
-                continue
+        for buf in self._by_when[li].get(when, ()):
             if when == "backward" and buf.needs is not None:
                 wants_b, wants_p = any(pd or ()), any(ppd or ())
                 ok = {"bottom_diff": wants_b, "param_diff": wants_p, "any": wants_b or wants_p}
@@ -484,10 +507,12 @@ class NetSim:
     def shape_data(self, li: int, shapes, name: str) -> None:
         """One pinned ``shape_data_`` per Blob shape in ``shapes`` (gpu mode), charged to
         layer ``li`` as bookkeeping."""
+        memory = self.memory
         for shape in shapes:
             if shape:
-                self.memory.touch(self.memory.new(4 * len(shape), Kind.BOOKKEEPING, self.label,
-                                                  li, name, gpu=self.gpu), "host")
+                m = Mem(4 * len(shape), Kind.BOOKKEEPING, self.label, li, name, gpu=self.gpu)
+                memory.mems.append(m)
+                memory.touch(m, "host")
 
     def _filler_masks(self, li: int) -> None:
         """GaussianFiller with ``sparse >= 0`` keeps a host mask of count x sizeof(int)
