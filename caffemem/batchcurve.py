@@ -215,13 +215,13 @@ def _affine(loaded, options, env, capacities, overhead, known=None) -> Optional[
 def _total(loaded, options, env, batch: int) -> Optional[int]:
     """The modeled need at ``batch`` as ``caffemem fit`` measures it (None: does not build)."""
     from .analysis import build_loaded
-    from .memory import fits, model_memory
+    from .memory.model import needed_bytes
 
     try:
         nets = build_loaded(loaded, replace(options, batch=batch, batch_train_only=True))
     except NetError:
         return None
-    return fits(model_memory(nets, env), 1).needed
+    return needed_bytes(nets, env)
 
 
 def _search(loaded, options, env, capacities) -> list[CardFit]:

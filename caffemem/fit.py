@@ -80,13 +80,27 @@ def largest_fitting(total_at: Callable[[int], Optional[int]], capacity: int, sta
             lo = mid
         else:
             hi = mid
-    # verification: the answer fits, the next step does not (re-evaluated, not cached)
+    # verification: the answer fits, the next step does not (asked of total_at again; the
+    # model being a pure function of the value, fit_batch and fit_scale answer from its runs)
     probes.pop(lo, None)
     probes.pop(lo + 1, None)
     if not ok(lo) or ok(lo + 1):
         raise UserError("the model is not monotone in this parameter here; the search cannot "
                         "give a reliable answer (please report this net)")
     return FitResult(what, lo, total(lo), lo + 1, total(lo + 1), capacity, probes)
+
+
+def _once(total_at: Callable[[int], int]) -> Callable[[int], int]:
+    """``total_at`` with each value's answer kept: the model is a pure function of the value,
+    so a value asked again (the search's final check) is not modeled again."""
+    known: dict[int, int] = {}
+
+    def total(v: int) -> int:
+        if v not in known:
+            known[v] = total_at(v)
+        return known[v]
+
+    return total
 
 
 def data_batch(net) -> Optional[int]:
@@ -103,13 +117,14 @@ def fit_batch(loaded, options, env, capacity: int) -> FitResult:
     from dataclasses import replace
 
     from .analysis import build_loaded
-    from .memory import fits, model_memory
+    from .memory.model import needed_bytes
 
+    @_once
     def total(b: int) -> int:
         nets = build_loaded(loaded, replace(options, batch=b, batch_train_only=True))
         if b == 1:
             _refuse_recurrent(nets)
-        return fits(model_memory(nets, env), capacity).needed
+        return needed_bytes(nets, env)
 
     known: dict[int, Optional[int]] = {1: total(1)}
     guess = None
@@ -200,7 +215,7 @@ def fit_scale(loaded, options, env, capacity: int, base_nets) -> tuple[FitResult
     from dataclasses import replace
 
     from .analysis import build_loaded
-    from .memory import fits, model_memory
+    from .memory.model import needed_bytes
 
     base = {}
     for net in base_nets:
@@ -222,8 +237,9 @@ def fit_scale(loaded, options, env, capacity: int, base_nets) -> tuple[FitResult
     def build(m: int):
         return build_loaded(loaded, replace(options, inputs_per_net=shapes_at(m * align)))
 
+    @_once
     def total(m: int) -> int:
-        return fits(model_memory(build(m), env), capacity).needed
+        return needed_bytes(build(m), env)
 
     # the smallest valid height: every multiple of the alignment below the base size, upwards
     first, invalid = None, None

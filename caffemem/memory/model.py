@@ -508,6 +508,22 @@ def model_memory(nets: list, env: MemoryEnv, replayed: Optional[Replay] = None) 
                         memory.moment_of(host_t), gpus, warnings, assumptions, card, heap)
 
 
+def needed_bytes(nets: list, env: MemoryEnv) -> int:
+    """What must fit in one GPU's memory (the busiest GPU: its peak, the CUDA context and a
+    real card's add-ons) or, in cpu mode, the heap's peak: ``fits(model_memory(nets, env),
+    capacity).needed``, without the per-layer report (what ``fit`` probes ask)."""
+    memory = replay(nets, env).memory
+    if not env.gpu:
+        return memory.peak("host")[0]
+    gpus = [0, 1] if env.scenario == "train" and env.gpus > 1 else [0]
+    out = 0
+    for g in gpus:
+        peak = memory.peak("gpu", gpu=g)[0]
+        card = addons(env, peak, memory.peak("gpu", gpu=g, size=rounded)[0], 0)
+        out = max(out, peak + sum(a.bytes for a in card))
+    return out
+
+
 class Models:
     """The model of one list of built nets in whichever envs are asked for, each env's
     replay and report made once.  The verdict's engine check, the HTML report's variant
