@@ -8,9 +8,12 @@ rule turns them into a message naming its layer (:meth:`caffemem.layers.base.Lay
 
 from __future__ import annotations
 
+import math
+import struct
 from typing import Sequence
 
 Shape = tuple[int, ...]
+_F32 = struct.Struct("f")
 
 
 class ShapeError(ValueError):
@@ -23,6 +26,17 @@ def count(shape: Sequence[int]) -> int:
     for d in shape:
         n *= d
     return n
+
+
+def float32(x: float) -> float:
+    """``x`` rounded to the nearest float32 (C's ``(float)x``), as Caffe's shape arithmetic
+    in ``float`` does it (a pooled size's division, an SSD prior's step): an operation on
+    float32 operands done in double and rounded so is exactly float32's, since a double has
+    more than 2 x 24 + 2 bits.  Beyond float32's range: an infinity, as a cast gives."""
+    try:
+        return _F32.unpack(_F32.pack(x))[0]
+    except OverflowError:
+        return math.copysign(math.inf, x)
 
 
 def canonical_axis(axis: int, num_axes: int) -> int:

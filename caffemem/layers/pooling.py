@@ -11,8 +11,7 @@ import math
 
 from typing import Optional
 
-import numpy as np
-
+from ..blobshape import float32
 from ..buffers import BufferSet, MemoryEnv
 from ..pb import caffe_pb2
 from .base import (BOTTOM, CAFFE, CUDNN, DIFF, TOP, Flops, LayerCtx, LayerRule, Setup, Touch,
@@ -28,7 +27,7 @@ def pooled_size(ctx: LayerCtx, size: int, kernel: int, pad: int, stride: int, ce
     if stride <= 0:  # Reshape divides by it (pooling_layer.cpp): no size comes out of that
         raise ctx.fail(f"stride {stride}: the pooled size is (in + 2*pad - kernel) / stride + 1, "
                        f"so Caffe cannot set this layer up; give stride >= 1")
-    ratio = float(np.float32(np.float32(size + 2 * pad - kernel) / np.float32(stride)))
+    ratio = float32(float32(size + 2 * pad - kernel) / float32(stride))
     out = int(math.ceil(ratio) if ceil_mode else math.floor(ratio)) + 1
     if pad or any_pad:
         if (out - 1) * stride >= size + pad:  # pooling_layer.cpp:110-115

@@ -22,9 +22,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-import numpy as np
-
-from ..blobshape import ShapeError, legacy_shape
+from ..blobshape import ShapeError, float32, legacy_shape
 from ..buffers import BufferSet, Kind
 from ..pb import caffe_pb2, has_field
 from .base import (BOTTOM, BUFFER, CUDNN, DATA, DIFF, NONE, PARAM, TOP, Flops, LayerCtx, LayerRule,
@@ -58,7 +56,7 @@ def _values(msg, name: str) -> list:
 
 
 def _f32(x: float) -> float:
-    return float(np.float32(x))
+    return float32(x)
 
 
 # ---------------------------------------------------------------- data layers

@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
+from ..blobshape import float32
 from ..buffers import BufferSet
 from .base import (BOTTOM, DIFF, NONE, PARAM, TOP, Flops, LayerCtx, LayerRule, Setup, Touch, View,
                    count, touch_all)
@@ -57,7 +56,7 @@ def treepool_geometry(ctx: LayerCtx) -> tuple[int, int, int, int, int, int]:
         raise ctx.fail(f"stride must be positive (got {s})")
 
     def pooled(size: int) -> int:
-        out = int(math.ceil(np.float32(size - k) / np.float32(s))) + 1
+        out = int(math.ceil(float32(float32(size - k) / float32(s)))) + 1
         return ctx.check_positive("pooled size", out, f"ceil(({size} - {k}) / {s}) + 1")
 
     return n, c, pooled(h), pooled(w), k, s
