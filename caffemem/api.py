@@ -315,14 +315,17 @@ def analyze(net_or_solver: NetSource, *, input: InputShapes = None, batch: Optio
     return analyze_args(ns, net_or_solver)
 
 
-def analyze_args(ns: argparse.Namespace, source: NetSource, trunk: bool = False) -> Analysis:
+def analyze_args(ns: argparse.Namespace, source: NetSource, trunk: bool = False,
+                 keep_models: bool = False) -> Analysis:
     """:func:`analyze` from the command line's namespace: ``caffemem analyze`` runs this.
     With ``trunk``, a net Caffe refuses at a late layer gives the analysis of the layers
-    before it (``refusal`` in the JSON; the error is in ``Analysis.error``)."""
+    before it (``refusal`` in the JSON; the error is in ``Analysis.error``).  With
+    ``keep_models`` the other engine's model the verdict makes is kept whole (the HTML
+    report's variant)."""
     from .commands.common import analysis_options, model_loaded
 
     ns.prototxt, loaded = _load(source, analysis_options(ns))
-    return _analysis(ns, model_loaded(ns, loaded, trunk=trunk))
+    return _analysis(ns, model_loaded(ns, loaded, trunk=trunk, keep_models=keep_models))
 
 
 def _remodel(a: Analysis, **memory) -> Analysis:
@@ -648,7 +651,7 @@ def report_args(ns: argparse.Namespace, source: NetSource, *, log=None, old=None
             ns = argparse.Namespace(**{**vars(ns), "engine": logged.lower()})
             engine_line = (f"engine {logged}, read from the log ({lg.failure.get('engine_evidence')}), "
                            f"instead of the default CUDNN")
-    main = analyze_args(ns, source, trunk=trunk)
+    main = analyze_args(ns, source, trunk=trunk, keep_models=True)
     engines = [main.engine] + ([e for e in ("cudnn", "caffe") if e != main.engine] if main.mode == "gpu" else [])
     scenarios = [main.scenario] + ([x for x in ("train", "time", "test") if x != main.scenario]
                                    if variants == "all" else [])

@@ -64,7 +64,7 @@ def _sizes(loaded, options, env, batch: int):
     from .memory.model import replay
 
     nets = build_loaded(loaded, replace(options, batch=batch, batch_train_only=True))
-    return _signature(replay(nets, env), env)
+    return _signature(replay(nets, env, pinned_bookkeeping=not env.gpu), env)
 
 
 def same_as_probe(options, net, batch: Optional[int]) -> bool:
@@ -103,7 +103,9 @@ def card_fits(loaded, options, env, capacities: Sequence[int], known=None, nets=
 
 def _signature(rp, env):
     events = rp.memory.events("gpu" if env.gpu else "host", gpu=0 if env.gpu else None)
-    return [(t, d > 0, m.name) for t, d, m in events], [d for _, d, _ in events]
+    # the allocations in order (not their clock ticks: a probe leaves out what never
+    # reaches the device, the known run does not)
+    return [(d > 0, m.name) for _, d, m in events], [d for _, d, _ in events]
 
 
 class _Curve:
@@ -157,7 +159,7 @@ def _affine(loaded, options, env, capacities, overhead, known=None) -> Optional[
     else:
         start = 2
     sig = probe(start)[0]
-    curve = _Curve([1 if up else -1 for _, up, _ in sig], rounding=env.gpu and env.card_addons)
+    curve = _Curve([1 if up else -1 for up, _ in sig], rounding=env.gpu and env.card_addons)
 
     def add_line(p: int) -> bool:
         (s0, z0), (s1, z1) = probe(p), probe(p + 1)

@@ -127,8 +127,7 @@ def engine_totals(nets, env, report, models=None, free: Optional[int] = None) ->
         return None
     other = "caffe" if env.engine == "cudnn" else "cudnn"
     models = models if models is not None else Models(nets)
-    return {env.engine: needed_bytes(report),
-            other: needed_bytes(models.report(env.with_(engine=other)))}
+    return {env.engine: needed_bytes(report), other: models.needed(env.with_(engine=other))}
 
 
 @dataclass

@@ -364,11 +364,13 @@ def model_file(args: argparse.Namespace, path: str, side: str = "", trunk: bool 
 
 
 def model_loaded(args: argparse.Namespace, loaded, side: str = "", trunk: bool = False,
-                 nets=None, models=None) -> Modeled:
+                 nets=None, models=None, keep_models: bool = False) -> Modeled:
     """:func:`model_file` for a file already loaded (a path, prototxt text or a NetParameter,
     see :func:`caffemem.api.analyze`); ``nets``: nets already built from it with these
     options (to model them again under other memory options), ``models``: their
-    :class:`~caffemem.memory.model.Models` (what is already modeled of them)."""
+    :class:`~caffemem.memory.model.Models` (what is already modeled of them; with
+    ``keep_models`` each model the verdict makes is kept whole, for a caller that asks for
+    the nets under the other engine next)."""
     from ..analysis import build_trunks
     from ..memory.model import Models
 
@@ -381,6 +383,6 @@ def model_loaded(args: argparse.Namespace, loaded, side: str = "", trunk: bool =
     _, why = scenario_for(args, loaded, nets, side)
     env = memory_env(args, loaded, nets, side)
     if models is None or models.nets is not nets:
-        models = Models(nets)
+        models = Models(nets, keep=keep_models)
     return Modeled(loaded, nets, options, env, models.report(env), why, refusal, error,
                    models.replay(env), models)

@@ -398,11 +398,12 @@ class Allocation:
     moment: str
 
 
-def replay(nets: list, env: MemoryEnv) -> Replay:
-    """Replay what Caffe does with ``nets`` in ``env`` (see the module docstring)."""
+def replay(nets: list, env: MemoryEnv, pinned_bookkeeping: bool = True) -> Replay:
+    """Replay what Caffe does with ``nets`` in ``env`` (see the module docstring);
+    ``pinned_bookkeeping`` False: the device alone is asked about (see :class:`.sim.Memory`)."""
     if not nets:
         raise ValueError("model_memory needs at least one net")
-    memory = Memory()
+    memory = Memory(pinned_bookkeeping)
     rp = Replay(env, memory, [])
     if env.scenario == "train":
         root = _Solver(nets, env, memory, 0, True)
@@ -512,7 +513,11 @@ def needed_bytes(nets: list, env: MemoryEnv) -> int:
     """What must fit in one GPU's memory (the busiest GPU: its peak, the CUDA context and a
     real card's add-ons) or, in cpu mode, the heap's peak: ``fits(model_memory(nets, env),
     capacity).needed``, without the per-layer report (what ``fit`` probes ask)."""
-    memory = replay(nets, env).memory
+    return _needed(replay(nets, env, pinned_bookkeeping=not env.gpu), env)
+
+
+def _needed(rp: Replay, env: MemoryEnv) -> int:
+    memory = rp.memory
     if not env.gpu:
         return memory.peak("host")[0]
     gpus = [0, 1] if env.scenario == "train" and env.gpus > 1 else [0]
@@ -530,8 +535,10 @@ class Models:
     under the other engine and its card table ask for the same models; both functions are
     pure (nets are read, never changed), so sharing their results changes no figure."""
 
-    def __init__(self, nets: list) -> None:
+    def __init__(self, nets: list, keep: bool = False) -> None:
         self.nets = nets
+        #: :meth:`needed` makes the whole model and keeps it (its report will be asked for)
+        self.keep = keep
         self._runs: dict = {}
 
     def _run(self, env: MemoryEnv) -> list:
@@ -545,6 +552,14 @@ class Models:
     def replay(self, env: MemoryEnv) -> Replay:
         """:func:`replay` of the nets in ``env``."""
         return self._run(env)[0]
+
+    def needed(self, env: MemoryEnv) -> int:
+        """:func:`needed_bytes` of the nets in ``env`` (from the replay when it is made)."""
+        run = self._runs.get((env, env.context_is_default))
+        if run is None and not self.keep:
+            return needed_bytes(self.nets, env)
+        run = run or self._run(env)
+        return _needed(run[0], env)
 
     def report(self, env: MemoryEnv) -> MemoryReport:
         """:func:`model_memory` of the nets in ``env``."""

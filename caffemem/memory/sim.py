@@ -74,9 +74,14 @@ class Mem:
 
 
 class Memory:
-    """All Mems of one process, a clock, and labelled moments (for "where is the peak")."""
+    """All Mems of one process, a clock, and labelled moments (for "where is the peak").
 
-    def __init__(self) -> None:
+    ``pinned_bookkeeping`` False leaves out the Blobs' ``shape_data_`` (a few pinned host
+    bytes each, never on the device): for a question about the device alone (fit's probes,
+    the card table), whose allocations, order and sizes are the same either way."""
+
+    def __init__(self, pinned_bookkeeping: bool = True) -> None:
+        self.pinned_bookkeeping = pinned_bookkeeping
         self.t = 0
         self.mems: list[Mem] = []
         self.moments: list[tuple[int, str]] = []
@@ -89,8 +94,9 @@ class Memory:
         self.t += 1
         return self.t
 
-    def new(self, *args, **kw) -> Mem:
-        m = Mem(*args, **kw)
+    def new(self, nbytes: int, kind: str, net: str, layer: int, name: str,
+            external: Optional[str] = None, transient: bool = False, gpu: int = 0) -> Mem:
+        m = Mem(nbytes, kind, net, layer, name, external, transient, gpu)
         self.mems.append(m)
         return m
 
@@ -100,7 +106,9 @@ class Memory:
         self.context = label
 
     def touch(self, mem: Mem, side: str) -> None:
-        if mem.external in (side, "both") or mem.freed_at is not None or mem.nbytes == 0:
+        external = mem.external
+        if (external is not None and (external == side or external == "both")) \
+                or mem.freed_at is not None or mem.nbytes == 0:
             return
         if mem.transient:  # a temporary of the call: allocated and freed every time
             start = self.tick()
@@ -349,7 +357,7 @@ class NetSim:
 
     def _mem_for_key(self, key) -> Mem:
         """The Mem of a memory reference key (made on first use, shared by its aliases)."""
-        root = self._uf.find(key)
+        root = self._uf.find(key) if key in self._uf.parent else key
         m = self._root_mems.get(root)
         if m is not None:
             return m
@@ -357,7 +365,7 @@ class NetSim:
         size, external, transient = 0, None, False
         for k in self._groups.get(root, (root,)):
             if k[0] == "blob":
-                size = max(size, net.blobs[k[1]].count * DTYPE)
+                size = max(size, count(net.blobs[k[1]].shape) * DTYPE)
                 if k[2] == DATA and k[1] in self._external:
                     # the prefetch batch is where Forward points the top: on the GPU in gpu
                     # mode (a CPU reader then gets a host copy), on the host in cpu mode;
@@ -382,8 +390,8 @@ class NetSim:
         else:
             buf = self._bufinfo[root[1]][root[2]][2]
             kind, owner, name = buf.kind, root[1], f"{net.layers[root[1]].name} {buf.name}"
-        m = self.memory.new(size, kind, self.label, owner, name, external=external,
-                            transient=transient, gpu=self.gpu)
+        m = Mem(size, kind, self.label, owner, name, external, transient, self.gpu)
+        self.memory.mems.append(m)
         self._root_mems[root] = m
         return m
 
@@ -464,7 +472,7 @@ class NetSim:
             for j, w in enumerate(layer.loss_weights):
                 if w:
                     mem.touch(self.mem(li, (TOP, j, DIFF)), "host")
-            if self.env.gpu:
+            if self.env.gpu and mem.pinned_bookkeeping:
                 self._shape_data(li)
             if not self.env.gpu and self.env.bookkeeping_per_layer:
                 # the layer's objects on the heap (BOOKKEEPING_PER_LAYER, an estimate); in gpu
@@ -508,6 +516,8 @@ class NetSim:
         """One pinned ``shape_data_`` per Blob shape in ``shapes`` (gpu mode), charged to
         layer ``li`` as bookkeeping."""
         memory = self.memory
+        if not memory.pinned_bookkeeping:
+            return
         for shape in shapes:
             if shape:
                 m = Mem(4 * len(shape), Kind.BOOKKEEPING, self.label, li, name, gpu=self.gpu)
