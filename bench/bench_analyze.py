@@ -4,7 +4,14 @@ Targets: a ResNet-152-sized train_val (about 1,000 layers with splits) under 0.5
 generated 10,000-layer net under 3 s (issue 2); ``caffemem fit`` on the ResNet-152-sized net
 under 2 s (issue 6).  Prints the figures; asserts nothing.
 
-    python bench/bench_analyze.py [--repeat 3]
+``--baseline TREE`` (another checkout of caffemem, e.g. ``git worktree add /tmp/before
+ca4b8af``) also times ``analyze`` of the ResNet-152-sized net from that tree, the two runs
+taking turns, and prints the median of the pairwise ratios (issue 13: no slower than before
+the layer-rule redesign).  ``--big`` adds the robustness cases of
+``../shared/robustness/14-hang-big-nets`` (chains of ReLU layers: ``analyze --format json``
+on 100,000 layers, ``plot`` on 10,000, ``fit`` on 30,000; each must stay under 20 s).
+
+    python bench/bench_analyze.py [--repeat 3] [--baseline TREE] [--big]
 """
 
 from __future__ import annotations
@@ -72,6 +79,54 @@ def chain(n: int) -> str:
     return "\n".join(out) + "\n"
 
 
+def relu_chain(n: int) -> str:
+    """The robustness reproducer's net: an Input and ``n`` ReLU layers in a chain."""
+    out = ['layer { name: "d" type: "Input" top: "b0" input_param { shape { dim: 1 dim: 2 dim: 3 dim: 3 } } }']
+    out += [f'layer {{ name: "r{i}" type: "ReLU" bottom: "b{i - 1}" top: "b{i}" }}' for i in range(1, n + 1)]
+    return "\n".join(out) + "\n"
+
+
+def once(args: list[str], cwd: str = ".") -> float:
+    """Seconds of one whole ``python -m caffemem ARGS`` process run in ``cwd``."""
+    t = time.perf_counter()
+    p = subprocess.run([sys.executable, "-m", "caffemem", *args], cwd=cwd, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True)
+    secs = time.perf_counter() - t
+    if p.returncode not in (0, 3):
+        raise SystemExit(f"caffemem {' '.join(args)} failed in {cwd}: {p.stderr}")
+    return secs
+
+
+def against_baseline(path: str, tree: str, repeat: int) -> None:
+    """``analyze`` of ``path`` here and in ``tree``, in turns; the median pairwise ratio."""
+    args = ["analyze", path, "--format", "json"]
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    once(args, here), once(args, tree)  # warm-up (file cache, bytecode)
+    pairs = [(once(args, here), once(args, tree)) for _ in range(max(repeat, 5))]
+    ratios = sorted(a / b for a, b in pairs)
+    now, before = sorted(a for a, _ in pairs), sorted(b for _, b in pairs)
+    mid = len(pairs) // 2
+    print(f"{'resnet152-like, this tree':28s} {now[mid]:6.3f} s median of {len(pairs)}")
+    print(f"{'resnet152-like, baseline':28s} {before[mid]:6.3f} s median ({tree})")
+    print(f"{'ratio this/baseline':28s} {ratios[mid]:6.3f} median of pairwise ratios "
+          f"({ratios[0]:.3f}-{ratios[-1]:.3f}); target <= 1: {'met' if ratios[mid] <= 1 else 'NOT met'}")
+
+
+def big(d: str) -> None:
+    """The robustness cases: analyze --format json on 100,000 layers, plot on 10,000, fit on
+    30,000 (one run each; each under 20 s)."""
+    net = {n: os.path.join(d, f"chain{n}.prototxt") for n in (10_000, 30_000, 100_000)}
+    for n, path in net.items():
+        with open(path, "w") as f:
+            f.write(relu_chain(n))
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for label, args in (("analyze json, 100,000 ReLU", ["analyze", net[100_000], "--format", "json"]),
+                        ("plot, 10,000 ReLU", ["plot", net[10_000], "-o", os.path.join(d, "out.png")]),
+                        ("fit 8G, 30,000 ReLU", ["fit", net[30_000], "--gpu-mem", "8G"])):
+        secs = once(args, here)
+        print(f"{label:28s} {secs:6.3f} s whole process; limit 20 s: {'met' if secs < 20 else 'NOT met'}")
+
+
 def timed(path: str, repeat: int) -> tuple[float, int]:
     best = float("inf")
     for _ in range(repeat):
@@ -89,6 +144,8 @@ def timed(path: str, repeat: int) -> tuple[float, int]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--baseline", metavar="TREE", help="another caffemem checkout to time analyze against")
+    ap.add_argument("--big", action="store_true", help="also the robustness cases (a minute or more)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         cases = [("resnet152-like train_val", resnet(), 0.5), ("10,000-layer chain", chain(10_000), 3.0)]
@@ -110,6 +167,10 @@ def main() -> None:
             best = min(best, time.perf_counter() - t)
         print(f"{'fit, resnet152-like':28s} {'':13s} {best:6.3f} s whole process; target < 2 s: "
               f"{'met' if best < 2 else 'NOT met'}  [{p.stdout.strip() or p.stderr.strip()}]")
+        if args.baseline:
+            against_baseline(path, os.path.abspath(args.baseline), args.repeat)
+        if args.big:
+            big(d)
 
 
 if __name__ == "__main__":
