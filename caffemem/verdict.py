@@ -118,6 +118,7 @@ def engine_totals(nets, env, report, models=None, free: Optional[int] = None) ->
     the other engine's model (the HTML report's variant) or keeps it for later; ``free``:
     ``_engine_layers(nets)[0]`` when the caller has it."""
     from .memory.model import Models
+    from .memory.sim import same_replay
 
     if not env.gpu:
         return None
@@ -126,8 +127,12 @@ def engine_totals(nets, env, report, models=None, free: Optional[int] = None) ->
     if not free:
         return None
     other = "caffe" if env.engine == "cudnn" else "cudnn"
+    other_env = env.with_(engine=other)
+    needed = needed_bytes(report)
+    if all(same_replay(net, env, other_env) for net in nets):
+        return {env.engine: needed, other: needed}  # the same replay, the same bytes
     models = models if models is not None else Models(nets)
-    return {env.engine: needed_bytes(report), other: models.needed(env.with_(engine=other))}
+    return {env.engine: needed, other: models.needed(other_env)}
 
 
 @dataclass

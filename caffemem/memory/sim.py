@@ -240,6 +240,42 @@ def layer_view(layer, rule: LayerRule, env: MemoryEnv) -> View:
                 [p.shape for p in layer.params])
 
 
+def _layer_calls(layer, rule: LayerRule, env: MemoryEnv, force_backward: bool) -> tuple:
+    """Everything ``rule`` tells the replay about ``layer`` in ``env``: the view's side, its
+    buffers, shared memory, what SetUp, Forward and Backward touch (with the net's
+    propagate_down flags) and whether Backward fails."""
+    view = layer_view(layer, rule, env)
+    pd = list(layer.bottom_need_backward) or [False] * len(layer.bottoms)
+    ppd = [True] * len(layer.params) if force_backward else [p.lr_mult != 0 for p in layer.params]
+    return (view.side, list(rule.buffers(layer.ctx, env) or []), rule.shares(view),
+            rule.setup_touches(view), rule.forward_touches(view),
+            rule.backward_touches(view, pd, ppd), rule.backward_failure(view, pd))
+
+
+def same_replay(net, env: MemoryEnv, other: MemoryEnv) -> bool:
+    """Would ``net`` be replayed exactly alike in ``env`` and ``other``, two envs that differ
+    in the engine only?  Yes when every layer whose engine differs between them gives the
+    replay the same answers (buffers, shares, touches, Backward's failure) in both, as a
+    cuDNN ReLU and Caffe's own do: the replay reads the engine only through the rules.  A
+    layer that builds a net inside itself is not compared (no)."""
+    for layer in net.layers:
+        rule = layer.rule
+        if rule is None:
+            continue
+        if layer.inner_nets:
+            return False
+        param = layer.ctx.param
+        if rule.engine(param, env) == rule.engine(param, other):
+            continue
+        try:
+            if _layer_calls(layer, rule, env, net.force_backward) != \
+                    _layer_calls(layer, rule, other, net.force_backward):
+                return False
+        except Exception:  # a rule that fails here is left to the replay
+            return False
+    return True
+
+
 @dataclass
 class LayerState:
     """Per-layer bookkeeping of a NetSim."""
