@@ -4,9 +4,11 @@ the other engine's variant and, unless --no-cards, a few more batches for the ca
 and how fast headless Chromium has the page ready (when a chromium is installed).
 
 Targets (issue 16): report generation under 1 s; page under 3 MB, ready under 2 s.
-Prints the figures; asserts nothing.
+Prints the figures; asserts nothing.  ``--baseline TREE`` (another checkout of caffemem,
+e.g. ``git worktree add /tmp/before main``) also times ``report`` there, the two runs
+taking turns (median of the pairwise ratios).
 
-    python bench/bench_report.py [--repeat 3]
+    python bench/bench_report.py [--repeat 3] [--baseline TREE]
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
-from bench_analyze import resnet  # noqa: E402
+from bench_analyze import against_baseline, resnet  # noqa: E402
 
 
 def best_of(cmd: list[str], repeat: int) -> float:
@@ -39,6 +41,7 @@ def best_of(cmd: list[str], repeat: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--baseline", metavar="TREE", help="another caffemem checkout to time report against")
     args = ap.parse_args()
     py = [sys.executable, "-m", "caffemem"]
     with tempfile.TemporaryDirectory() as d:
@@ -55,6 +58,9 @@ def main() -> None:
         print(f"{'page size':34s} {size:,} bytes; target < 3 MB: {'met' if size < 3e6 else 'NOT met'}")
         print(f"{'report generation':34s} target < 1 s: {'met' if rows[2][1] < 1 else 'NOT met'} "
               f"({rows[2][1] / rows[0][1]:.1f}x analyze)")
+        if args.baseline:
+            against_baseline(net, os.path.abspath(args.baseline), args.repeat,
+                             ["report", net, "-o", page], "report resnet152-like")
         from cdp import Browser, find_chromium
 
         exe = find_chromium()
