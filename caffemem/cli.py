@@ -115,30 +115,32 @@ def _fail(message: str) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    argv_given = argv is not None
+    # a net of 10^5 layers is millions of small objects (built nets, replays) that live until
+    # the command returns, and they hold no reference cycles to speak of (a 100,000-layer
+    # analyze or a 30,000-layer fit peaks at the same memory without the cyclic collector);
+    # building the parser imports every command, many more objects that are never garbage.
+    # The collector's passes over them were a fifth of those runs, so it is off while the
+    # command runs (reference counting still frees everything), restored for a caller
+    # in-process
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _main(argv)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _main(argv: Optional[Sequence[str]]) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = bool(os.environ.get("CAFFEMEM_DEBUG")) or "--debug" in argv
-    # a net of 10^5 layers is millions of small objects that live to the end of the run:
-    # collect young objects less often, so the collector does not rescan them (2x on big nets)
-    gc.set_threshold(50_000, 20, 100)
     # numpy's OpenBLAS starts a pool of threads when numpy is imported; caffemem does no
     # linear algebra, so the command asks for none (a fifth of numpy's import time, more on
     # a busy machine).  The caller's own setting wins.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     take_notices()  # this run's warnings only (main may run several times in one process)
     try:
-        # building the parser imports every command: many objects, none of them garbage, which
-        # the cycle collector would walk again and again (a few percent of a short command).
-        # Run as a command (no argv given: a process of its own), they are set aside for good.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            parser = build_parser()
-            if not argv_given:
-                gc.freeze()
-        finally:
-            if collecting:
-                gc.enable()
+        parser = build_parser()
         args, extra = parser.parse_known_args(argv)
         if extra:  # said by the command's own parser, which knows its options
             sub = parser._subparsers._group_actions[0].choices.get(getattr(args, "command", None))
