@@ -112,16 +112,22 @@ def data_batch(net) -> Optional[int]:
     return None
 
 
-def fit_batch(loaded, options, env, capacity: int) -> FitResult:
-    """Largest batch of the train net (test nets keep theirs) whose modeled peak fits."""
+def fit_batch(loaded, options, env, capacity: int, built=None) -> FitResult:
+    """Largest batch of the train net (test nets keep theirs) whose modeled peak fits;
+    ``built``: the nets already built with ``options``, which the probe at their own batch
+    then uses instead of building them again."""
     from dataclasses import replace
 
     from .analysis import build_loaded
+    from .batchcurve import same_as_probe
     from .memory.model import needed_bytes
 
     @_once
     def total(b: int) -> int:
-        nets = build_loaded(loaded, replace(options, batch=b, batch_train_only=True))
+        if built and same_as_probe(options, built[0], b):
+            nets = built
+        else:
+            nets = build_loaded(loaded, replace(options, batch=b, batch_train_only=True))
         if b == 1:
             _refuse_recurrent(nets)
         return needed_bytes(nets, env)

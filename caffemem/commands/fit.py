@@ -75,7 +75,7 @@ def search(args: argparse.Namespace, loaded, options, nets) -> tuple[list[dict],
             r, align, info = fit_scale(loaded, options, env, args.gpu_mem, nets)
             answers.append(_scale_answer(r, align, info, env))
         else:
-            r = fit_batch(loaded, options, env, args.gpu_mem)
+            r = fit_batch(loaded, options, env, args.gpu_mem, nets)
             answers.append(_batch_answer(r, data_batch(nets[0]), env,
                                          data_batch(nets[1]) if len(nets) > 1 else None))
         answers[-1]["engine_defaulted"] = defaulted
