@@ -9,7 +9,8 @@ ca4b8af``) also times ``analyze`` of the ResNet-152-sized net from that tree, th
 taking turns, and prints the median of the pairwise ratios (issue 13: no slower than before
 the layer-rule redesign).  ``--big`` adds the robustness cases of
 ``../shared/robustness/14-hang-big-nets`` (chains of ReLU layers: ``analyze --format json``
-on 100,000 layers, ``plot`` on 10,000, ``fit`` on 30,000; each must stay under 20 s).
+on 100,000 layers, ``plot`` on 10,000, ``fit`` on 30,000; each must stay under 20 s), each
+also run in the ``--baseline`` tree when one is given.
 
     python bench/bench_analyze.py [--repeat 3] [--baseline TREE] [--big]
 """
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Optional
 
 
 def resnet(blocks=(3, 8, 36, 3), batch=32) -> str:
@@ -115,9 +117,9 @@ def against_baseline(path: str, tree: str, repeat: int, args=None, label: str = 
           f"{'met' if ratios[mid] <= target else 'NOT met'}")
 
 
-def big(d: str) -> None:
+def big(d: str, tree: Optional[str] = None) -> None:
     """The robustness cases: analyze --format json on 100,000 layers, plot on 10,000, fit on
-    30,000 (one run each; each under 20 s)."""
+    30,000 (one run each; each under 20 s); with ``tree``, each also run there right after."""
     net = {n: os.path.join(d, f"chain{n}.prototxt") for n in (10_000, 30_000, 100_000)}
     for n, path in net.items():
         with open(path, "w") as f:
@@ -127,7 +129,10 @@ def big(d: str) -> None:
                         ("plot, 10,000 ReLU", ["plot", net[10_000], "-o", os.path.join(d, "out.png")]),
                         ("fit 8G, 30,000 ReLU", ["fit", net[30_000], "--gpu-mem", "8G"])):
         secs = once(args, here)
-        print(f"{label:28s} {secs:6.3f} s whole process; limit 20 s: {'met' if secs < 20 else 'NOT met'}")
+        line = f"{label:34s} {secs:6.3f} s whole process; limit 20 s: {'met' if secs < 20 else 'NOT met'}"
+        if tree:
+            line += f"  (baseline {once(args, tree):6.3f} s)"
+        print(line)
 
 
 def timed(path: str, repeat: int) -> tuple[float, int]:
@@ -173,7 +178,7 @@ def main() -> None:
         if args.baseline:
             against_baseline(path, os.path.abspath(args.baseline), args.repeat)
         if args.big:
-            big(d)
+            big(d, os.path.abspath(args.baseline) if args.baseline else None)
 
 
 if __name__ == "__main__":
