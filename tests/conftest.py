@@ -53,6 +53,10 @@ def _c_compiler_or_reason(workdir: Path) -> str:
     import subprocess
     import sysconfig
 
+    import importlib.util
+
+    if importlib.util.find_spec("setuptools") is None:
+        return "setuptools is not installed (pip install '.[test]' installs it)"
     cc = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
     if not cc or not shutil.which(cc[0]):
         return f"no C compiler ({' '.join(cc) or 'CC unset'} not found)"
