@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from typing import Optional, Sequence
 
 from .errors import NetError
+from .forked import warm
 from .memory.card import LARGE_STEP, SMALL_LIMIT, SMALL_STEP, fixed_bytes
 
 GiB = 1 << 30
@@ -143,21 +144,44 @@ def _affine(loaded, options, env, capacities, overhead, known=None) -> Optional[
     3; batch 1 can be degenerate, a buffer of N - 1 rows being empty); then the smallest and
     largest answers are replayed: where an allocation's size differs from the curve, the
     secant there is added and the answers recomputed (three rounds at most).  Batch 1 is
-    only probed when 2 does not fit."""
+    only read when 2 does not fit.  The probes of a step are made at once on several cores
+    (and batch 1 with the first when the smallest card does not hold the known run)."""
     import numpy as np
 
+    from .memory.model import _needed as needed_of
+
     probed: dict[int, tuple] = {}
+    at_one: list[Optional[int]] = []
 
     def probe(n: int):
         if n not in probed:
             probed[n] = _sizes(loaded, options, env, n)
         return probed[n]
 
+    def prefetch(batches, one: bool = False) -> None:
+        """Make the probes the next step reads (and, with ``one``, the need at batch 1) at
+        once, on several cores (:func:`caffemem.forked.warm`): the same pure functions, so
+        the same figures; what fails here is made again where it is read, and raises there."""
+        jobs: list = [(n, lambda n=n: _sizes(loaded, options, env, n)) for n in dict.fromkeys(batches)
+                      if n not in probed]
+        if one and not at_one:
+            jobs.append(("batch 1", lambda: _total(loaded, options, env, 1)))
+        if len(jobs) < 2:
+            return
+        for key, got in warm(jobs).items():
+            if key == "batch 1":
+                at_one.append(got)
+            else:
+                probed[key] = got
+
     if known is not None and known[0] and known[0] >= 2:
         probed[known[0]] = _signature(known[1], env)
         start = known[0]
     else:
         start = 2
+    # batch 1 is read when the smallest card does not hold 2: likely when it does not hold
+    # the known run's batch
+    prefetch([start, start + 1], one=known is not None and needed_of(known[1], env) > min(capacities))
     sig = probe(start)[0]
     curve = _Curve([1 if up else -1 for up, _ in sig], rounding=env.gpu and env.card_addons)
 
@@ -173,7 +197,6 @@ def _affine(loaded, options, env, capacities, overhead, known=None) -> Optional[
 
     if not add_line(start):
         return None
-    at_one: list[Optional[int]] = []
 
     def fits_at(n: int, cap: int) -> bool:
         if n == 1:
@@ -182,9 +205,10 @@ def _affine(loaded, options, env, capacities, overhead, known=None) -> Optional[
             return at_one[0] is not None and at_one[0] <= cap
         return curve.peak(n, overhead) <= cap
 
-    def largest(cap: int) -> Optional[int]:
+    def from_two(cap: int) -> Optional[int]:
+        """The largest batch from 2 on that the curve fits (None: not even 2)."""
         if not fits_at(2, cap):
-            return 1 if fits_at(1, cap) else None
+            return None
         lo, hi = 2, 4
         while hi <= LIMIT and fits_at(hi, cap):
             lo, hi = hi, hi * 2
@@ -196,7 +220,12 @@ def _affine(loaded, options, env, capacities, overhead, known=None) -> Optional[
         return lo
 
     for _ in range(3):
-        answers = [largest(c) for c in capacities]
+        # the probes this round reads: at the smallest and largest answer from 2 on, and at
+        # batch 1 when some card does not hold 2
+        ups = [from_two(c) for c in capacities]
+        ends = [n for n in ups if n is not None]
+        prefetch([min(ends), max(ends)] if ends else [], one=None in ups)
+        answers = [n if n is not None else 1 if fits_at(1, c) else None for c, n in zip(capacities, ups)]
         found = [n for n in answers if n is not None and n >= 2]
         wrong = []
         for n in sorted({min(found), max(found)}) if found else []:
@@ -208,6 +237,7 @@ def _affine(loaded, options, env, capacities, overhead, known=None) -> Optional[
         if not wrong:
             return [CardFit(c, n, (at_one[0] if n == 1 else curve.peak(n, overhead)) if n is not None else None,
                             "affine") for c, n in zip(capacities, answers)]
+        prefetch([k for n in wrong for k in (n, n + 1)])
         for n in wrong:
             if not add_line(n):
                 return None
