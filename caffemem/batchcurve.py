@@ -148,7 +148,7 @@ def _affine(loaded, options, env, capacities, overhead, known=None) -> Optional[
     (and batch 1 with the first when the smallest card does not hold the known run)."""
     import numpy as np
 
-    from .memory.model import _needed as needed_of
+    from .memory.model import replay_needed
 
     probed: dict[int, tuple] = {}
     at_one: list[Optional[int]] = []
@@ -181,7 +181,7 @@ def _affine(loaded, options, env, capacities, overhead, known=None) -> Optional[
         start = 2
     # batch 1 is read when the smallest card does not hold 2: likely when it does not hold
     # the known run's batch
-    prefetch([start, start + 1], one=known is not None and needed_of(known[1], env) > min(capacities))
+    prefetch([start, start + 1], one=known is not None and replay_needed(known[1], env) > min(capacities))
     sig = probe(start)[0]
     curve = _Curve([1 if up else -1 for up, _ in sig], rounding=env.gpu and env.card_addons)
 

@@ -16,7 +16,7 @@ import os
 import pickle
 from typing import Any, Callable, Hashable, Sequence
 
-from .errors import _NOTICES, notice
+from .errors import notice, take_notices
 
 _MISSING = object()
 
@@ -77,8 +77,9 @@ def _spawn(fn: Callable[[], Any]):
         code = 1
         try:
             os.close(r)
-            before = len(_NOTICES)
-            data = pickle.dumps((fn(), _NOTICES[before:]), protocol=pickle.HIGHEST_PROTOCOL)
+            take_notices()  # the parent's, inherited: the child sends back only its own
+            result = fn()
+            data = pickle.dumps((result, take_notices()), protocol=pickle.HIGHEST_PROTOCOL)
             with os.fdopen(w, "wb") as f:
                 f.write(data)
             code = 0

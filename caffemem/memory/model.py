@@ -513,10 +513,11 @@ def needed_bytes(nets: list, env: MemoryEnv) -> int:
     """What must fit in one GPU's memory (the busiest GPU: its peak, the CUDA context and a
     real card's add-ons) or, in cpu mode, the heap's peak: ``fits(model_memory(nets, env),
     capacity).needed``, without the per-layer report (what ``fit`` probes ask)."""
-    return _needed(replay(nets, env, pinned_bookkeeping=not env.gpu), env)
+    return replay_needed(replay(nets, env, pinned_bookkeeping=not env.gpu), env)
 
 
-def _needed(rp: Replay, env: MemoryEnv) -> int:
+def replay_needed(rp: Replay, env: MemoryEnv) -> int:
+    """:func:`needed_bytes` of a replay already made."""
     memory = rp.memory
     if not env.gpu:
         return memory.peak("host")[0]
@@ -559,7 +560,7 @@ class Models:
         if run is None and not self.keep:
             return needed_bytes(self.nets, env)
         run = run or self._run(env)
-        return _needed(run[0], env)
+        return replay_needed(run[0], env)
 
     def report(self, env: MemoryEnv) -> MemoryReport:
         """:func:`model_memory` of the nets in ``env``."""
